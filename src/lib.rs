@@ -1,1 +1,27 @@
-//! oauthtest
+//! oauthtest proves an application's Google OAuth2 token refresh works before it ships.
+//!
+//! The library holds everything; the `oauthtest` binary parses flags, sets up logging, calls
+//! [`run`] and maps the outcome to an exit code ([`exit_code`]).
+
+pub mod cli;
+pub mod credential;
+pub mod crypto;
+pub mod error;
+pub mod exit_code;
+pub mod import_format;
+pub mod logging;
+pub mod modes;
+pub mod report;
+pub mod settings;
+pub mod store;
+
+pub use error::{Error, Result};
+
+/// Runs the mode the command line asks for and returns its report.
+///
+/// # Errors
+/// [`Error`], each variant with its exit code.
+pub async fn run(cli: &cli::Cli) -> Result<Box<dyn report::Report>> {
+    let settings = settings::Settings::from_cli(cli)?;
+    modes::dispatch(&settings, cli).await
+}

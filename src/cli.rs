@@ -1,0 +1,140 @@
+//! The command line: `oauthtest --mode MODE [options]`.
+//!
+//! `--mode`, `--credential-id` and `--dry-run` are the interface CI scripts and checklists already
+//! call (the staging guide's `stage_oauth_test.py` had the same), so they stay exactly so. Every
+//! option that has an environment variable reads it when the flag is absent; a `.env` file in the
+//! working directory fills in variables that are not set. Raw flags become [`crate::settings`]
+//! once, in one place.
+
+use clap::{ArgAction, Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// What oauthtest does in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// List stored Google credentials and their state (never a secret); with --credential-id, one
+    /// credential and its history.
+    List,
+    /// Encrypt and store a credential from a JSON file (--file, or - for stdin): an OAuth 2.0
+    /// Playground token response or an authorized_user file. Prints the new id.
+    Import,
+    /// Print a new random encryption key (32 bytes, base64) for OAUTHTEST_ENCRYPTION_KEY.
+    Keygen,
+    /// Re-encrypt every stored credential with the current key (old keys from
+    /// OAUTHTEST_OLD_ENCRYPTION_KEYS).
+    Rekey,
+}
+
+impl Mode {
+    /// The name as typed after `--mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::List => "list",
+            Mode::Import => "import",
+            Mode::Keygen => "keygen",
+            Mode::Rekey => "rekey",
+        }
+    }
+
+    /// Whether the mode changes stored credentials (and so is subject to the production guard).
+    pub fn writes_credentials(self) -> bool {
+        matches!(self, Mode::Import | Mode::Rekey)
+    }
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// Stable, documented JSON (see docs/json.md).
+    Json,
+}
+
+/// The deployment environment this run is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// A developer's machine.
+    #[value(alias = "dev")]
+    Development,
+    /// CI or automated tests.
+    Test,
+    /// Staging.
+    #[value(alias = "stage")]
+    Staging,
+    /// Production: modes that change stored credentials refuse to run.
+    #[value(alias = "prod")]
+    Production,
+}
+
+/// Proves an application's Google OAuth2 token refresh works before it ships.
+#[derive(Debug, Parser)]
+#[command(name = "oauthtest", version, about, after_help = crate::exit_code::HELP_TABLE)]
+pub struct Cli {
+    /// What to do.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// The store: sqlite://PATH (created on first use) or postgres://USER@HOST:PORT/DB.
+    /// [default: sqlite://oauthtest.db]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Read the encryption key from this file instead of OAUTHTEST_ENCRYPTION_KEY
+    /// (32 random bytes in base64, as --mode keygen prints).
+    #[arg(long, env = "OAUTHTEST_ENCRYPTION_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// The OAuth client id, for credentials that do not carry their own.
+    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// The OAuth client secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+
+    /// The environment this run is in; production refuses modes that change credentials.
+    #[arg(long = "env", value_enum, env = "OAUTHTEST_ENV")]
+    pub environment: Option<Environment>,
+
+    /// Override the production guard (for deliberate maintenance on a production store).
+    #[arg(long)]
+    pub i_know_this_is_production: bool,
+
+    /// The credential to act on.
+    #[arg(long, value_name = "N")]
+    pub credential_id: Option<i64>,
+
+    /// Report what would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Log filter for stderr (error, warn, info, debug, trace, or tracing directives).
+    #[arg(long, env = "OAUTHTEST_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// More logging: -v info, -vv debug, -vvv trace (overrides --log).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// import: the JSON file to read, or - for stdin.
+    #[arg(long, value_name = "PATH", help_heading = "Import")]
+    pub file: Option<PathBuf>,
+
+    /// import: the owning user's id.
+    #[arg(long, default_value_t = 1, help_heading = "Import")]
+    pub user_id: i64,
+
+    /// import: the credential type.
+    #[arg(long = "type", default_value = "gmailOAuth2", help_heading = "Import")]
+    pub credential_type: String,
+
+    /// import: the credential's name.
+    #[arg(long, default_value = "Google credential", help_heading = "Import")]
+    pub name: String,
+}

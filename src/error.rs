@@ -1,0 +1,92 @@
+//! The errors a run can end with, each knowing its exit code.
+//!
+//! Every message names the setting, file or credential at fault and never contains a secret:
+//! variants carry identifiers and short descriptions, never token or key material.
+
+use crate::crypto::CryptoError;
+use crate::exit_code;
+use crate::store::StoreError;
+
+/// Why a run stopped before producing its report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag combination that cannot work (for example `--mode import` without `--file`).
+    #[error("{0}")]
+    Usage(String),
+    /// A configuration value that is missing or malformed.
+    #[error("{setting}: {problem}")]
+    Config {
+        /// The flag or environment variable at fault, e.g. `OAUTHTEST_ENCRYPTION_KEY`.
+        setting: String,
+        /// What is wrong with it (never its value).
+        problem: String,
+    },
+    /// An input file that cannot be read or understood.
+    #[error("{source_name}: {problem}")]
+    Input {
+        /// The file path, or `stdin`.
+        source_name: String,
+        /// What is wrong, naming the field where there is one.
+        problem: String,
+    },
+    /// The store could not be reached, migrated, read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored credential that cannot be decrypted.
+    #[error("credential {id}: {source}")]
+    Decrypt {
+        /// The credential's id.
+        id: i64,
+        /// Why decryption failed.
+        source: CryptoError,
+    },
+    /// A stored credential whose decrypted payload is not a Google credential.
+    #[error("credential {id}: decrypted payload is not a valid credential: {problem}")]
+    Payload {
+        /// The credential's id.
+        id: i64,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No credential has this id.
+    #[error("credential {0} not found")]
+    NotFound(i64),
+    /// The production guard refused a mode that changes stored credentials.
+    #[error("refusing to run --mode {mode}: the environment is production (--env / OAUTHTEST_ENV), and this mode changes stored credentials; pass --i-know-this-is-production to override")]
+    ProductionGuard {
+        /// The refused mode.
+        mode: String,
+    },
+    /// Anything else: a bug or an unexpected failure of the tool itself.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The process exit code this error ends the run with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Internal(_) => exit_code::INTERNAL,
+            _ => exit_code::USAGE_OR_INPUT,
+        }
+    }
+
+    /// Shorthand for a configuration error.
+    pub fn config(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Config {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Shorthand for an input error.
+    pub fn input(source_name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Input {
+            source_name: source_name.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The result type of everything below `run`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

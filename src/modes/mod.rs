@@ -1,0 +1,24 @@
+//! One module per mode, each with the same shape: `run(&Settings, &Cli) -> Result<Report>`.
+
+pub mod import;
+pub mod keygen;
+pub mod list;
+pub mod rekey;
+
+use crate::cli::{Cli, Mode};
+use crate::error::Result;
+use crate::report::Report;
+use crate::settings::Settings;
+
+/// Runs the mode the command line asks for.
+///
+/// # Errors
+/// Whatever the mode fails with; see [`crate::error::Error`].
+pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>> {
+    Ok(match settings.mode {
+        Mode::List => Box::new(list::run(settings, cli).await?),
+        Mode::Import => Box::new(import::run(settings, cli).await?),
+        Mode::Keygen => Box::new(keygen::run()),
+        Mode::Rekey => Box::new(rekey::run(settings, cli).await?),
+    })
+}

@@ -1,0 +1,409 @@
+//! Where credentials live: SQLite (the embedded default) or PostgreSQL (staging), through sqlx.
+//!
+//! Both backends run the same SQL text (positional `$N` parameters work in both) and their own
+//! migrations, applied automatically and idempotently on connect. Every table, including sqlx's
+//! migration ledger, is prefixed `oauthtest_`, so the store can live inside an existing staging
+//! database without touching its tables.
+//!
+//! A credential's secrets are only ever written as an envelope bound to the row's id (see
+//! [`crate::crypto`]): an insert takes the id first and seals the payload in the same transaction,
+//! and every update is a compare-and-swap on the row's `version`, so two writers can never
+//! silently overwrite each other.
+
+mod row;
+
+pub use row::{CredentialRow, CredentialState, HistoryRow};
+
+use crate::credential::GoogleCredential;
+use crate::crypto::Keyring;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The migration ledger's table name (sqlx's default `_sqlx_migrations` could clash with the
+/// host application's own).
+pub const MIGRATIONS_TABLE: &str = "oauthtest_schema_migrations";
+
+/// The default store when no `DATABASE_URL` is given: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://oauthtest.db";
+
+/// Why the store failed. Messages show the database URL with any password removed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend we support.
+    #[error("DATABASE_URL {url}: unsupported; use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedUrl {
+        /// The URL, password removed.
+        url: String,
+    },
+    /// The database could not be reached or opened.
+    #[error("database {url}: cannot connect: {reason}")]
+    Unreachable {
+        /// The URL, password removed.
+        url: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// Migrations could not be applied.
+    #[error("database {url}: migrations failed: {reason}")]
+    Migration {
+        /// The URL, password removed.
+        url: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// A statement failed on a reachable database.
+    #[error("database {url}: {reason}")]
+    Query {
+        /// The URL, password removed.
+        url: String,
+        /// The driver's reason.
+        reason: String,
+    },
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same statement on whichever backend the store has.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Appends a history line inside the caller's transaction (expanded per backend).
+macro_rules! insert_history {
+    ($executor:expr, $credential_id:expr, $at:expr, $history:expr) => {
+        sqlx::query(
+            "INSERT INTO oauthtest_refresh_history
+                (credential_id, at, mode, action, outcome, detail)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($credential_id)
+        .bind($at)
+        .bind(&$history.mode)
+        .bind(&$history.action)
+        .bind(&$history.outcome)
+        .bind(&$history.detail)
+        .execute($executor)
+        .await
+    };
+}
+
+/// The metadata of a new credential row.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    /// The owning user's id in the host application.
+    pub user_id: i64,
+    /// The credential type, e.g. `gmailOAuth2`.
+    pub credential_type: String,
+    /// A human name.
+    pub name: String,
+}
+
+/// One line of a credential's history (no secrets: what, by which mode, with what outcome).
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The mode that made the change.
+    pub mode: String,
+    /// What was done: `import`, `rekey`, `refresh`, `expire`, `scrub`, `copy`, …
+    pub action: String,
+    /// How it ended: `ok`, `refreshed`, `needs_reconnect`, …
+    pub outcome: String,
+    /// A short free-text detail, never a secret.
+    pub detail: Option<String>,
+}
+
+impl HistoryEntry {
+    /// A history line.
+    pub fn new(mode: &str, action: &str, outcome: &str, detail: Option<String>) -> Self {
+        Self {
+            mode: mode.to_owned(),
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// A connected, migrated store.
+pub struct Store {
+    backend: Backend,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:`, or `postgres://…`), creating a
+    /// SQLite file on first use, and applies migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the URL (password removed) when it is unsupported, unreachable, or
+    /// cannot be migrated.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+            url: shown.clone(),
+            reason: e.to_string(),
+        };
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(unreachable)?;
+            // One direct connection first: a pool would retry until its timeout and then report
+            // only "pool timed out", hiding the real cause (refused, unknown database, auth).
+            let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+                .await
+                .map_err(|_| StoreError::Unreachable {
+                    url: shown.clone(),
+                    reason: "no answer within 10 s".into(),
+                })?
+                .map_err(unreachable)?;
+            let _ = probe.close().await;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(unreachable)?;
+            Backend::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(unreachable)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(unreachable)?;
+            Backend::Sqlite(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: shown });
+        };
+        let store = Self {
+            backend,
+            url: shown,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let failed = |e: sqlx::migrate::MigrateError| StoreError::Migration {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        };
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut migrator = sqlx::migrate!("migrations/sqlite");
+                migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+                migrator.run(pool).await.map_err(failed)
+            }
+            Backend::Postgres(pool) => {
+                let mut migrator = sqlx::migrate!("migrations/postgres");
+                migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+                migrator.run(pool).await.map_err(failed)
+            }
+        }
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// The URL, password removed.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn query_error(&self, e: sqlx::Error) -> StoreError {
+        StoreError::Query {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Stores a new credential, encrypted with the keyring's current key and bound to its row,
+    /// and records `history` for it; all in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn insert(
+        &self,
+        new: &NewCredential,
+        secrets: &GoogleCredential,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<i64, StoreError> {
+        let at = now();
+        let payload = secrets.to_payload();
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO oauthtest_credentials
+                        (user_id, type, name, encrypted_data, created_at, updated_at, expires_at,
+                         state, has_refresh_token, key_id)
+                     VALUES ($1, $2, $3, '', $4, $4, $5, 'active', $6, $7)
+                     RETURNING id",
+                )
+                .bind(new.user_id)
+                .bind(&new.credential_type)
+                .bind(&new.name)
+                .bind(at)
+                .bind(secrets.expiry)
+                .bind(secrets.refresh_token.is_some())
+                .bind(keyring.current().id())
+                .fetch_one(&mut *tx)
+                .await?;
+                let envelope = keyring.encrypt(id, &payload);
+                sqlx::query("UPDATE oauthtest_credentials SET encrypted_data = $1 WHERE id = $2")
+                    .bind(&envelope)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_history!(&mut *tx, id, at, history)?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(id)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Every credential, by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn list(&self) -> Result<Vec<CredentialRow>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(row::select_credential!("ORDER BY id"))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// One credential, or `None` when no row has this id.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn get(&self, id: i64) -> Result<Option<CredentialRow>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(row::select_credential!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Replaces a credential's envelope with one sealed by the keyring's current key, if the row
+    /// is still at `expected_version`. Returns whether it was replaced.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn reseal(
+        &self,
+        row: &CredentialRow,
+        secrets: &GoogleCredential,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let envelope = keyring.encrypt(row.id, &secrets.to_payload());
+        let at = now();
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE oauthtest_credentials
+                     SET encrypted_data = $1, key_id = $2, updated_at = $3, version = version + 1
+                     WHERE id = $4 AND version = $5",
+                )
+                .bind(&envelope)
+                .bind(keyring.current().id())
+                .bind(at)
+                .bind(row.id)
+                .bind(row.version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    insert_history!(&mut *tx, row.id, at, history)?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// A credential's history, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn history(&self, credential_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, credential_id, at, mode, action, outcome, detail
+                 FROM oauthtest_refresh_history WHERE credential_id = $1 ORDER BY id",
+            )
+            .bind(credential_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real `oauthtest` binary and the library, on SQLite and PostgreSQL.
+
+mod support;
+
+mod store;

@@ -1,0 +1,268 @@
+//! Shared test helpers: a fresh store per test (a temp SQLite file, or a PostgreSQL database
+//! named by UUID), the real binary run with a clean environment, and planted secrets to scan for.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The PostgreSQL server the tests use; override with OAUTHTEST_TEST_POSTGRES_URL.
+pub fn postgres_admin_url() -> String {
+    std::env::var("OAUTHTEST_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's own store and working directory.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Self {
+            backend: Backend::Sqlite,
+            url,
+            dir,
+            pg_name: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a printed reason) when no server answers on a
+    /// developer's machine. Under CI (`CI` set) an absent server fails the test instead.
+    pub async fn postgres() -> Option<Self> {
+        use sqlx::Connection;
+        let admin = postgres_admin_url();
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("PostgreSQL is required in CI but {admin} is unreachable: {e}");
+                }
+                eprintln!("SKIPPED: PostgreSQL test, {admin} is unreachable ({e}); start it with \
+                           `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`");
+                return None;
+            }
+        };
+        let name = format!("oauthtest_t_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(admin);
+        Some(Self {
+            backend: Backend::Postgres,
+            url: format!("{base}/{name}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            pg_name: Some(name),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file into the test's directory.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, contents).expect("write test file");
+        p
+    }
+
+    /// A command for the real binary, in the test's directory, with a clean oauthtest environment
+    /// pointing at this store.
+    pub fn cmd(&self) -> Command {
+        let mut c = oauthtest_cmd(self.dir.path());
+        c.env("DATABASE_URL", &self.url);
+        c
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = postgres_admin_url();
+            // Dropped on its own thread: Drop may run inside a runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The real binary, run in `dir`, with every variable oauthtest reads removed.
+pub fn oauthtest_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_oauthtest"));
+    c.current_dir(dir);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k.starts_with("OAUTHTEST_")
+            || k.starts_with("GOOGLE_")
+            || k == "DATABASE_URL"
+            || k == "RUST_LOG"
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A finished run, with helpers that print everything on failure.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{self}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_one_line_error(&self) -> &Self {
+        let lines: Vec<_> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(lines.len(), 1, "expected one error line\n{self}");
+        assert!(lines[0].starts_with("error: "), "{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` with `args` and optional stdin.
+pub fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().expect("spawn oauthtest");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Secrets planted in test credentials; none may ever appear in any output.
+pub const PLANTED_ACCESS: &str = "ya29.PLANTED-ACCESS-7c1f";
+pub const PLANTED_REFRESH: &str = "1//PLANTED-REFRESH-93ab";
+pub const PLANTED_CLIENT_SECRET: &str = "PLANTED-CLIENT-SECRET-55de";
+
+/// A Playground token response holding the planted tokens.
+pub fn playground_json() -> String {
+    format!(
+        r#"{{"access_token":"{PLANTED_ACCESS}","expires_in":3599,"refresh_token":"{PLANTED_REFRESH}",
+            "scope":"https://www.googleapis.com/auth/gmail.readonly","token_type":"Bearer"}}"#
+    )
+}
+
+/// Fails if `text` contains any planted secret or the given extra secrets.
+#[track_caller]
+pub fn assert_no_secrets(text: &str, extra: &[&str]) {
+    for s in [PLANTED_ACCESS, PLANTED_REFRESH, PLANTED_CLIENT_SECRET]
+        .iter()
+        .chain(extra)
+    {
+        assert!(!s.is_empty());
+        assert!(!text.contains(s), "secret {s:?} leaked in:\n{text}");
+    }
+}
+
+/// A fresh base64 key, from the binary itself.
+pub fn new_key(dir: &Path) -> String {
+    let r = run(oauthtest_cmd(dir), &["--mode", "keygen"], None);
+    r.assert_code(0);
+    r.stdout.trim().to_owned()
+}
+
+/// Generates a test module running `$body(TestDb)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body($crate::support::TestDb::sqlite()).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = $crate::support::TestDb::postgres().await {
+                    super::$body(db).await
+                }
+            }
+        }
+    };
+}
