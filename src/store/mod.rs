@@ -145,6 +145,21 @@ impl HistoryEntry {
     }
 }
 
+/// The result of a refresh attempt, as written back by [`Store::complete_refresh`].
+#[derive(Debug)]
+pub struct RefreshWrite<'a> {
+    /// New secrets to seal (a successful refresh), or `None` to keep the envelope as it is.
+    pub secrets: Option<&'a GoogleCredential>,
+    /// The credential's state afterwards.
+    pub state: CredentialState,
+    /// The outcome code, e.g. `refreshed`, `needs_reconnect`, `retry_later`.
+    pub outcome: &'a str,
+    /// Whether this was a retryable failure (bumps the failure count) rather than a result.
+    pub failed: bool,
+    /// No refresh before this instant (unix ms), after repeated failures.
+    pub cooldown_until_ms: Option<i64>,
+}
+
 /// A connected, migrated store.
 pub struct Store {
     backend: Backend,
@@ -383,6 +398,191 @@ impl Store {
             .await
         })
         .map_err(|e| self.query_error(e))
+    }
+
+    /// Takes the refresh lease on a credential for `owner` until `ttl` from now, if nobody else
+    /// holds a live one. Returns whether it was taken.
+    ///
+    /// The lease is a row lock that cannot outlive its holder: it lapses by itself after `ttl`,
+    /// it is released only by its owner, and every write-back is fenced on it (see
+    /// [`Store::complete_refresh`]). No connection is held while the lease is held.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn try_acquire_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let until = now_ms + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = $1, lease_expires_at_ms = $2
+                 WHERE id = $3 AND (lease_owner IS NULL OR lease_expires_at_ms < $4
+                                    OR lease_owner = $1)",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Releases `owner`'s lease on a credential; someone else's lease is left alone.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn release_lease(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = NULL, lease_expires_at_ms = NULL
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Writes a refresh's result back, fenced on `owner`'s lease, and releases the lease, in one
+    /// transaction with its history line. Returns `false` (writing nothing) when the lease was
+    /// lost, so a worker whose lease lapsed can never overwrite a newer token.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn complete_refresh(
+        &self,
+        id: i64,
+        owner: &str,
+        result: RefreshWrite<'_>,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let (envelope, expires_at, has_refresh) = match result.secrets {
+            Some(s) => (
+                Some(keyring.encrypt(id, &s.to_payload())),
+                s.expiry,
+                Some(s.refresh_token.is_some()),
+            ),
+            None => (None, None, None),
+        };
+        let key_id = envelope.as_ref().map(|_| keyring.current().id().to_owned());
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE oauthtest_credentials SET
+                        encrypted_data = COALESCE($1, encrypted_data),
+                        key_id = COALESCE($2, key_id),
+                        expires_at = CASE WHEN $1 IS NULL THEN expires_at ELSE $3 END,
+                        has_refresh_token = COALESCE($4, has_refresh_token),
+                        state = $5,
+                        last_refresh_at = $6,
+                        last_refresh_outcome = $7,
+                        failure_count = CASE WHEN $8 THEN failure_count + 1 ELSE 0 END,
+                        cooldown_until_ms = $9,
+                        updated_at = $6,
+                        version = version + 1,
+                        lease_owner = NULL,
+                        lease_expires_at_ms = NULL
+                     WHERE id = $10 AND lease_owner = $11",
+                )
+                .bind(&envelope)
+                .bind(&key_id)
+                .bind(expires_at)
+                .bind(has_refresh)
+                .bind(result.state.as_str())
+                .bind(at)
+                .bind(result.outcome)
+                .bind(result.failed)
+                .bind(result.cooldown_until_ms)
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    insert_history!(&mut *tx, id, at, history)?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Sets a credential's access-token expiry (force-expire, test set-up) and records it.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn set_expiry(
+        &self,
+        id: i64,
+        expires_at: Option<DateTime<Utc>>,
+        history: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE oauthtest_credentials SET expires_at = $1, updated_at = $2,
+                        version = version + 1 WHERE id = $3",
+                )
+                .bind(expires_at)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    insert_history!(&mut *tx, id, at, history)?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Deletes credentials (throwaway rows of a mock run) and their history.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn delete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for id in ids {
+            on_pool!(self, |pool| {
+                async {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("DELETE FROM oauthtest_refresh_history WHERE credential_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM oauthtest_credentials WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await
+                }
+                .await
+            })
+            .map_err(|e| self.query_error(e))?;
+        }
+        Ok(())
     }
 
     /// A credential's history, oldest first.

@@ -1,0 +1,102 @@
+//! The journal: what the mock received and how it answered, in order, without any raw token.
+//!
+//! Scenarios prove behaviour from the outside: "the app refreshed once, with Basic auth, and did
+//! not retry the `invalid_grant`". That needs a record of every request. wiremock's own recording
+//! keeps whole requests (tokens included) and is disabled; this journal keeps only what a verdict
+//! needs, with tokens reduced to [`fingerprint`](crate::fingerprint)s.
+
+use std::time::Duration;
+
+use crate::tokens::TokenStatus;
+
+/// `JournalEntry::action` of a request answered by the stateful Google logic.
+pub const ACTION_GOOGLE: &str = "google";
+/// `JournalEntry::action` of a request answered by a script step (a canned answer or
+/// [`Action::RevokeThenGoogle`](crate::Action::RevokeThenGoogle)).
+pub const ACTION_SCRIPTED: &str = "scripted";
+/// `JournalEntry::action` of a request whose connection was closed without an answer.
+pub const ACTION_DROPPED: &str = "dropped";
+
+/// Which endpoint a request hit, by path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/token`
+    Token,
+    /// `/tokeninfo`
+    TokenInfo,
+    /// `/revoke`
+    Revoke,
+    /// `/gmail/v1/users/me/profile`
+    Api,
+    /// Any other path (answered 404).
+    Other,
+}
+
+/// Path of the token endpoint.
+pub(crate) const TOKEN_PATH: &str = "/token";
+/// Path of the tokeninfo endpoint.
+pub(crate) const TOKENINFO_PATH: &str = "/tokeninfo";
+/// Path of the revoke endpoint.
+pub(crate) const REVOKE_PATH: &str = "/revoke";
+/// Path of the Gmail profile call.
+pub(crate) const API_PATH: &str = "/gmail/v1/users/me/profile";
+
+impl Endpoint {
+    pub(crate) fn from_path(path: &str) -> Self {
+        match path {
+            TOKEN_PATH => Self::Token,
+            TOKENINFO_PATH => Self::TokenInfo,
+            REVOKE_PATH => Self::Revoke,
+            API_PATH => Self::Api,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// How the client presented its credentials to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientAuth {
+    /// `client_id` (and `client_secret`) as form fields.
+    Body,
+    /// `Authorization: Basic` (RFC 6749 section 2.3.1). Wins when both are sent.
+    Basic,
+    /// No client id at all, or not a token-endpoint request.
+    None,
+}
+
+/// One request the mock received. Holds fingerprints, never raw tokens, so `Debug` is safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Position among all requests since start (or [`reset`](crate::MockGoogle::reset)),
+    /// starting at 1. Gaps at the front mean the journal reached its capacity.
+    pub seq: u64,
+    /// The mock clock when the request arrived, unix seconds.
+    pub mock_time_unix: i64,
+    /// Real time since the server started.
+    pub elapsed: Duration,
+    /// Which endpoint, by path.
+    pub endpoint: Endpoint,
+    /// HTTP method.
+    pub method: String,
+    /// `grant_type` form field (token endpoint).
+    pub grant_type: Option<String>,
+    /// The client id presented (token endpoint), from Basic auth or the body.
+    pub client_id: Option<String>,
+    /// How the client authenticated (token endpoint).
+    pub client_auth: ClientAuth,
+    /// Fingerprint of the `refresh_token` form field (token endpoint).
+    pub refresh_token_fingerprint: Option<String>,
+    /// The presented refresh token's status when the request arrived, before it was handled.
+    pub refresh_token_status: Option<TokenStatus>,
+    /// Fingerprint of the token presented to tokeninfo (`access_token`), revoke (`token`) or the
+    /// API (bearer).
+    pub token_fingerprint: Option<String>,
+    /// Status sent; `None` when the connection was dropped.
+    pub status: Option<u16>,
+    /// [`ACTION_GOOGLE`], [`ACTION_SCRIPTED`] or [`ACTION_DROPPED`].
+    pub action: &'static str,
+    /// The error code answered: the `error` field of a token-endpoint body (also parsed out of
+    /// canned JSON bodies), `invalid_token` for tokeninfo, revoke and API rejections,
+    /// `method_not_allowed`, `not_found`, or `invalid_script` for an unusable canned step.
+    pub error: Option<String>,
+}

@@ -1,0 +1,318 @@
+//! The token store: which tokens the mock issued, to whom, for what, and whether they still work.
+//!
+//! Google's answers depend on token history (revoked, superseded by rotation, past the 7-day
+//! "Testing" deadline), so the mock must remember every token it issued. Tokens are grouped in
+//! grants, as Google does: revoking any token of a grant (an access token or its refresh token)
+//! revokes the whole grant. The store is keyed by SHA-256 digests, so it never holds a raw token
+//! after issuing it, and a million entries stay small.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::wire;
+
+/// Where a token stands, as far as Google is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenStatus {
+    /// Works.
+    Live,
+    /// A refresh token replaced by rotation (only with `rotate_refresh_tokens`).
+    Superseded,
+    /// Revoked, directly or through another token of its grant.
+    Revoked,
+    /// Past its lifetime on the mock clock.
+    Expired,
+    /// Never issued by this mock (or forgotten by a reset).
+    Unknown,
+}
+
+/// Identifies a token without revealing it: the first 12 hex characters of its SHA-256.
+pub fn fingerprint(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(12);
+    for byte in digest.iter().take(6) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+type Key = [u8; 32];
+
+fn key(token: &str) -> Key {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_part(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A consent: one client, one account, one set of scopes.
+pub(crate) struct Grant {
+    pub(crate) client_id: Arc<str>,
+    pub(crate) scopes: Arc<[String]>,
+    revoked: bool,
+    /// Whether the grant has a refresh token (tokeninfo's `access_type`).
+    pub(crate) offline: bool,
+}
+
+struct RefreshRecord {
+    grant: u64,
+    superseded: bool,
+    expires_at_ms: Option<i64>,
+}
+
+struct AccessRecord {
+    grant: u64,
+    scopes: Arc<[String]>,
+    expires_at_ms: i64,
+}
+
+/// What the token endpoint needs to know about a presented refresh token.
+pub(crate) struct RefreshView<'a> {
+    pub(crate) grant_id: u64,
+    pub(crate) grant: &'a Grant,
+    pub(crate) expires_at_ms: Option<i64>,
+}
+
+/// What tokeninfo and the API need to know about a live access token.
+pub(crate) struct AccessView<'a> {
+    pub(crate) grant: &'a Grant,
+    pub(crate) scopes: &'a Arc<[String]>,
+    pub(crate) expires_at_ms: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct TokenStore {
+    grants: HashMap<u64, Grant>,
+    refresh: HashMap<Key, RefreshRecord>,
+    access: HashMap<Key, AccessRecord>,
+    next_grant: u64,
+}
+
+impl fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("grants", &self.grants.len())
+            .field("refresh_tokens", &self.refresh.len())
+            .field("access_tokens", &self.access.len())
+            .finish()
+    }
+}
+
+impl TokenStore {
+    pub(crate) fn new_grant(&mut self, client_id: &str, scopes: &[String], offline: bool) -> u64 {
+        let id = self.next_grant;
+        self.next_grant += 1;
+        self.grants.insert(
+            id,
+            Grant {
+                client_id: Arc::from(client_id),
+                scopes: Arc::from(scopes),
+                revoked: false,
+                offline,
+            },
+        );
+        id
+    }
+
+    /// Issues a refresh token for `grant`, shaped like Google's (`1//0` + 96 url-safe chars).
+    pub(crate) fn issue_refresh(&mut self, grant: u64, expires_at_ms: Option<i64>) -> String {
+        loop {
+            let token = format!("{}0{}", wire::REFRESH_TOKEN_PREFIX, random_part(72));
+            let k = key(&token);
+            if self.refresh.contains_key(&k) {
+                continue;
+            }
+            self.refresh.insert(
+                k,
+                RefreshRecord {
+                    grant,
+                    superseded: false,
+                    expires_at_ms,
+                },
+            );
+            return token;
+        }
+    }
+
+    /// Issues an access token for `grant`, shaped like Google's (`ya29.a0` + 200 url-safe chars).
+    pub(crate) fn issue_access(
+        &mut self,
+        grant: u64,
+        scopes: Arc<[String]>,
+        expires_at_ms: i64,
+    ) -> String {
+        loop {
+            let token = format!("{}a0{}", wire::ACCESS_TOKEN_PREFIX, random_part(150));
+            let k = key(&token);
+            if self.access.contains_key(&k) {
+                continue;
+            }
+            self.access.insert(
+                k,
+                AccessRecord {
+                    grant,
+                    scopes,
+                    expires_at_ms,
+                },
+            );
+            return token;
+        }
+    }
+
+    fn grant_revoked(&self, grant: u64) -> bool {
+        self.grants.get(&grant).is_none_or(|g| g.revoked)
+    }
+
+    pub(crate) fn refresh_status(&self, token: &str, now_ms: i64) -> TokenStatus {
+        let Some(record) = self.refresh.get(&key(token)) else {
+            return TokenStatus::Unknown;
+        };
+        if self.grant_revoked(record.grant) {
+            TokenStatus::Revoked
+        } else if record.superseded {
+            TokenStatus::Superseded
+        } else if record.expires_at_ms.is_some_and(|at| now_ms >= at) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Live
+        }
+    }
+
+    pub(crate) fn access_status(&self, token: &str, now_ms: i64) -> TokenStatus {
+        let Some(record) = self.access.get(&key(token)) else {
+            return TokenStatus::Unknown;
+        };
+        if self.grant_revoked(record.grant) {
+            TokenStatus::Revoked
+        } else if now_ms >= record.expires_at_ms {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Live
+        }
+    }
+
+    pub(crate) fn refresh_view(&self, token: &str) -> Option<RefreshView<'_>> {
+        let record = self.refresh.get(&key(token))?;
+        let grant = self.grants.get(&record.grant)?;
+        Some(RefreshView {
+            grant_id: record.grant,
+            grant,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+
+    /// The access token's record, only while it is live.
+    pub(crate) fn live_access(&self, token: &str, now_ms: i64) -> Option<AccessView<'_>> {
+        if self.access_status(token, now_ms) != TokenStatus::Live {
+            return None;
+        }
+        let record = self.access.get(&key(token))?;
+        let grant = self.grants.get(&record.grant)?;
+        Some(AccessView {
+            grant,
+            scopes: &record.scopes,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+
+    pub(crate) fn supersede(&mut self, token: &str) {
+        if let Some(record) = self.refresh.get_mut(&key(token)) {
+            record.superseded = true;
+        }
+    }
+
+    /// Revokes the grant of a live access or refresh token. Returns whether anything was live to
+    /// revoke; unknown, expired, superseded and already revoked tokens give `false`.
+    pub(crate) fn revoke(&mut self, token: &str, now_ms: i64) -> bool {
+        let k = key(token);
+        let grant = if self.refresh_status(token, now_ms) == TokenStatus::Live {
+            self.refresh.get(&k).map(|r| r.grant)
+        } else if self.access_status(token, now_ms) == TokenStatus::Live {
+            self.access.get(&k).map(|r| r.grant)
+        } else {
+            None
+        };
+        match grant.and_then(|id| self.grants.get_mut(&id)) {
+            Some(grant) => {
+                grant.revoked = true;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes() -> Vec<String> {
+        vec!["openid".to_string()]
+    }
+
+    #[test]
+    fn fingerprint_is_the_first_twelve_hex_chars_of_sha256() {
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
+    }
+
+    #[test]
+    fn issued_tokens_have_googles_prefixes_and_size_limits() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None);
+        let access = store.issue_access(grant, Arc::from(scopes()), 10);
+        assert!(refresh.starts_with("1//"));
+        assert!(refresh.len() <= 512);
+        assert!(access.starts_with("ya29."));
+        assert!(access.len() <= 2048);
+        assert_eq!(store.refresh_status(&refresh, 0), TokenStatus::Live);
+        assert_eq!(store.access_status(&access, 0), TokenStatus::Live);
+        assert_eq!(store.access_status(&access, 10), TokenStatus::Expired);
+    }
+
+    #[test]
+    fn revoking_an_access_token_revokes_its_whole_grant() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None);
+        let access = store.issue_access(grant, Arc::from(scopes()), 1_000);
+        assert!(store.revoke(&access, 0));
+        assert_eq!(store.refresh_status(&refresh, 0), TokenStatus::Revoked);
+        assert_eq!(store.access_status(&access, 0), TokenStatus::Revoked);
+        assert!(!store.revoke(&refresh, 0), "already revoked");
+    }
+
+    #[test]
+    fn refresh_tokens_expire_at_their_deadline_and_unknown_tokens_are_unknown() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, Some(100));
+        assert_eq!(store.refresh_status(&refresh, 99), TokenStatus::Live);
+        assert_eq!(store.refresh_status(&refresh, 100), TokenStatus::Expired);
+        assert_eq!(store.refresh_status("1//nope", 0), TokenStatus::Unknown);
+        assert!(
+            !store.revoke(&refresh, 100),
+            "expired tokens cannot be revoked"
+        );
+    }
+
+    #[test]
+    fn debug_of_the_store_shows_counts_only() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None);
+        let printed = format!("{store:?}");
+        assert!(!printed.contains(&refresh));
+        assert!(printed.contains("refresh_tokens: 1"), "{printed}");
+    }
+}
