@@ -23,6 +23,12 @@ pub enum Mode {
     /// Re-encrypt every stored credential with the current key (old keys from
     /// OAUTHTEST_OLD_ENCRYPTION_KEYS).
     Rekey,
+    /// Run one scenario (--scenario, default success) against the embedded mock Google, printing
+    /// each exchange step by step.
+    Mock,
+    /// Run every scenario concurrently against embedded mocks: the pre-deploy check. Exit 1 if
+    /// any fails.
+    MockAll,
 }
 
 impl Mode {
@@ -33,6 +39,8 @@ impl Mode {
             Mode::Import => "import",
             Mode::Keygen => "keygen",
             Mode::Rekey => "rekey",
+            Mode::Mock => "mock",
+            Mode::MockAll => "mock-all",
         }
     }
 
@@ -50,6 +58,8 @@ pub enum Format {
     Text,
     /// Stable, documented JSON (see docs/json.md).
     Json,
+    /// JUnit XML (mock-all); other modes print text.
+    Junit,
 }
 
 /// The deployment environment this run is in.
@@ -121,6 +131,19 @@ pub struct Cli {
     /// More logging: -v info, -vv debug, -vvv trace (overrides --log).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// mock: the scenario to run.
+    #[arg(long, value_name = "NAME", help_heading = "Scenarios")]
+    pub scenario: Option<String>,
+
+    /// mock, mock-all: add the scenario files (*.toml) in this directory to the shipped set
+    /// (a file with a shipped scenario's name replaces it).
+    #[arg(long, value_name = "DIR", help_heading = "Scenarios")]
+    pub scenarios: Option<PathBuf>,
+
+    /// mock-all: also write the report to FILE (JUnit XML for .xml, JSON for .json, else text).
+    #[arg(long, value_name = "FILE", help_heading = "Scenarios")]
+    pub report: Option<PathBuf>,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

@@ -7,11 +7,15 @@ pub mod cli;
 pub mod credential;
 pub mod crypto;
 pub mod error;
+pub mod exchange;
 pub mod exit_code;
+pub mod google_api;
 pub mod import_format;
 pub mod logging;
 pub mod modes;
+pub mod refresh;
 pub mod report;
+pub mod scenario;
 pub mod settings;
 pub mod store;
 

@@ -4,6 +4,7 @@
 //! secret: types holding tokens print redacted, and functions that take them skip their
 //! arguments in spans (`#[instrument(skip_all)]`).
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr subscriber. An invalid `--log` filter falls back to `warn` with a notice.
@@ -21,6 +22,7 @@ pub fn init(log: &str, verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .try_init();
     if bad {

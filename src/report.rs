@@ -19,6 +19,11 @@ pub trait Report {
     /// The JSON form: an object whose `mode` field names the mode.
     fn to_json(&self) -> serde_json::Value;
 
+    /// The JUnit XML form, for modes that run test-like checks; `None` elsewhere.
+    fn render_junit(&self) -> Option<String> {
+        None
+    }
+
     /// The exit code this report ends the run with.
     fn exit_code(&self) -> u8 {
         exit_code::SUCCESS
@@ -36,6 +41,10 @@ pub fn emit(report: &dyn Report, format: Format, out: &mut dyn Write) -> io::Res
             serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
             writeln!(out)?;
         }
+        Format::Junit => match report.render_junit() {
+            Some(xml) => out.write_all(xml.as_bytes())?,
+            None => report.render_text(out)?,
+        },
     }
     out.flush()
 }

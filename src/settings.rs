@@ -47,6 +47,8 @@ pub struct Settings {
     pub format: Format,
     /// The store URL (default applied).
     pub database_url: String,
+    /// Whether the store URL was given (flag, environment or `.env`) rather than defaulted.
+    pub database_url_explicit: bool,
     /// Client id for credentials without their own.
     pub client_id: Option<String>,
     /// Client secret for credentials without their own.
@@ -79,6 +81,10 @@ impl Settings {
         Ok(Self {
             mode: cli.mode,
             format: cli.format,
+            database_url_explicit: cli
+                .database_url
+                .as_deref()
+                .is_some_and(|u| !u.trim().is_empty()),
             database_url: cli
                 .database_url
                 .clone()

@@ -3,6 +3,7 @@
 pub mod import;
 pub mod keygen;
 pub mod list;
+pub mod mock;
 pub mod rekey;
 
 use crate::cli::{Cli, Mode};
@@ -20,5 +21,7 @@ pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>>
         Mode::Import => Box::new(import::run(settings, cli).await?),
         Mode::Keygen => Box::new(keygen::run()),
         Mode::Rekey => Box::new(rekey::run(settings, cli).await?),
+        Mode::Mock => Box::new(mock::run_one(settings, cli).await?),
+        Mode::MockAll => Box::new(mock::run_all(settings, cli).await?),
     })
 }

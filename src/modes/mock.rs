@@ -1,0 +1,222 @@
+//! `--mode mock` and `--mode mock-all`: scenarios against an embedded mock of Google.
+//!
+//! `mock` runs one scenario (default `success`) and prints each exchange step by step, tokens
+//! shown as fingerprints. `mock-all` runs every scenario concurrently, each with its own mock
+//! server and throwaway store (or temporary rows in the store given by `--database-url` /
+//! `DATABASE_URL`, removed afterwards): the check CI runs before every deploy.
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::exit_code;
+use crate::report::Report;
+use crate::scenario::run::{run_scenario, RunOptions, ScenarioResult};
+use crate::scenario::{self, Scenario};
+use crate::settings::Settings;
+use std::io::{self, Write};
+use std::time::Instant;
+
+/// The results of one or more scenarios.
+#[derive(Debug)]
+pub struct MockReport {
+    mode: &'static str,
+    results: Vec<ScenarioResult>,
+    duration_ms: u64,
+    verbose: bool,
+}
+
+fn load(cli: &Cli) -> Result<Vec<Scenario>> {
+    scenario::load_all(cli.scenarios.as_deref()).map_err(|e| Error::input(e.file, e.problem))
+}
+
+fn options(settings: &Settings) -> RunOptions {
+    RunOptions {
+        database_url: settings
+            .database_url_explicit
+            .then(|| settings.database_url.clone()),
+    }
+}
+
+/// `--mode mock`: one scenario, step by step.
+///
+/// # Errors
+/// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] for an unknown name.
+pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
+    let name = cli.scenario.as_deref().unwrap_or("success");
+    let all = load(cli)?;
+    let chosen = all.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+        Error::Usage(format!(
+            "--scenario {name}: no such scenario; known: {}",
+            names.join(", ")
+        ))
+    })?;
+    let started = Instant::now();
+    let result = run_scenario(chosen, &options(settings)).await;
+    Ok(MockReport {
+        mode: "mock",
+        results: vec![result],
+        duration_ms: elapsed_ms(started),
+        verbose: true,
+    })
+}
+
+/// `--mode mock-all`: every scenario, concurrently.
+///
+/// # Errors
+/// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] when the report file cannot
+/// be written.
+pub async fn run_all(settings: &Settings, cli: &Cli) -> Result<MockReport> {
+    let scenarios = load(cli)?;
+    let started = Instant::now();
+    let opts = options(settings);
+    let mut set = tokio::task::JoinSet::new();
+    for (i, s) in scenarios.into_iter().enumerate() {
+        let opts = opts.clone();
+        set.spawn(async move { (i, run_scenario(&s, &opts).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = set.join_next().await {
+        let (i, r) =
+            done.map_err(|e| Error::Internal(anyhow::anyhow!("scenario task failed: {e}")))?;
+        results.push((i, r));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    let report = MockReport {
+        mode: "mock-all",
+        results: results.into_iter().map(|(_, r)| r).collect(),
+        duration_ms: elapsed_ms(started),
+        verbose: false,
+    };
+    if let Some(path) = &cli.report {
+        write_report_file(&report, path)?;
+    }
+    Ok(report)
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Writes the report to `path`: JUnit XML for `.xml`, JSON for `.json`, text otherwise.
+fn write_report_file(report: &MockReport, path: &std::path::Path) -> Result<()> {
+    let body = match path.extension().and_then(|e| e.to_str()) {
+        Some("xml") => report.junit(),
+        Some("json") => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default(),
+        _ => {
+            let mut out = Vec::new();
+            let _ = report.render_text(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    let shown = path.display().to_string();
+    // Write beside the target and rename, so a reader never sees half a report.
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::config(format!("--report {shown}"), format!("cannot write: {e}")))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+impl MockReport {
+    fn failed(&self) -> usize {
+        self.results.iter().filter(|r| !r.passed).count()
+    }
+
+    /// The report as JUnit XML (one testcase per scenario).
+    pub fn junit(&self) -> String {
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        x.push_str(&format!(
+            "<testsuites name=\"oauthtest\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">\n",
+            self.results.len(),
+            self.failed(),
+            self.duration_ms as f64 / 1000.0
+        ));
+        x.push_str(&format!(
+            "  <testsuite name=\"oauthtest {}\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">\n",
+            self.mode,
+            self.results.len(),
+            self.failed(),
+            self.duration_ms as f64 / 1000.0
+        ));
+        for r in &self.results {
+            x.push_str(&format!(
+                "    <testcase classname=\"oauthtest.scenarios\" name=\"{}\" time=\"{:.3}\">\n",
+                xml_escape(&r.name),
+                r.duration_ms as f64 / 1000.0
+            ));
+            if !r.passed {
+                x.push_str(&format!(
+                    "      <failure message=\"{}\">{}</failure>\n",
+                    xml_escape(&r.failures.join("; ")),
+                    xml_escape(&r.steps.join("\n"))
+                ));
+            }
+            x.push_str("    </testcase>\n");
+        }
+        x.push_str("  </testsuite>\n</testsuites>\n");
+        x
+    }
+}
+
+impl Report for MockReport {
+    fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for r in &self.results {
+            if self.verbose {
+                writeln!(out, "scenario {}: {}", r.name, r.description)?;
+                for s in &r.steps {
+                    writeln!(out, "  {s}")?;
+                }
+            }
+            writeln!(
+                out,
+                "{} {:<32} outcome={:<20} token_requests={:<2} api={:<9} {}ms",
+                if r.passed { "PASS" } else { "FAIL" },
+                r.name,
+                r.outcome,
+                r.token_requests,
+                r.api_call,
+                r.duration_ms
+            )?;
+            for f in &r.failures {
+                writeln!(out, "     {f}")?;
+            }
+        }
+        writeln!(
+            out,
+            "{} passed, {} failed ({} scenarios in {} ms)",
+            self.results.len() - self.failed(),
+            self.failed(),
+            self.results.len(),
+            self.duration_ms
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode,
+            "passed": self.results.len() - self.failed(),
+            "failed": self.failed(),
+            "duration_ms": self.duration_ms,
+            "scenarios": self.results,
+        })
+    }
+
+    fn render_junit(&self) -> Option<String> {
+        Some(self.junit())
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.failed() == 0 {
+            exit_code::SUCCESS
+        } else {
+            exit_code::CHECK_FAILED
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Runs one scenario through the full path a worker takes, against its own mock Google and its
+//! own throwaway encrypted store: seed the credential (encrypted, bound to its row), run a worker
+//! job (decrypt, detect expiry, refresh, parse, encrypt, persist, call the API, refresh once on a
+//! 401), then verify from the store and from the mock's own journal.
+
+use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
+use crate::credential::GoogleCredential;
+use crate::crypto::{EncryptionKey, Keyring};
+use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
+use crate::google_api::ApiEndpoints;
+use crate::refresh::{Engine, EngineConfig, EngineParts};
+use crate::store::{HistoryEntry, NewCredential, Store};
+use chrono::{TimeDelta, Utc};
+use mock_server::{
+    fingerprint, ClientRegistration, Endpoint, MockConfig, MockGoogle, TokenStatus,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TESTING_APP_REFRESH_TOKEN_TTL,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const OTHER_CLIENT_ID: &str = "other-client.apps.googleusercontent.com";
+
+/// Where a scenario's throwaway credential lives.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// A store to put a temporary row in (removed afterwards); `None`: a temp SQLite file.
+    pub database_url: Option<String>,
+}
+
+/// How one scenario went.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// Scenario name.
+    pub name: String,
+    /// What it stands for.
+    pub description: String,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// The engine's outcome.
+    pub outcome: String,
+    /// Token requests the mock received.
+    pub token_requests: usize,
+    /// The API call: `succeeded`, `failed`, `not_made`.
+    pub api_call: String,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Each broken expectation, as `field: expected X, got Y`.
+    pub failures: Vec<String>,
+    /// What happened, step by step (tokens shown as fingerprints only).
+    pub steps: Vec<String>,
+}
+
+/// Runs `scenario`; never panics, never fails: problems become failures in the result.
+pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
+    let started = Instant::now();
+    let mut result = ScenarioResult {
+        name: scenario.name.clone(),
+        description: scenario.description.clone(),
+        passed: false,
+        outcome: "not_run".into(),
+        token_requests: 0,
+        api_call: "not_made".into(),
+        duration_ms: 0,
+        failures: Vec::new(),
+        steps: Vec::new(),
+    };
+    if let Err(problem) = execute(scenario, options, &mut result).await {
+        result.failures.push(format!("could not run: {problem}"));
+    }
+    result.passed = result.failures.is_empty();
+    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result
+}
+
+async fn execute(
+    scenario: &Scenario,
+    options: &RunOptions,
+    result: &mut ScenarioResult,
+) -> Result<(), String> {
+    let setup = &scenario.credential;
+    let mut config = MockConfig {
+        rotate_refresh_tokens: scenario.mock.rotate_refresh_tokens,
+        ..MockConfig::default()
+    };
+    if scenario.mock.testing_app {
+        config.refresh_token_ttl = Some(TESTING_APP_REFRESH_TOKEN_TTL);
+    }
+    config
+        .clients
+        .push(ClientRegistration::new(OTHER_CLIENT_ID, "other-secret"));
+    let mock = MockGoogle::start(config)
+        .await
+        .map_err(|e| format!("mock Google did not start: {e}"))?;
+
+    // The credential as the application stored it.
+    let scopes = setup.scopes.clone();
+    let refresh_token = match setup.refresh_token {
+        RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
+        RefreshSetup::Revoked => {
+            let t = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+            mock.revoke(&t);
+            t
+        }
+        RefreshSetup::Unknown => format!("1//unknown-{}", uuid::Uuid::new_v4().simple()),
+        RefreshSetup::OtherClient => mock.issue_refresh_token(OTHER_CLIENT_ID, &scopes),
+    };
+    let (client_id, client_secret) = match setup.client {
+        ClientSetup::Registered => (
+            DEFAULT_CLIENT_ID.to_owned(),
+            DEFAULT_CLIENT_SECRET.to_owned(),
+        ),
+        ClientSetup::Unknown => (
+            "unknown-client.apps.googleusercontent.com".into(),
+            "x".into(),
+        ),
+        ClientSetup::WrongSecret => (DEFAULT_CLIENT_ID.to_owned(), "wrong-secret".into()),
+        ClientSetup::Deleted => {
+            mock.set_client_deleted(DEFAULT_CLIENT_ID, true);
+            (
+                DEFAULT_CLIENT_ID.to_owned(),
+                DEFAULT_CLIENT_SECRET.to_owned(),
+            )
+        }
+    };
+    let now = Utc::now();
+    let (access_token, expiry) = match setup.access_token {
+        AccessSetup::Valid => (
+            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::from_secs(3600))),
+            Some(now + TimeDelta::seconds(3600)),
+        ),
+        AccessSetup::Expired => (
+            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::ZERO)),
+            Some(now - TimeDelta::seconds(60)),
+        ),
+        AccessSetup::None => (None, None),
+    };
+    if scenario.mock.advance_clock_hours > 0 {
+        mock.advance_clock(Duration::from_secs(
+            scenario.mock.advance_clock_hours * 3600,
+        ));
+    }
+    let mut token_steps = Vec::new();
+    for s in &scenario.token {
+        token_steps.push(s.to_mock_step()?);
+    }
+    let mut api_steps = Vec::new();
+    for s in &scenario.api {
+        api_steps.push(s.to_mock_step()?);
+    }
+    mock.set_token_script(token_steps);
+    mock.set_api_script(api_steps);
+
+    let initial_refresh_fp = fingerprint(&refresh_token);
+    result.steps.push(format!(
+        "stored credential: access token {}, refresh token {}, client {}",
+        match setup.access_token {
+            AccessSetup::Valid => "valid for 1h",
+            AccessSetup::Expired => "expired 1m ago",
+            AccessSetup::None => "absent",
+        },
+        initial_refresh_fp,
+        client_id
+    ));
+
+    // A throwaway encrypted store.
+    let tempdir;
+    let url = match &options.database_url {
+        Some(url) => url.clone(),
+        None => {
+            tempdir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+            format!("sqlite://{}", tempdir.path().join("scenario.db").display())
+        }
+    };
+    let store = Arc::new(Store::connect(&url).await.map_err(|e| e.to_string())?);
+    let keyring = Arc::new(Keyring::new(EncryptionKey::generate(), vec![]));
+    let secrets = GoogleCredential {
+        access_token: access_token.map(SecretString::from),
+        refresh_token: Some(SecretString::from(refresh_token.clone())),
+        expiry,
+        scopes: scopes.clone(),
+        token_type: "Bearer".into(),
+        client_id: Some(client_id),
+        client_secret: Some(SecretString::from(client_secret)),
+        id_token: None,
+    };
+    let id = store
+        .insert(
+            &NewCredential {
+                user_id: 0,
+                credential_type: "gmailOAuth2".into(),
+                name: format!("oauthtest scenario {}", scenario.name),
+            },
+            &secrets,
+            &keyring,
+            &HistoryEntry::new("mock", "seed", "ok", Some(scenario.name.clone())),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let outcome = run_job_and_verify(
+        scenario,
+        &mock,
+        &store,
+        &keyring,
+        id,
+        &initial_refresh_fp,
+        result,
+    )
+    .await;
+    if options.database_url.is_some() {
+        let _ = store.delete(&[id]).await;
+    }
+    store.close().await;
+    outcome
+}
+
+async fn run_job_and_verify(
+    scenario: &Scenario,
+    mock: &MockGoogle,
+    store: &Arc<Store>,
+    keyring: &Arc<Keyring>,
+    id: i64,
+    initial_refresh_fp: &str,
+    result: &mut ScenarioResult,
+) -> Result<(), String> {
+    let e = &scenario.engine;
+    let timeout = Duration::from_millis(e.request_timeout_ms);
+    let http = build_http_client(timeout).map_err(|e| e.to_string())?;
+    let mut exchange =
+        ExchangeConfig::with_token_url(&mock.token_url()).map_err(|e| e.to_string())?;
+    exchange.request_timeout = timeout;
+    exchange.retry = RetryPolicy {
+        max_attempts: e.max_attempts,
+        initial_backoff: Duration::from_millis(e.initial_backoff_ms),
+        max_retry_after: Duration::from_millis(e.retry_after_cap_ms),
+        ..RetryPolicy::default()
+    };
+    let worst = (timeout
+        + Duration::from_millis(e.retry_after_cap_ms.max(e.initial_backoff_ms * 8)))
+        * e.max_attempts.max(1);
+    let engine = Engine::new(EngineParts {
+        store: store.clone(),
+        keyring: keyring.clone(),
+        exchanger: TokenExchanger::new(http.clone(), exchange),
+        http,
+        api: ApiEndpoints {
+            profile_url: mock.api_url(),
+            tokeninfo_url: mock.tokeninfo_url(),
+        },
+        default_client_id: None,
+        default_client_secret: None,
+        config: EngineConfig {
+            lease_ttl: worst + Duration::from_secs(5),
+            mode: "mock",
+            ..EngineConfig::default()
+        },
+    });
+
+    let job = engine.run_job(id).await;
+    result.outcome = job.outcome.to_owned();
+    result.api_call = match &job.api {
+        None => "not_made",
+        Some(a) if a.ok() => "succeeded",
+        Some(_) => "failed",
+    }
+    .into();
+    let journal = mock.journal();
+    result.token_requests = mock.token_request_count();
+    for entry in &journal {
+        result.steps.push(describe_entry(entry));
+    }
+    match &job.error {
+        Some(err) => result.steps.push(format!("worker: {err}")),
+        None => result.steps.push(format!(
+            "worker: outcome {}, API call {}",
+            job.outcome, result.api_call
+        )),
+    }
+
+    // Verify against the expectations, from the store and the mock's journal.
+    let expect = &scenario.expect;
+    let mut check = |field: &str, expected: &str, got: &str| {
+        if expected != got {
+            result
+                .failures
+                .push(format!("{field}: expected {expected}, got {got}"));
+        }
+    };
+    check("outcome", &expect.outcome, job.outcome);
+    check(
+        "token_requests",
+        &expect.token_requests.to_string(),
+        &mock.token_request_count().to_string(),
+    );
+    check("api_call", &expect.api_call, &result.api_call.clone());
+    let row = store
+        .get(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the credential row disappeared")?;
+    check("state", &expect.state, &row.state);
+    let stored = match row.decrypt(keyring) {
+        Ok(s) => s,
+        Err(e) => {
+            result
+                .failures
+                .push(format!("stored credential: no longer decrypts: {e}"));
+            return Ok(());
+        }
+    };
+    let stored_refresh = stored
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned());
+    if let Some(want) = &expect.refresh_token {
+        let got = match &stored_refresh {
+            Some(t) if fingerprint(t) == initial_refresh_fp => "kept",
+            Some(_) => "rotated",
+            None => "missing",
+        };
+        check("refresh_token", want, got);
+    }
+    if job.outcome == "refreshed" {
+        // The refreshed token must have been written back, and be the one the mock issued last.
+        let status = stored
+            .access_token
+            .as_ref()
+            .map(|t| mock.access_token_status(t.expose_secret()));
+        if status != Some(TokenStatus::Live) {
+            result.failures.push(format!(
+                "stored access token: expected live at the mock, got {status:?} (refreshed token not written back?)"
+            ));
+        }
+        if row.expires_at.is_none_or(|e| e <= Utc::now()) {
+            result
+                .failures
+                .push("stored expiry: expected in the future after a refresh".into());
+        }
+        if let Some(t) = &stored_refresh {
+            let status = mock.refresh_token_status(t);
+            if status != TokenStatus::Live {
+                result.failures.push(format!(
+                    "stored refresh token: expected the live one, got {status:?}"
+                ));
+            }
+        }
+    }
+    if let Some(min) = expect.min_retry_spacing_ms {
+        let times: Vec<Duration> = journal
+            .iter()
+            .filter(|e| e.endpoint == Endpoint::Token)
+            .map(|e| e.elapsed)
+            .collect();
+        let gaps: Vec<u128> = times
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]).as_millis())
+            .collect();
+        match gaps.iter().min() {
+            Some(&g) if g >= u128::from(min) => {}
+            Some(&g) => result.failures.push(format!(
+                "min_retry_spacing_ms: expected at least {min}, got {g}"
+            )),
+            None => result.failures.push(format!(
+                "min_retry_spacing_ms: expected at least {min} between token requests, but there were fewer than two"
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn describe_entry(e: &mock_server::JournalEntry) -> String {
+    let what = match e.endpoint {
+        Endpoint::Token => format!(
+            "POST /token grant_type={} client={} auth={:?} refresh_token={} ({:?})",
+            e.grant_type.as_deref().unwrap_or("-"),
+            e.client_id.as_deref().unwrap_or("-"),
+            e.client_auth,
+            e.refresh_token_fingerprint.as_deref().unwrap_or("-"),
+            e.refresh_token_status,
+        ),
+        Endpoint::Api => format!(
+            "GET /gmail/v1/users/me/profile token={}",
+            e.token_fingerprint.as_deref().unwrap_or("-")
+        ),
+        other => format!("{} {:?}", e.method, other),
+    };
+    let answer = match (e.status, &e.error) {
+        (None, _) => "connection dropped".to_owned(),
+        (Some(s), Some(err)) => format!("{s} {err}"),
+        (Some(s), None) => s.to_string(),
+    };
+    format!("#{} {what} -> {answer} [{}]", e.seq, e.action)
+}
