@@ -373,12 +373,13 @@ async fn run_job_and_verify(
 fn describe_entry(e: &mock_server::JournalEntry) -> String {
     let what = match e.endpoint {
         Endpoint::Token => format!(
-            "POST /token grant_type={} client={} auth={:?} refresh_token={} ({:?})",
+            "POST /token grant_type={} client={} auth={:?} refresh_token={} ({})",
             e.grant_type.as_deref().unwrap_or("-"),
             e.client_id.as_deref().unwrap_or("-"),
             e.client_auth,
             e.refresh_token_fingerprint.as_deref().unwrap_or("-"),
-            e.refresh_token_status,
+            e.refresh_token_status
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:?}")),
         ),
         Endpoint::Api => format!(
             "GET /gmail/v1/users/me/profile token={}",
