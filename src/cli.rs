@@ -29,6 +29,10 @@ pub enum Mode {
     /// Run every scenario concurrently against embedded mocks: the pre-deploy check. Exit 1 if
     /// any fails.
     MockAll,
+    /// Many concurrent workers running jobs on the same credentials (Celery-style): proves
+    /// exactly one refresh per expiry, no lost tokens, fast failure on invalid_grant.
+    #[value(alias = "celery-sim")]
+    WorkerSim,
 }
 
 impl Mode {
@@ -41,6 +45,7 @@ impl Mode {
             Mode::Rekey => "rekey",
             Mode::Mock => "mock",
             Mode::MockAll => "mock-all",
+            Mode::WorkerSim => "worker-sim",
         }
     }
 
@@ -141,9 +146,55 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = "Scenarios")]
     pub scenarios: Option<PathBuf>,
 
-    /// mock-all: also write the report to FILE (JUnit XML for .xml, JSON for .json, else text).
+    /// mock-all: also write the report to FILE (JUnit XML for .xml, JSON for .json, else text);
+    /// worker-sim: a self-contained HTML page.
     #[arg(long, value_name = "FILE", help_heading = "Scenarios")]
     pub report: Option<PathBuf>,
+
+    /// The token endpoint (default: Google's, or the embedded mock in mock modes).
+    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
+    pub token_url: Option<String>,
+
+    /// The tokeninfo endpoint.
+    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
+    pub tokeninfo_url: Option<String>,
+
+    /// The API endpoint that proves a token works (Gmail profile).
+    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
+    pub api_url: Option<String>,
+
+    /// worker-sim: concurrent workers per process.
+    #[arg(long, default_value_t = 12, help_heading = "worker-sim")]
+    pub workers: usize,
+
+    /// worker-sim: jobs in all.
+    #[arg(long, default_value_t = 1000, help_heading = "worker-sim")]
+    pub jobs: u64,
+
+    /// worker-sim: synthetic credentials (embedded mock).
+    #[arg(long, default_value_t = 1, help_heading = "worker-sim")]
+    pub credentials: usize,
+
+    /// worker-sim: processes sharing the store and the mock (this one included).
+    #[arg(long, default_value_t = 1, help_heading = "worker-sim")]
+    pub processes: usize,
+
+    /// worker-sim: access-token lifetime at the mock, so tokens expire during the run.
+    #[arg(long, default_value_t = 2, help_heading = "worker-sim")]
+    pub token_ttl_secs: u64,
+
+    /// worker-sim: turn refresh coordination off to watch a refresh storm break the invariants
+    /// (a demonstration of what the run catches; never for real use).
+    #[arg(long, hide = true)]
+    pub unsafe_no_refresh_coordination: bool,
+
+    /// Internal: this process is a worker-sim child.
+    #[arg(long, hide = true)]
+    pub worker_child: bool,
+
+    /// Internal: the credentials a worker-sim child works on.
+    #[arg(long, hide = true)]
+    pub credential_ids: Option<String>,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

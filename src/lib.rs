@@ -17,6 +17,7 @@ pub mod refresh;
 pub mod report;
 pub mod scenario;
 pub mod settings;
+pub mod simulate;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -23,6 +23,7 @@ use crate::store::{CredentialRow, CredentialState, HistoryEntry, RefreshWrite, S
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,9 @@ pub struct EngineConfig {
     pub lease_poll: Duration,
     /// The mode name written into history lines.
     pub mode: &'static str,
+    /// Coordinate refreshes (single flight + lease). Only worker-sim's demonstration of a
+    /// refresh storm turns this off.
+    pub coordinate: bool,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +53,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(60),
             lease_poll: Duration::from_millis(20),
             mode: "refresh",
+            coordinate: true,
         }
     }
 }
@@ -189,6 +194,7 @@ pub struct Engine {
     owner: String,
     config: EngineConfig,
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    token_attempts: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -242,7 +248,13 @@ impl Engine {
             ),
             config: parts.config,
             flights: Mutex::new(HashMap::new()),
+            token_attempts: AtomicU64::new(0),
         }
+    }
+
+    /// Token-endpoint requests this engine has made (every attempt, retries included).
+    pub fn token_attempts(&self) -> u64 {
+        self.token_attempts.load(Ordering::Relaxed)
     }
 
     /// The store this engine writes to.
@@ -316,6 +328,14 @@ impl Engine {
     /// [`EngineError`], classified.
     #[tracing::instrument(skip(self), fields(credential = id))]
     pub async fn refresh(&self, id: i64, seen_version: i64) -> Result<Usable, EngineError> {
+        if !self.config.coordinate {
+            // The refresh storm worker-sim exists to catch: no single flight, and the lease
+            // taken regardless of its holder.
+            self.store
+                .steal_lease(id, &self.owner, self.config.lease_ttl)
+                .await?;
+            return self.refresh_holding_lease(id, seen_version).await;
+        }
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             flights.entry(id).or_default().clone()
@@ -394,6 +414,8 @@ impl Engine {
         };
         let exchange = self.exchanger.refresh(&request).await;
         let attempts = exchange.attempts.len();
+        self.token_attempts
+            .fetch_add(attempts as u64, Ordering::Relaxed);
         let outcome = exchange.outcome;
         let code = outcome.code();
         let mode = self.config.mode;

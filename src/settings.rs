@@ -70,7 +70,9 @@ impl Settings {
                 "--mode import needs --file PATH (or --file - to read stdin)".into(),
             ));
         }
-        if cli.mode.writes_credentials()
+        let writes = cli.mode.writes_credentials()
+            || (cli.mode == Mode::WorkerSim && cli.credential_id.is_some());
+        if writes
             && cli.environment == Some(Environment::Production)
             && !cli.i_know_this_is_production
         {

@@ -82,6 +82,9 @@ pub struct MockConfig {
     /// The journal keeps at most this many entries (the most recent ones).
     /// [`MockGoogle::token_request_count`](crate::MockGoogle::token_request_count) stays exact.
     pub journal_capacity: usize,
+    /// Whether Gmail API calls are journaled (default true). Long load runs that judge only the
+    /// token endpoint turn this off so memory stays flat however many jobs run.
+    pub journal_api_calls: bool,
 }
 
 impl Default for MockConfig {
@@ -97,6 +100,7 @@ impl Default for MockConfig {
             email: DEFAULT_EMAIL.to_string(),
             subject: DEFAULT_SUBJECT.to_string(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
+            journal_api_calls: true,
         }
     }
 }

@@ -119,8 +119,9 @@ impl State {
         entry
     }
 
-    fn record(&mut self, entry: JournalEntry, capacity: usize) {
-        if capacity == 0 {
+    fn record(&mut self, entry: JournalEntry, config: &MockConfig) {
+        let capacity = config.journal_capacity;
+        if capacity == 0 || (entry.endpoint == Endpoint::Api && !config.journal_api_calls) {
             return;
         }
         while self.journal.len() >= capacity {
@@ -161,7 +162,7 @@ impl Shared {
         let now_ms = state.now_ms();
         let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
         entry.action = ACTION_DROPPED;
-        state.record(entry, self.config.journal_capacity);
+        state.record(entry, &self.config);
         true
     }
 
@@ -203,7 +204,7 @@ impl Shared {
         entry.action = action;
         entry.status = Some(reply.status);
         entry.error = reply.error;
-        state.record(entry, self.config.journal_capacity);
+        state.record(entry, &self.config);
         drop(guard);
         if step.delay.is_zero() {
             template

@@ -434,6 +434,28 @@ impl Store {
         .map_err(|e| self.query_error(e))
     }
 
+    /// Takes the lease whoever holds it: only for demonstrating an uncoordinated refresh storm.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn steal_lease(&self, id: i64, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let until =
+            Utc::now().timestamp_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = $1, lease_expires_at_ms = $2
+                 WHERE id = $3",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
     /// Releases `owner`'s lease on a credential; someone else's lease is left alone.
     ///
     /// # Errors

@@ -4,3 +4,4 @@ mod support;
 
 mod scenarios;
 mod store;
+mod worker_sim;

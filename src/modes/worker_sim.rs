@@ -1,0 +1,447 @@
+//! `--mode worker-sim` (alias `celery-sim`): many concurrent workers, one refresh per expiry,
+//! nothing lost. See [`crate::simulate`] for what a run does and [`crate::simulate::invariants`]
+//! for what it proves.
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::exit_code;
+use crate::google_api::ApiEndpoints;
+use crate::report::Report;
+use crate::settings::Settings;
+use crate::simulate::invariants::{judge, Judgement};
+use crate::simulate::{
+    build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
+    ProcessTotals, SimConfig,
+};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The figures and verdict of a run.
+#[derive(Debug, Serialize)]
+pub struct WorkerSimReport {
+    #[serde(skip)]
+    child: Option<ProcessTotals>,
+    behaviour: Option<Behaviour>,
+    processes: usize,
+    workers: usize,
+    credentials: usize,
+    jobs: u64,
+    jobs_succeeded: u64,
+    jobs_failed: u64,
+    failures_by_outcome: std::collections::BTreeMap<String, u64>,
+    token_requests: u64,
+    refreshes_per_expiry: Option<f64>,
+    jobs_per_second: f64,
+    duration_ms: u64,
+    latency_ms: Latency,
+    peak_memory_kb: Option<u64>,
+    judged_from: &'static str,
+    invariants: Vec<crate::simulate::invariants::Invariant>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Latency {
+        p50: ms(0.50),
+        p95: ms(0.95),
+        p99: ms(0.99),
+        max: h.max() as f64 / 1000.0,
+    }
+}
+
+/// This process's peak resident memory (Linux), in KB.
+fn peak_memory_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn sim_config(settings: &Settings, cli: &Cli) -> Result<SimConfig> {
+    let name = cli.scenario.as_deref().unwrap_or("success");
+    let behaviour = Behaviour::parse(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "--scenario {name}: worker-sim knows {}",
+            Behaviour::NAMES
+        ))
+    })?;
+    if cli.workers == 0 || cli.jobs == 0 || cli.credentials == 0 || cli.processes == 0 {
+        return Err(Error::Usage(
+            "--workers, --jobs, --credentials and --processes must each be at least 1".into(),
+        ));
+    }
+    if cli.token_ttl_secs == 0 {
+        return Err(Error::Usage("--token-ttl-secs must be at least 1".into()));
+    }
+    Ok(SimConfig {
+        workers: cli.workers,
+        jobs: cli.jobs,
+        credentials: cli.credentials,
+        token_ttl: Duration::from_secs(cli.token_ttl_secs),
+        behaviour,
+        processes: cli.processes,
+        database_url: settings
+            .database_url_explicit
+            .then(|| settings.database_url.clone()),
+        progress: true,
+        coordinate: !cli.unsafe_no_refresh_coordination,
+    })
+}
+
+/// Runs worker-sim.
+///
+/// # Errors
+/// [`Error::Usage`] for bad flags; store, key and mock errors.
+pub async fn run(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
+    if cli.token_url.is_some() || cli.worker_child {
+        return run_external(settings, cli).await;
+    }
+    if cli.credential_id.is_some() {
+        return Err(Error::Usage(
+            "--mode worker-sim --credential-id N runs against a real token endpoint: give \
+             --token-url (Google's, or a running `oauthtest --mode serve`); without it worker-sim \
+             uses --credentials synthetic credentials and the embedded mock"
+                .into(),
+        ));
+    }
+    let config = sim_config(settings, cli)?;
+    let rig = build_rig(&config).await?;
+    let api = ApiEndpoints {
+        profile_url: rig.mock.api_url(),
+        tokeninfo_url: rig.mock.tokeninfo_url(),
+    };
+    let engine = Arc::new(engine_for(
+        rig.store.clone(),
+        rig.keyring.clone(),
+        &rig.mock.token_url(),
+        api,
+        config.token_ttl,
+        config.coordinate,
+    )?);
+    let ids = Arc::new(rig.credentials.iter().map(|c| c.id).collect::<Vec<_>>());
+    let per_process = config.jobs / config.processes as u64;
+    let own_jobs = config.jobs - per_process * (config.processes as u64 - 1);
+
+    let revoked: HashSet<i64> = if config.behaviour == Behaviour::InvalidGrantMidRun {
+        rig.credentials.iter().step_by(2).map(|c| c.id).collect()
+    } else {
+        HashSet::new()
+    };
+    let midpoint: Option<Box<dyn FnOnce() + Send>> = if revoked.is_empty() {
+        None
+    } else {
+        let mock = rig.mock.clone();
+        let tokens: Vec<String> = rig
+            .credentials
+            .iter()
+            .step_by(2)
+            .map(|c| c.initial_refresh_token.clone())
+            .collect();
+        Some(Box::new(move || {
+            for t in &tokens {
+                mock.revoke(t);
+            }
+        }))
+    };
+
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for _ in 1..config.processes {
+        children.push(spawn_child(&rig, &config, per_process)?);
+    }
+    let mut totals = run_workers(
+        engine,
+        ids,
+        config.workers,
+        own_jobs,
+        config.progress,
+        midpoint,
+    )
+    .await?;
+    let mut hist = deserialize_histogram(&totals.latency_histogram)
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("latency histogram unreadable")))?;
+    for child in children {
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Error::Internal(e.into()))?;
+        if !out.status.success() {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "a worker process failed ({})",
+                out.status
+            )));
+        }
+        let theirs: ProcessTotals = serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("worker process output: {e}")))?;
+        if let Some(h) = deserialize_histogram(&theirs.latency_histogram) {
+            let _ = hist.add(&h);
+        }
+        totals.jobs_succeeded += theirs.jobs_succeeded;
+        totals.jobs_failed += theirs.jobs_failed;
+        totals.token_attempts += theirs.token_attempts;
+        totals.reconnect_failure_max_us = totals
+            .reconnect_failure_max_us
+            .max(theirs.reconnect_failure_max_us);
+        for (k, v) in theirs.failures_by_outcome {
+            *totals.failures_by_outcome.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed();
+    let judgement = judge(&rig, &config, &totals, &revoked).await?;
+    if config.database_url.is_some() {
+        let ids: Vec<i64> = rig.credentials.iter().map(|c| c.id).collect();
+        rig.store.delete(&ids).await?;
+    }
+    let report = build_report(
+        &config,
+        &totals,
+        &hist,
+        elapsed,
+        Some(&judgement),
+        "the mock's journal",
+    );
+    if let Some(path) = &cli.report {
+        let page = crate::simulate::html::render(
+            &format!(
+                "oauthtest worker-sim: {} ({} workers × {} processes, {} jobs, {} credentials)",
+                cli.scenario.as_deref().unwrap_or("success"),
+                config.workers,
+                config.processes,
+                config.jobs,
+                config.credentials
+            ),
+            &report.summary_rows(),
+            &judgement,
+            &hist,
+            config.credentials,
+        );
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, page)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                Error::config(
+                    format!("--report {}", path.display()),
+                    format!("cannot write: {e}"),
+                )
+            })?;
+    }
+    rig.store.close().await;
+    Ok(report)
+}
+
+fn build_report(
+    config: &SimConfig,
+    totals: &ProcessTotals,
+    hist: &Histogram<u64>,
+    elapsed: Duration,
+    judgement: Option<&Judgement>,
+    judged_from: &'static str,
+) -> WorkerSimReport {
+    let jobs = totals.jobs_succeeded + totals.jobs_failed;
+    WorkerSimReport {
+        child: None,
+        behaviour: Some(config.behaviour),
+        processes: config.processes,
+        workers: config.workers,
+        credentials: config.credentials,
+        jobs,
+        jobs_succeeded: totals.jobs_succeeded,
+        jobs_failed: totals.jobs_failed,
+        failures_by_outcome: totals.failures_by_outcome.clone(),
+        token_requests: judgement.map_or(totals.token_attempts, |j| j.token_requests as u64),
+        refreshes_per_expiry: judgement.map(|j| j.refreshes_per_expiry),
+        jobs_per_second: jobs as f64 / elapsed.as_secs_f64().max(1e-9),
+        duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        latency_ms: latency(hist),
+        peak_memory_kb: peak_memory_kb(),
+        judged_from,
+        invariants: judgement.map(|j| j.invariants.clone()).unwrap_or_default(),
+    }
+}
+
+/// Jobs on stored credentials against a token endpoint given by URL: a child process of a
+/// multi-process run, or a run against Google or a running `serve`.
+async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
+    let token_url = cli
+        .token_url
+        .clone()
+        .ok_or_else(|| Error::Usage("--worker-child needs --token-url".into()))?;
+    let ids: Vec<i64> = match (&cli.credential_ids, cli.credential_id) {
+        (Some(list), _) => list
+            .split(',')
+            .map(|s| s.trim().parse::<i64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::Usage("--credential-ids must be comma-separated ids".into()))?,
+        (None, Some(id)) => vec![id],
+        (None, None) => {
+            return Err(Error::Usage(
+                "worker-sim with --token-url needs --credential-id N (a stored credential)".into(),
+            ))
+        }
+    };
+    let mut config = sim_config(settings, cli)?;
+    config.credentials = ids.len();
+    let keyring = Arc::new(settings.keyring()?);
+    let store = Arc::new(settings.open_store().await?);
+    for id in &ids {
+        if store.get(*id).await?.is_none() {
+            return Err(Error::NotFound(*id));
+        }
+    }
+    let api = ApiEndpoints {
+        profile_url: cli
+            .api_url
+            .clone()
+            .unwrap_or_else(|| ApiEndpoints::default().profile_url),
+        tokeninfo_url: cli
+            .tokeninfo_url
+            .clone()
+            .unwrap_or_else(|| ApiEndpoints::default().tokeninfo_url),
+    };
+    let engine = Arc::new(engine_for(
+        store.clone(),
+        keyring,
+        &token_url,
+        api,
+        config.token_ttl,
+        config.coordinate,
+    )?);
+    let started = Instant::now();
+    let totals = run_workers(
+        engine,
+        Arc::new(ids),
+        config.workers,
+        config.jobs,
+        !cli.worker_child,
+        None,
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    store.close().await;
+    let hist = deserialize_histogram(&totals.latency_histogram)
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("latency histogram unreadable")))?;
+    let mut report = build_report(
+        &config,
+        &totals,
+        &hist,
+        elapsed,
+        None,
+        "this process's own counts",
+    );
+    if cli.worker_child {
+        report.child = Some(totals);
+    }
+    Ok(report)
+}
+
+impl WorkerSimReport {
+    fn summary_rows(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "jobs".into(),
+                format!(
+                    "{} ok / {} failed of {}",
+                    self.jobs_succeeded, self.jobs_failed, self.jobs
+                ),
+            ),
+            ("token requests".into(), self.token_requests.to_string()),
+            (
+                "refreshes per expiry".into(),
+                self.refreshes_per_expiry
+                    .map_or_else(|| "not judged".into(), |r| format!("{r:.2}")),
+            ),
+            (
+                "job latency".into(),
+                format!(
+                    "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    self.latency_ms.p50,
+                    self.latency_ms.p95,
+                    self.latency_ms.p99,
+                    self.latency_ms.max
+                ),
+            ),
+            (
+                "throughput".into(),
+                format!(
+                    "{:.0} jobs/s over {} ms",
+                    self.jobs_per_second, self.duration_ms
+                ),
+            ),
+            (
+                "shape".into(),
+                format!(
+                    "{} workers × {} processes, {} credentials",
+                    self.workers, self.processes, self.credentials
+                ),
+            ),
+            (
+                "peak memory".into(),
+                self.peak_memory_kb.map_or_else(
+                    || "unknown".into(),
+                    |k| format!("{} MB (this process)", k / 1024),
+                ),
+            ),
+        ]
+    }
+}
+
+impl Report for WorkerSimReport {
+    fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (k, v) in self.summary_rows() {
+            writeln!(out, "{k:<22} {v}")?;
+        }
+        if !self.failures_by_outcome.is_empty() {
+            writeln!(out, "{:<22} {:?}", "failures", self.failures_by_outcome)?;
+        }
+        writeln!(out, "invariants (judged from {}):", self.judged_from)?;
+        if self.invariants.is_empty() {
+            writeln!(
+                out,
+                "  none judged: the token endpoint is not the embedded mock"
+            )?;
+        }
+        for i in &self.invariants {
+            writeln!(
+                out,
+                "  {} {}: {}",
+                if i.held { "HELD  " } else { "BROKEN" },
+                i.name,
+                i.detail
+            )?;
+        }
+        Ok(())
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        if let Some(child) = &self.child {
+            return serde_json::json!(child);
+        }
+        let mut v = serde_json::json!(self);
+        v["mode"] = "worker-sim".into();
+        v
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.invariants.iter().all(|i| i.held) {
+            exit_code::SUCCESS
+        } else {
+            exit_code::CHECK_FAILED
+        }
+    }
+}
