@@ -3,4 +3,5 @@
 mod support;
 
 mod scenarios;
+mod staging;
 mod store;
