@@ -11,7 +11,9 @@ use mock_server::{
 };
 use oauthtest::credential::GoogleCredential;
 use oauthtest::crypto::{EncryptionKey, Keyring};
-use oauthtest::store::{CredentialRow, HistoryEntry, HistoryRow, NewCredential, Store};
+use oauthtest::store::{
+    CredentialRow, CredentialState, HistoryEntry, HistoryRow, NewCredential, RefreshWrite, Store,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -171,6 +173,15 @@ impl Staging {
 }
 
 async fn insert(store: &Store, ring: &Keyring, secrets: &GoogleCredential, name: &str) -> i64 {
+    try_insert(store, ring, secrets, name).await.unwrap()
+}
+
+async fn try_insert(
+    store: &Store,
+    ring: &Keyring,
+    secrets: &GoogleCredential,
+    name: &str,
+) -> Result<i64, oauthtest::store::StoreError> {
     store
         .insert(
             &NewCredential {
@@ -183,7 +194,6 @@ async fn insert(store: &Store, ring: &Keyring, secrets: &GoogleCredential, name:
             &HistoryEntry::new("test", "seed", "ok", None),
         )
         .await
-        .unwrap()
 }
 
 /// A credential holding the planted tokens (never sent anywhere).
@@ -804,7 +814,15 @@ async fn copy_reencrypts_one_credential_with_this_stores_key(source: TestDb) {
         ("copy", "copy")
     );
 
-    // The source is only read.
+    // The source is only read, through a connection that cannot write.
+    let read_only = Store::connect_read_only(&source.url).await.unwrap();
+    assert!(
+        try_insert(&read_only, &source_ring, &planted(None), "x")
+            .await
+            .is_err(),
+        "a write through the source connection must fail"
+    );
+    read_only.close().await;
     let source_store = Store::connect(&source.url).await.unwrap();
     assert_eq!(
         columns(&source_store.get(mine).await.unwrap().unwrap()),
@@ -883,6 +901,26 @@ async fn copy_refuses_bulk_and_bad_input_and_writes_nothing() {
     .assert_code(2)
     .assert_one_line_error()
     .assert_stderr_has("is this store");
+    let missing = dest.path().join("production.db");
+    let mut c = dest.cmd();
+    c.env("OAUTHTEST_ENCRYPTION_KEY", &dest_key)
+        .env("OAUTHTEST_FROM_ENCRYPTION_KEY", &source_key);
+    run(
+        c,
+        &[
+            "--mode",
+            "copy",
+            "--credential-id",
+            &id,
+            "--from-database-url",
+            &format!("sqlite://{}", missing.display()),
+        ],
+        None,
+    )
+    .assert_code(2)
+    .assert_one_line_error()
+    .assert_stderr_has("production.db");
+    assert!(!missing.exists(), "copy must never create its source");
     assert!(
         !dest.path().join("store.db").exists(),
         "a refused copy must not even create the destination store"
@@ -1070,6 +1108,67 @@ async fn scrub_shows_its_plan_then_wipes_every_credential_but_the_kept_ones(db: 
     );
     r.assert_code(1);
     assert!(r.stdout.contains("the user must reconnect"), "{r}");
+}
+
+// A scrub (any rewrite) is a compare-and-swap on the version, and it fences out a refresh that
+// was already in flight: that worker's write-back finds its lease gone and cannot put the
+// wiped tokens back.
+on_both_backends!(
+    scrub_fences_out_a_refresh_in_flight_and_never_overwrites_a_newer_row,
+    scrub_fences_out_a_refresh_in_flight_and_never_overwrites_a_newer_row
+);
+async fn scrub_fences_out_a_refresh_in_flight_and_never_overwrites_a_newer_row(db: TestDb) {
+    let key = new_key(db.path());
+    let ring = keyring(&key);
+    let store = Store::connect(&db.url).await.unwrap();
+    let id = insert(&store, &ring, &planted(Some("cid")), "user a").await;
+    let stale = store.get(id).await.unwrap().unwrap();
+    assert!(store
+        .try_acquire_lease(id, "worker-1", Duration::from_secs(60))
+        .await
+        .unwrap());
+
+    let mut c = db.cmd();
+    c.env("OAUTHTEST_ENCRYPTION_KEY", &key);
+    run(c, &["--mode", "scrub", "--yes"], None).assert_code(0);
+
+    let fresh = planted(Some("cid"));
+    let written = store
+        .complete_refresh(
+            id,
+            "worker-1",
+            RefreshWrite {
+                secrets: Some(&fresh),
+                state: CredentialState::Active,
+                outcome: "refreshed",
+                failed: false,
+                cooldown_until_ms: None,
+            },
+            &ring,
+            &HistoryEntry::new("worker", "refresh", "refreshed", None),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !written,
+        "the in-flight refresh must lose its lease to the scrub"
+    );
+    let row = store.get(id).await.unwrap().unwrap();
+    assert_eq!(row.state, "needs_reconnect");
+    assert!(row.decrypt(&ring).unwrap().refresh_token.is_none());
+
+    // A writer holding the row as it was before the scrub changes nothing.
+    let version = row.version;
+    let h = HistoryEntry::new("test", "expire", "ok", None);
+    assert!(!store
+        .rewrite(&stale, &fresh, CredentialState::Active, &ring, &h)
+        .await
+        .unwrap());
+    let row = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.version, row.state.as_str()),
+        (version, "needs_reconnect")
+    );
 }
 
 // ---- safety -------------------------------------------------------------------------------
