@@ -43,6 +43,17 @@ pub enum ClientSource {
     None,
 }
 
+impl ClientSource {
+    /// Where the client comes from, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ClientSource::Stored => "stored with the credential",
+            ClientSource::Configured => "from GOOGLE_CLIENT_ID / --client-id",
+            ClientSource::None => "not configured",
+        }
+    }
+}
+
 /// The client id a refresh of `secrets` would use, and where it comes from (the same rule as
 /// the refresh engine: the credential's own, else the configured one).
 pub fn client_of(
@@ -155,11 +166,7 @@ impl Snapshot {
             out,
             "  client         {} ({}{})",
             self.client_id.as_deref().unwrap_or("none"),
-            match self.client {
-                ClientSource::Stored => "stored with the credential",
-                ClientSource::Configured => "from GOOGLE_CLIENT_ID / --client-id",
-                ClientSource::None => "not configured",
-            },
+            self.client.describe(),
             if self.client_secret_present {
                 ", secret present"
             } else {
@@ -208,8 +215,7 @@ pub fn stored_check(before: &Snapshot, after: &Snapshot, new_fp: &str) -> Check 
 /// The checks that decide whether a refresh can even be tried: the credential is active, holds
 /// a refresh token, and has an OAuth client.
 pub fn usability_checks(row: &CredentialRow, before: &Snapshot) -> Vec<Check> {
-    let mut checks = Vec::new();
-    checks.push(match row.state() {
+    let state = match row.state() {
         CredentialState::Active => Check::new("state", Status::Pass, "active"),
         CredentialState::NeedsReconnect => Check::new(
             "state",
@@ -219,34 +225,29 @@ pub fn usability_checks(row: &CredentialRow, before: &Snapshot) -> Vec<Check> {
                 row.last_refresh_outcome.as_deref().unwrap_or("none")
             ),
         ),
-    });
-    checks.push(match &before.refresh_token_fingerprint {
+    };
+    let refresh_token = match &before.refresh_token_fingerprint {
         Some(fp) => Check::new("refresh token", Status::Pass, format!("present ({fp})")),
         None => Check::new(
             "refresh token",
             Status::Fail,
             "none stored: the credential can never be refreshed; the user must reconnect",
         ),
-    });
-    checks.push(match (&before.client_id, before.client) {
-        (Some(id), ClientSource::Stored) => Check::new(
+    };
+    let client = match &before.client_id {
+        Some(id) => Check::new(
             "client",
             Status::Pass,
-            format!("{id} (stored with the credential)"),
+            format!("{id} ({})", before.client.describe()),
         ),
-        (Some(id), _) => Check::new(
-            "client",
-            Status::Pass,
-            format!("{id} (from GOOGLE_CLIENT_ID / --client-id)"),
-        ),
-        (None, _) => Check::new(
+        None => Check::new(
             "client",
             Status::Fail,
             "no client id stored with the credential and none configured \
              (GOOGLE_CLIENT_ID / --client-id)",
         ),
-    });
-    checks
+    };
+    vec![state, refresh_token, client]
 }
 
 /// The picture of credential `id` as stored now.
