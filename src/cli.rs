@@ -33,6 +33,18 @@ pub enum Mode {
     /// exactly one refresh per expiry, no lost tokens, fast failure on invalid_grant.
     #[value(alias = "celery-sim")]
     WorkerSim,
+    /// Refresh one stored credential (--credential-id) against Google, verify the new token
+    /// (tokeninfo, Gmail profile) and store it; with --dry-run, only report what it would do.
+    Real,
+    /// The staging check: a valid credential, expire it, refresh it as a worker would, prove the
+    /// new token works (each step pass/fail); --no-refresh only expires it.
+    ForceExpire,
+    /// Copy one credential (--credential-id) from another store (--from-database-url), decrypted
+    /// with that store's key and re-encrypted with this one's.
+    Copy,
+    /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
+    /// production dump is restored into staging). Shows what it would do unless --yes.
+    Scrub,
 }
 
 impl Mode {
@@ -46,12 +58,21 @@ impl Mode {
             Mode::Mock => "mock",
             Mode::MockAll => "mock-all",
             Mode::WorkerSim => "worker-sim",
+            Mode::Real => "real",
+            Mode::ForceExpire => "force-expire",
+            Mode::Copy => "copy",
+            Mode::Scrub => "scrub",
         }
     }
 
     /// Whether the mode changes stored credentials (and so is subject to the production guard).
+    /// A mode counts even when a flag (`--dry-run`, no `--yes`) keeps one run from writing: the
+    /// guard is about what the mode is for, and a preview in production needs the override too.
     pub fn writes_credentials(self) -> bool {
-        matches!(self, Mode::Import | Mode::Rekey)
+        matches!(
+            self,
+            Mode::Import | Mode::Rekey | Mode::Real | Mode::ForceExpire | Mode::Copy | Mode::Scrub
+        )
     }
 }
 
@@ -151,18 +172,6 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Scenarios")]
     pub report: Option<PathBuf>,
 
-    /// The token endpoint (default: Google's, or the embedded mock in mock modes).
-    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
-    pub token_url: Option<String>,
-
-    /// The tokeninfo endpoint.
-    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
-    pub tokeninfo_url: Option<String>,
-
-    /// The API endpoint that proves a token works (Gmail profile).
-    #[arg(long, value_name = "URL", help_heading = "Endpoints")]
-    pub api_url: Option<String>,
-
     /// worker-sim: concurrent workers per process.
     #[arg(long, default_value_t = 12, help_heading = "worker-sim")]
     pub workers: usize,
@@ -211,4 +220,74 @@ pub struct Cli {
     /// import: the credential's name.
     #[arg(long, default_value = "Google credential", help_heading = "Import")]
     pub name: String,
+
+    /// real, force-expire, worker-sim: the token endpoint [default: Google's,
+    /// https://oauth2.googleapis.com/token; worker-sim: the embedded mock].
+    #[arg(
+        long,
+        env = "OAUTHTEST_TOKEN_URL",
+        value_name = "URL",
+        help_heading = "Google endpoints"
+    )]
+    pub token_url: Option<String>,
+
+    /// real, force-expire, worker-sim: the tokeninfo endpoint [default: Google's].
+    #[arg(
+        long,
+        env = "OAUTHTEST_TOKENINFO_URL",
+        value_name = "URL",
+        help_heading = "Google endpoints"
+    )]
+    pub tokeninfo_url: Option<String>,
+
+    /// real, force-expire, worker-sim: the read-only API call that proves a token works (GET with
+    /// a bearer token) [default: the Gmail profile].
+    #[arg(
+        long,
+        env = "OAUTHTEST_API_URL",
+        value_name = "URL",
+        help_heading = "Google endpoints"
+    )]
+    pub api_url: Option<String>,
+
+    /// real --dry-run: also ask tokeninfo about the current access token (read-only).
+    #[arg(long, help_heading = "Staging")]
+    pub check_token: bool,
+
+    /// force-expire: only set the expiry in the past; do not refresh.
+    #[arg(long, help_heading = "Staging")]
+    pub no_refresh: bool,
+
+    /// copy: the store to copy from, e.g. production (postgres://… or sqlite://…).
+    #[arg(
+        long,
+        env = "OAUTHTEST_FROM_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Staging"
+    )]
+    pub from_database_url: Option<String>,
+
+    /// copy: read the source store's key from this file instead of
+    /// OAUTHTEST_FROM_ENCRYPTION_KEY.
+    #[arg(
+        long,
+        env = "OAUTHTEST_FROM_ENCRYPTION_KEY_FILE",
+        value_name = "PATH",
+        help_heading = "Staging"
+    )]
+    pub from_key_file: Option<PathBuf>,
+
+    /// scrub: a credential to leave as it is (repeat, or separate ids with commas).
+    #[arg(
+        long,
+        value_name = "N",
+        value_delimiter = ',',
+        help_heading = "Staging"
+    )]
+    pub keep: Vec<i64>,
+
+    /// scrub: really wipe; without it scrub only shows what it would do.
+    #[arg(long, help_heading = "Staging")]
+    pub yes: bool,
 }

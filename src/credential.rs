@@ -11,8 +11,20 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
 use zeroize::Zeroizing;
+
+/// Names a token in reports without revealing it: the first 12 hex digits of its SHA-256 (the
+/// same digest the mock Google journals, so the two can be matched). Twelve hex digits identify
+/// a token among a handful without helping anyone guess it.
+pub fn fingerprint(token: &SecretString) -> String {
+    Sha256::digest(token.expose_secret().as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The decrypted contents of a credential row.
 pub struct GoogleCredential {
@@ -215,6 +227,18 @@ mod tests {
         );
         assert_eq!(c.scopes.len(), 1);
         assert_eq!(c.expiry, sample().expiry);
+    }
+
+    #[test]
+    fn fingerprint_is_a_short_digest_not_the_token() {
+        let token = SecretString::from("ya29.PLANTED-ACCESS");
+        let fp = fingerprint(&token);
+        assert_eq!(fp.len(), 12);
+        assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(fp, fingerprint(&SecretString::from("ya29.PLANTED-ACCESS")));
+        assert_ne!(fp, fingerprint(&SecretString::from("ya29.PLANTED-ACCESs")));
+        // The digest the mock Google journals, so reports and journals can be matched.
+        assert_eq!(fp, mock_server::fingerprint("ya29.PLANTED-ACCESS"));
     }
 
     #[test]

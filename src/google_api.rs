@@ -7,6 +7,11 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
+/// Google's tokeninfo endpoint, the default [`ApiEndpoints::tokeninfo_url`].
+pub const GOOGLE_TOKENINFO_URL: &str = "https://oauth2.googleapis.com/tokeninfo";
+/// The Gmail profile call, the default [`ApiEndpoints::profile_url`].
+pub const GMAIL_PROFILE_URL: &str = "https://gmail.googleapis.com/gmail/v1/users/me/profile";
+
 /// Where the API calls go; each URL is overridable so tests and `serve` can stand in for Google.
 #[derive(Debug, Clone)]
 pub struct ApiEndpoints {
@@ -19,8 +24,8 @@ pub struct ApiEndpoints {
 impl Default for ApiEndpoints {
     fn default() -> Self {
         Self {
-            profile_url: "https://gmail.googleapis.com/gmail/v1/users/me/profile".into(),
-            tokeninfo_url: "https://oauth2.googleapis.com/tokeninfo".into(),
+            profile_url: GMAIL_PROFILE_URL.into(),
+            tokeninfo_url: GOOGLE_TOKENINFO_URL.into(),
         }
     }
 }

@@ -7,14 +7,21 @@
 use crate::cli::{Cli, Environment, Format, Mode};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
+use crate::exchange::{build_http_client, ExchangeConfig, TokenExchanger};
+use crate::google_api::ApiEndpoints;
+use crate::refresh::{Engine, EngineConfig, EngineParts};
 use crate::store::{Store, DEFAULT_DATABASE_URL};
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use url::Url;
 
 /// The environment variable holding the current encryption key.
 pub const KEY_VAR: &str = "OAUTHTEST_ENCRYPTION_KEY";
 /// The environment variable holding previous keys (comma-separated), which only decrypt.
 pub const OLD_KEYS_VAR: &str = "OAUTHTEST_OLD_ENCRYPTION_KEYS";
+/// The environment variable holding the key of the store `--mode copy` reads from.
+pub const FROM_KEY_VAR: &str = "OAUTHTEST_FROM_ENCRYPTION_KEY";
 
 /// Loads `.env` from the working directory, if there is one, without overriding variables that
 /// are already set. Call it before any thread starts.
@@ -55,7 +62,14 @@ pub struct Settings {
     pub client_secret: Option<SecretString>,
     /// The environment, if any was given.
     pub environment: Option<Environment>,
+    /// Google's token endpoint (or a stand-in).
+    pub token_url: Url,
+    /// Google's tokeninfo and API endpoints (or stand-ins).
+    pub api: ApiEndpoints,
+    /// `--mode copy`: the store to copy from.
+    pub from_database_url: Option<String>,
     key_file: Option<PathBuf>,
+    from_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -70,7 +84,33 @@ impl Settings {
                 "--mode import needs --file PATH (or --file - to read stdin)".into(),
             ));
         }
-        let writes = cli.mode.writes_credentials()
+        if matches!(cli.mode, Mode::Real | Mode::ForceExpire) && cli.credential_id.is_none() {
+            return Err(Error::Usage(format!(
+                "--mode {} needs --credential-id N (see --mode list)",
+                cli.mode.name()
+            )));
+        }
+        let from_database_url = cli
+            .from_database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty());
+        if cli.mode == Mode::Copy {
+            if cli.credential_id.is_none() {
+                return Err(Error::Usage(
+                    "--mode copy copies exactly one credential: pass --credential-id N \
+                     (copying a whole store is refused)"
+                        .into(),
+                ));
+            }
+            if from_database_url.is_none() {
+                return Err(Error::Usage(
+                    "--mode copy needs --from-database-url URL (the store to copy from)".into(),
+                ));
+            }
+        }
+        // A dry run or a scrub preview reads only, so production allows it.
+        let preview = cli.dry_run || (cli.mode == Mode::Scrub && !cli.yes);
+        let writes = (cli.mode.writes_credentials() && !preview)
             || (cli.mode == Mode::WorkerSim && cli.credential_id.is_some());
         if writes
             && cli.environment == Some(Environment::Production)
@@ -99,7 +139,31 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .map(SecretString::from),
             environment: cli.environment,
+            token_url: parse_endpoint(
+                "--token-url",
+                cli.token_url
+                    .as_deref()
+                    .unwrap_or(crate::exchange::GOOGLE_TOKEN_URL),
+            )?,
+            api: ApiEndpoints {
+                profile_url: parse_endpoint(
+                    "--api-url",
+                    cli.api_url
+                        .as_deref()
+                        .unwrap_or(crate::google_api::GMAIL_PROFILE_URL),
+                )?
+                .into(),
+                tokeninfo_url: parse_endpoint(
+                    "--tokeninfo-url",
+                    cli.tokeninfo_url
+                        .as_deref()
+                        .unwrap_or(crate::google_api::GOOGLE_TOKENINFO_URL),
+                )?
+                .into(),
+            },
+            from_database_url,
             key_file: cli.key_file.clone(),
+            from_key_file: cli.from_key_file.clone(),
         })
     }
 
@@ -109,20 +173,13 @@ impl Settings {
     /// # Errors
     /// [`Error::Config`] naming the setting that is missing or malformed (never its value).
     pub fn keyring(&self) -> Result<Keyring> {
-        let current = match &self.key_file {
-            Some(path) => read_key_file(path)?,
-            None => {
-                let value = std::env::var(KEY_VAR).map_err(|_| {
-                    Error::config(
-                        KEY_VAR,
-                        "is not set; generate a key with `oauthtest --mode keygen` and export it, \
-                         or pass --key-file",
-                    )
-                })?;
-                EncryptionKey::from_base64(&value)
-                    .map_err(|e| Error::config(KEY_VAR, e.to_string()))?
-            }
-        };
+        let current = read_key(
+            self.key_file.as_deref(),
+            "--key-file",
+            KEY_VAR,
+            "is not set; generate a key with `oauthtest --mode keygen` and export it, \
+             or pass --key-file",
+        )?;
         let previous = match std::env::var(OLD_KEYS_VAR) {
             Ok(list) => list
                 .split(',')
@@ -139,6 +196,21 @@ impl Settings {
         Ok(Keyring::new(current, previous))
     }
 
+    /// The key of the store `--mode copy` reads from: `--from-key-file` or
+    /// `OAUTHTEST_FROM_ENCRYPTION_KEY`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting that is missing or malformed (never its value).
+    pub fn source_keyring(&self) -> Result<Keyring> {
+        let key = read_key(
+            self.from_key_file.as_deref(),
+            "--from-key-file",
+            FROM_KEY_VAR,
+            "is not set; --mode copy needs the source store's key (or pass --from-key-file)",
+        )?;
+        Ok(Keyring::new(key, Vec::new()))
+    }
+
     /// Connects to the configured store and migrates it.
     ///
     /// # Errors
@@ -146,11 +218,72 @@ impl Settings {
     pub async fn open_store(&self) -> Result<Store> {
         Ok(Store::connect(&self.database_url).await?)
     }
+
+    /// The HTTP client for Google: built once per run, with the exchange's request timeout and
+    /// redirects off. Share it between the [`Engine`] and the calls that verify a token.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the TLS backend cannot initialise.
+    pub fn http_client(&self) -> Result<reqwest::Client> {
+        build_http_client(ExchangeConfig::default().request_timeout)
+            .map_err(|e| Error::Internal(anyhow::Error::new(e)))
+    }
+
+    /// The refresh engine a worker would use, pointed at the configured token endpoint with
+    /// Google-like retries, writing history lines as `mode`.
+    pub fn engine(
+        &self,
+        http: reqwest::Client,
+        store: Arc<Store>,
+        keyring: Arc<Keyring>,
+        mode: &'static str,
+    ) -> Engine {
+        let exchange = ExchangeConfig {
+            token_url: self.token_url.clone(),
+            ..ExchangeConfig::default()
+        };
+        Engine::new(EngineParts {
+            store,
+            keyring,
+            exchanger: TokenExchanger::new(http.clone(), exchange),
+            http,
+            api: self.api.clone(),
+            default_client_id: self.client_id.clone(),
+            default_client_secret: self.client_secret.clone(),
+            config: EngineConfig {
+                mode,
+                ..EngineConfig::default()
+            },
+        })
+    }
 }
 
-fn read_key_file(path: &Path) -> Result<EncryptionKey> {
-    let setting = format!("--key-file {}", path.display());
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(&setting, format!("cannot read: {e}")))?;
-    EncryptionKey::from_base64(&text).map_err(|e| Error::config(&setting, e.to_string()))
+/// A key from `file` if given (named by `file_flag`), else from the variable `var`.
+fn read_key(file: Option<&Path>, file_flag: &str, var: &str, unset: &str) -> Result<EncryptionKey> {
+    match file {
+        Some(path) => {
+            let setting = format!("{file_flag} {}", path.display());
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::config(&setting, format!("cannot read: {e}")))?;
+            EncryptionKey::from_base64(&text).map_err(|e| Error::config(&setting, e.to_string()))
+        }
+        None => {
+            let value = std::env::var(var).map_err(|_| Error::config(var, unset))?;
+            EncryptionKey::from_base64(&value).map_err(|e| Error::config(var, e.to_string()))
+        }
+    }
+}
+
+/// An endpoint URL given by `flag`: absolute, http or https. The message never echoes the
+/// value (a URL can carry credentials).
+fn parse_endpoint(flag: &str, value: &str) -> Result<Url> {
+    let url = Url::parse(value.trim())
+        .map_err(|e| Error::config(flag, format!("is not an absolute URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::config(
+            flag,
+            format!("must be an http or https URL, not {}", url.scheme()),
+        ));
+    }
+    Ok(url)
 }

@@ -1,10 +1,15 @@
 //! One module per mode, each with the same shape: `run(&Settings, &Cli) -> Result<Report>`.
 
+pub mod copy;
+pub mod force_expire;
 pub mod import;
 pub mod keygen;
 pub mod list;
 pub mod mock;
+pub mod real;
 pub mod rekey;
+pub mod scrub;
+pub mod staging;
 pub mod worker_sim;
 
 use crate::cli::{Cli, Mode};
@@ -25,5 +30,9 @@ pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>>
         Mode::Mock => Box::new(mock::run_one(settings, cli).await?),
         Mode::MockAll => Box::new(mock::run_all(settings, cli).await?),
         Mode::WorkerSim => Box::new(worker_sim::run(settings, cli).await?),
+        Mode::Real => Box::new(real::run(settings, cli).await?),
+        Mode::ForceExpire => Box::new(force_expire::run(settings, cli).await?),
+        Mode::Copy => Box::new(copy::run(settings, cli).await?),
+        Mode::Scrub => Box::new(scrub::run(settings, cli).await?),
     })
 }

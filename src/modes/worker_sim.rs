@@ -278,10 +278,10 @@ fn build_report(
 /// Jobs on stored credentials against a token endpoint given by URL: a child process of a
 /// multi-process run, or a run against Google or a running `serve`.
 async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
-    let token_url = cli
-        .token_url
-        .clone()
-        .ok_or_else(|| Error::Usage("--worker-child needs --token-url".into()))?;
+    if cli.token_url.is_none() {
+        return Err(Error::Usage("--worker-child needs --token-url".into()));
+    }
+    let token_url = settings.token_url.to_string();
     let ids: Vec<i64> = match (&cli.credential_ids, cli.credential_id) {
         (Some(list), _) => list
             .split(',')
@@ -304,16 +304,7 @@ async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport>
             return Err(Error::NotFound(*id));
         }
     }
-    let api = ApiEndpoints {
-        profile_url: cli
-            .api_url
-            .clone()
-            .unwrap_or_else(|| ApiEndpoints::default().profile_url),
-        tokeninfo_url: cli
-            .tokeninfo_url
-            .clone()
-            .unwrap_or_else(|| ApiEndpoints::default().tokeninfo_url),
-    };
+    let api = settings.api.clone();
     let engine = Arc::new(engine_for(
         store.clone(),
         keyring,

@@ -195,13 +195,47 @@ impl Store {
     /// [`StoreError`] naming the URL (password removed) when it is unsupported, unreachable, or
     /// cannot be migrated.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::open(url, false).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to an existing store only to read it (the source of `--mode copy`, which may
+    /// be production): no file is created, no migration runs, and the connection itself is
+    /// read-only (SQLite opened read-only; PostgreSQL sessions default to read-only
+    /// transactions), so no statement sent through it can change anything.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the URL (password removed) when it is unsupported, unreachable, or
+    /// holds no oauthtest store.
+    pub async fn connect_read_only(url: &str) -> Result<Self, StoreError> {
+        let store = Self::open(url, true).await?;
+        let probe = on_pool!(store, |pool| {
+            sqlx::query("SELECT id FROM oauthtest_credentials LIMIT 1")
+                .fetch_optional(pool)
+                .await
+                .map(|_| ())
+        });
+        if let Err(e) = probe {
+            return Err(StoreError::Query {
+                url: store.url.clone(),
+                reason: format!("no oauthtest store can be read there ({e})"),
+            });
+        }
+        Ok(store)
+    }
+
+    async fn open(url: &str, read_only: bool) -> Result<Self, StoreError> {
         let shown = redact_url(url);
         let unreachable = |e: sqlx::Error| StoreError::Unreachable {
             url: shown.clone(),
             reason: e.to_string(),
         };
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url).map_err(unreachable)?;
+            let mut options = PgConnectOptions::from_str(url).map_err(unreachable)?;
+            if read_only {
+                options = options.options([("default_transaction_read_only", "on")]);
+            }
             // One direct connection first: a pool would retry until its timeout and then report
             // only "pool timed out", hiding the real cause (refused, unknown database, auth).
             let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
@@ -222,10 +256,15 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(unreachable)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
+            let options = if read_only {
+                options.read_only(true)
+            } else {
+                options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
@@ -236,12 +275,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl { url: shown });
         };
-        let store = Self {
+        Ok(Self {
             backend,
             url: shown,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -295,6 +332,22 @@ impl Store {
         keyring: &Keyring,
         history: &HistoryEntry,
     ) -> Result<i64, StoreError> {
+        self.insert_with_state(new, secrets, CredentialState::Active, keyring, history)
+            .await
+    }
+
+    /// [`Store::insert`], in `state` (a copy keeps its source's state).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn insert_with_state(
+        &self,
+        new: &NewCredential,
+        secrets: &GoogleCredential,
+        state: CredentialState,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<i64, StoreError> {
         let at = now();
         let payload = secrets.to_payload();
         on_pool!(self, |pool| {
@@ -304,7 +357,7 @@ impl Store {
                     "INSERT INTO oauthtest_credentials
                         (user_id, type, name, encrypted_data, created_at, updated_at, expires_at,
                          state, has_refresh_token, key_id)
-                     VALUES ($1, $2, $3, '', $4, $4, $5, 'active', $6, $7)
+                     VALUES ($1, $2, $3, '', $4, $4, $5, $6, $7, $8)
                      RETURNING id",
                 )
                 .bind(new.user_id)
@@ -312,6 +365,7 @@ impl Store {
                 .bind(&new.name)
                 .bind(at)
                 .bind(secrets.expiry)
+                .bind(state.as_str())
                 .bind(secrets.refresh_token.is_some())
                 .bind(keyring.current().id())
                 .fetch_one(&mut *tx)
@@ -382,6 +436,59 @@ impl Store {
                 )
                 .bind(&envelope)
                 .bind(keyring.current().id())
+                .bind(at)
+                .bind(row.id)
+                .bind(row.version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    insert_history!(&mut *tx, row.id, at, history)?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Replaces a credential's secrets and state (force-expire, scrub), if the row is still at
+    /// `row.version`: the envelope is sealed anew with the keyring's current key, and the
+    /// columns kept beside it (`expires_at`, `has_refresh_token`) follow the new secrets. Any
+    /// refresh lease is cleared, so a refresh already in flight is fenced out (its write-back
+    /// finds the lease gone and discards its result) and cannot put back what was replaced. One
+    /// transaction with its history line. Returns whether it was replaced; `false` means
+    /// another writer changed the row since it was read, and nothing was written.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn rewrite(
+        &self,
+        row: &CredentialRow,
+        secrets: &GoogleCredential,
+        state: CredentialState,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let envelope = keyring.encrypt(row.id, &secrets.to_payload());
+        let at = now();
+        on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE oauthtest_credentials
+                     SET encrypted_data = $1, key_id = $2, expires_at = $3,
+                         has_refresh_token = $4, state = $5, updated_at = $6,
+                         version = version + 1, lease_owner = NULL, lease_expires_at_ms = NULL
+                     WHERE id = $7 AND version = $8",
+                )
+                .bind(&envelope)
+                .bind(keyring.current().id())
+                .bind(secrets.expiry)
+                .bind(secrets.refresh_token.is_some())
+                .bind(state.as_str())
                 .bind(at)
                 .bind(row.id)
                 .bind(row.version)

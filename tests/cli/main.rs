@@ -3,5 +3,6 @@
 mod support;
 
 mod scenarios;
+mod staging;
 mod store;
 mod worker_sim;

@@ -1,0 +1,175 @@
+//! `--mode copy`: bring one credential (your own test account's) from another store, usually
+//! production, into this one.
+//!
+//! The source is opened read-only (see [`Store::connect_read_only`]) and decrypted with its own
+//! key (`OAUTHTEST_FROM_ENCRYPTION_KEY` or `--from-key-file`); the payload is sealed again with
+//! this store's key, bound to the new row, in one transaction with its history line. One
+//! credential per run, by id: copying a store wholesale would bring every user's tokens along,
+//! which is exactly what staging must not hold.
+
+use crate::cli::Cli;
+use crate::credential::fingerprint;
+use crate::crypto::CryptoError;
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::settings::{Settings, FROM_KEY_VAR};
+use crate::store::{redact_url, HistoryEntry, NewCredential, Store};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// What was copied (no secrets).
+#[derive(Debug, Serialize)]
+pub struct CopyReport {
+    source: String,
+    source_id: i64,
+    source_key_id: String,
+    id: i64,
+    key_id: String,
+    user_id: i64,
+    #[serde(rename = "type")]
+    credential_type: String,
+    name: String,
+    state: String,
+    has_refresh_token: bool,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: Vec<String>,
+}
+
+/// Copies credential `--credential-id` from `--from-database-url` into this store.
+///
+/// # Errors
+/// [`Error::Usage`] when no single id or no source is given, or the source is this store;
+/// [`Error::Config`] for a missing or wrong key (either store's); [`Error::Input`] when the
+/// source has no such credential or it cannot be read; [`Error::Store`]. Nothing is written
+/// unless everything succeeded.
+pub async fn run(settings: &Settings, cli: &Cli) -> Result<CopyReport> {
+    let id = cli.credential_id.ok_or_else(|| {
+        Error::Usage("--mode copy copies exactly one credential: pass --credential-id N".into())
+    })?;
+    let from = settings
+        .from_database_url
+        .as_deref()
+        .ok_or_else(|| Error::Usage("--mode copy needs --from-database-url URL".into()))?;
+    let shown = redact_url(from);
+    if from.trim() == settings.database_url.trim() {
+        return Err(Error::Usage(format!(
+            "--from-database-url {shown} is this store; copy reads from another one"
+        )));
+    }
+    // Both keys before touching either database, so a missing key writes nothing.
+    let source_keyring = settings.source_keyring()?;
+    let keyring = settings.keyring()?;
+
+    let source = Store::connect_read_only(from).await?;
+    let row = source.get(id).await?.ok_or_else(|| {
+        Error::input(
+            format!("--from-database-url {shown}"),
+            format!("credential {id} not found"),
+        )
+    })?;
+    source.close().await;
+    let secrets = row.decrypt(&source_keyring).map_err(|e| match e {
+        Error::Decrypt {
+            source: CryptoError::UnknownKey { key_id, current },
+            ..
+        } => Error::config(
+            format!("{FROM_KEY_VAR} / --from-key-file"),
+            format!(
+                "credential {id} of the source store is sealed with key {key_id}, but the source \
+                 key given is {current}"
+            ),
+        ),
+        Error::Decrypt { source, .. } => Error::input(
+            format!("--from-database-url {shown}"),
+            format!("credential {id}: {source}"),
+        ),
+        other => other,
+    })?;
+
+    let store = settings.open_store().await?;
+    let new = NewCredential {
+        user_id: row.user_id,
+        credential_type: row.credential_type.clone(),
+        name: row.name.clone(),
+    };
+    let history = HistoryEntry::new(
+        "copy",
+        "copy",
+        "ok",
+        Some(format!(
+            "from credential {id} of {shown}; key {} -> {}",
+            row.key_id,
+            keyring.current().id()
+        )),
+    );
+    let new_id = store
+        .insert_with_state(&new, &secrets, row.state(), &keyring, &history)
+        .await?;
+    // Read it back: the copy must open with this store's key, bound to its new row.
+    let same = |a: &Option<SecretString>, b: &Option<SecretString>| {
+        a.as_ref().map(fingerprint) == b.as_ref().map(fingerprint)
+    };
+    let reads_back = store
+        .get(new_id)
+        .await?
+        .and_then(|r| r.decrypt(&keyring).ok())
+        .is_some_and(|c| {
+            same(&c.refresh_token, &secrets.refresh_token)
+                && same(&c.access_token, &secrets.access_token)
+        });
+    if !reads_back {
+        let _ = store.delete(&[new_id]).await;
+        return Err(Error::Internal(anyhow::anyhow!(
+            "the copy of credential {id} did not read back as the source credential; removed it"
+        )));
+    }
+    store.close().await;
+    Ok(CopyReport {
+        source: shown,
+        source_id: id,
+        source_key_id: row.key_id.clone(),
+        id: new_id,
+        key_id: keyring.current().id().to_owned(),
+        user_id: new.user_id,
+        credential_type: new.credential_type,
+        name: new.name,
+        state: row.state().as_str().to_owned(),
+        has_refresh_token: secrets.refresh_token.is_some(),
+        expires_at: secrets.expiry,
+        scopes: secrets.scopes.clone(),
+    })
+}
+
+impl Report for CopyReport {
+    fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "Copied credential {} of {} as credential {} ({}, user {}, \"{}\").",
+            self.source_id, self.source, self.id, self.credential_type, self.user_id, self.name
+        )?;
+        writeln!(
+            out,
+            "Decrypted with the source key {}, re-encrypted with this store's key {}, bound to \
+             the new row; it reads back intact.",
+            self.source_key_id, self.key_id
+        )?;
+        writeln!(
+            out,
+            "State {}; refresh token {}.",
+            self.state,
+            if self.has_refresh_token {
+                "present"
+            } else {
+                "absent"
+            }
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!(self);
+        v["mode"] = "copy".into();
+        v
+    }
+}
