@@ -264,9 +264,14 @@ impl Store {
                 options
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // WAL with NORMAL sync never corrupts the file; a power cut can lose only the
+                    // last commits, which a refresh repeats. FULL would fsync every refresh.
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             };
+            // Every SQLite connection is a thread of its own and writes serialize anyway: four
+            // measured fastest on two cores (scripts/bench_worker_sim.sh).
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(4)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await
