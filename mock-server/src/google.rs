@@ -309,7 +309,9 @@ fn tokeninfo(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         return invalid();
     };
     let scope = view.scopes.join(" ");
-    let remaining_ms = view.expires_at_ms - ctx.now_ms;
+    // Whole seconds, as `exp` is: `exp - expires_in` is the mock clock's current second.
+    let exp = view.expires_at_ms.div_euclid(1000);
+    let expires_in = exp - ctx.now_ms.div_euclid(1000);
     Reply::token_json(
         200,
         to_json(&TokenInfo {
@@ -317,8 +319,8 @@ fn tokeninfo(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             aud: &view.grant.client_id,
             sub: &ctx.config.subject,
             scope: &scope,
-            exp: view.expires_at_ms.div_euclid(1000).to_string(),
-            expires_in: remaining_ms.div_euclid(1000).to_string(),
+            exp: exp.to_string(),
+            expires_in: expires_in.to_string(),
             email: &ctx.config.email,
             email_verified: "true",
             access_type: if view.grant.offline {
