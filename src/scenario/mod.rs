@@ -6,6 +6,7 @@
 //! every error names the file, line and field. See `docs/scenarios.md` for every field.
 
 pub mod run;
+pub mod setup;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
