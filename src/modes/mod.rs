@@ -5,6 +5,7 @@ pub mod keygen;
 pub mod list;
 pub mod mock;
 pub mod rekey;
+pub mod serve;
 
 use crate::cli::{Cli, Mode};
 use crate::error::Result;
@@ -23,5 +24,6 @@ pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>>
         Mode::Rekey => Box::new(rekey::run(settings, cli).await?),
         Mode::Mock => Box::new(mock::run_one(settings, cli).await?),
         Mode::MockAll => Box::new(mock::run_all(settings, cli).await?),
+        Mode::Serve => Box::new(serve::run(settings, cli).await?),
     })
 }
