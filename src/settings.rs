@@ -70,6 +70,19 @@ impl Settings {
                 "--mode import needs --file PATH (or --file - to read stdin)".into(),
             ));
         }
+        if let Some(cmd) = &cli.target_cmd {
+            if !matches!(cli.mode, Mode::Mock | Mode::MockAll) {
+                return Err(Error::Usage(format!(
+                    "--target-cmd works with --mode mock-all or --mode mock, not --mode {}",
+                    cli.mode.name()
+                )));
+            }
+            if cmd.trim().is_empty() {
+                return Err(Error::Usage(
+                    "--target-cmd is empty; give the command that runs your refresh code".into(),
+                ));
+            }
+        }
         if cli.mode.writes_credentials()
             && cli.environment == Some(Environment::Production)
             && !cli.i_know_this_is_production

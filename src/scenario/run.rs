@@ -274,29 +274,37 @@ async fn run_job_and_verify(
         }
     }
     if let Some(min) = expect.min_retry_spacing_ms {
-        let times: Vec<Duration> = journal
-            .iter()
-            .filter(|e| e.endpoint == Endpoint::Token)
-            .map(|e| e.elapsed)
-            .collect();
-        let gaps: Vec<u128> = times
-            .windows(2)
-            .map(|w| w[1].saturating_sub(w[0]).as_millis())
-            .collect();
-        match gaps.iter().min() {
-            Some(&g) if g >= u128::from(min) => {}
-            Some(&g) => result.failures.push(format!(
-                "min_retry_spacing_ms: expected at least {min}, got {g}"
-            )),
-            None => result.failures.push(format!(
-                "min_retry_spacing_ms: expected at least {min} between token requests, but there were fewer than two"
-            )),
-        }
+        result.failures.extend(check_retry_spacing(&journal, min));
     }
     Ok(())
 }
 
-fn describe_entry(e: &mock_server::JournalEntry) -> String {
+/// The smallest gap between consecutive token requests must be at least `min_ms`.
+pub(crate) fn check_retry_spacing(
+    journal: &[mock_server::JournalEntry],
+    min_ms: u64,
+) -> Option<String> {
+    let times: Vec<Duration> = journal
+        .iter()
+        .filter(|e| e.endpoint == Endpoint::Token)
+        .map(|e| e.elapsed)
+        .collect();
+    let gaps = times
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]).as_millis());
+    match gaps.min() {
+        Some(g) if g >= u128::from(min_ms) => None,
+        Some(g) => Some(format!(
+            "min_retry_spacing_ms: expected at least {min_ms}, got {g}"
+        )),
+        None => Some(format!(
+            "min_retry_spacing_ms: expected at least {min_ms} between token requests, but there were fewer than two"
+        )),
+    }
+}
+
+/// One journal entry as a step line, tokens as fingerprints.
+pub(crate) fn describe_entry(e: &mock_server::JournalEntry) -> String {
     let what = match e.endpoint {
         Endpoint::Token => format!(
             "POST /token grant_type={} client={} auth={:?} refresh_token={} ({:?})",
