@@ -3,4 +3,5 @@
 mod support;
 
 mod scenarios;
+mod serve;
 mod store;
