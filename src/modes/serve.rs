@@ -12,13 +12,17 @@ use crate::report::Report;
 use crate::scenario::{self, setup};
 use crate::serve::{self, admin::Admin, App, Limits};
 use crate::settings::Settings;
-use mock_server::{ClientRegistration, MockGoogle};
+use mock_server::{ClientRegistration, MockConfig, MockGoogle};
 use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Requests the admin API can list (the latest ones): a few hundred bytes each, so a server
+/// under a benchmark keeps tens of megabytes, not gigabytes.
+pub const JOURNAL_CAPACITY: usize = 100_000;
 
 /// How a serve run went, printed after it stops.
 #[derive(Debug)]
@@ -61,7 +65,10 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("listener has no address: {e}")))?;
     let url = format!("http://{local}");
 
-    let mut config = setup::mock_config();
+    let mut config = MockConfig {
+        journal_capacity: JOURNAL_CAPACITY,
+        ..setup::mock_config()
+    };
     if let Some(client_id) = &settings.client_id {
         let secret = settings
             .client_secret
