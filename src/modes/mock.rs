@@ -80,13 +80,8 @@ impl Runner {
 pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
     let name = cli.scenario.as_deref().unwrap_or("success");
     let all = load(cli)?;
-    let chosen = all.iter().find(|s| s.name == name).ok_or_else(|| {
-        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
-        Error::Usage(format!(
-            "--scenario {name}: no such scenario; known: {}",
-            names.join(", ")
-        ))
-    })?;
+    let chosen =
+        scenario::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     let started = Instant::now();
     let result = Runner::new(settings, cli).run(chosen).await;
     Ok(MockReport {

@@ -45,13 +45,8 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
     let scenarios = scenario::load_all(cli.scenarios.as_deref())
         .map_err(|e| Error::input(e.file, e.problem))?;
     if let Some(name) = &cli.scenario {
-        if !scenarios.iter().any(|s| &s.name == name) {
-            let names: Vec<_> = scenarios.iter().map(|s| s.name.as_str()).collect();
-            return Err(Error::Usage(format!(
-                "--scenario {name}: no such scenario; known: {}",
-                names.join(", ")
-            )));
-        }
+        scenario::find(&scenarios, name)
+            .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     }
     let address = SocketAddr::new(cli.host, cli.port);
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {

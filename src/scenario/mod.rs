@@ -357,6 +357,17 @@ impl StepSpec {
     }
 }
 
+/// The scenario called `name` among `all`.
+///
+/// # Errors
+/// `no such scenario; known: …`, listing the names there are.
+pub fn find<'a>(all: &'a [Scenario], name: &str) -> Result<&'a Scenario, String> {
+    all.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+        format!("no such scenario; known: {}", names.join(", "))
+    })
+}
+
 /// The shipped scenarios plus those in `dir` (which replace shipped ones of the same name),
 /// sorted by name.
 ///

@@ -21,7 +21,7 @@
 
 use super::{json_response, App};
 use crate::scenario::setup::{self, SeededCredential};
-use crate::scenario::Scenario;
+use crate::scenario::{self, Scenario};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
@@ -94,17 +94,8 @@ impl Admin {
     /// An unknown name (the message lists the known ones), or a scenario whose scripts the mock
     /// cannot run.
     pub fn switch(&self, mock: &MockGoogle, name: &str) -> Result<Value, AdminError> {
-        let scenario = self
-            .scenarios
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| {
-                let known: Vec<_> = self.scenarios.iter().map(|s| s.name.as_str()).collect();
-                AdminError::bad_request(format!(
-                    "no scenario named {name:?}; known: {}",
-                    known.join(", ")
-                ))
-            })?;
+        let scenario = scenario::find(&self.scenarios, name)
+            .map_err(|e| AdminError::bad_request(format!("{name:?}: {e}")))?;
         let mut current = self.current();
         mock.reset();
         *current = None;
@@ -113,7 +104,7 @@ impl Admin {
             code: "scenario_failed",
             message: format!("scenario {name}: {problem}"),
         })?;
-        let shown = scenario_json(&scenario.name, Some(&credential));
+        let shown = scenario_json(&scenario.name, &credential);
         *current = Some(Current {
             name: scenario.name.clone(),
             credential,
@@ -132,8 +123,8 @@ impl Admin {
 
     fn shown_current(&self) -> Value {
         match &*self.current() {
-            Some(c) => scenario_json(&c.name, Some(&c.credential)),
-            None => scenario_json_none(),
+            Some(c) => scenario_json(&c.name, &c.credential),
+            None => json!({"scenario": null, "credential": null}),
         }
     }
 
@@ -147,21 +138,17 @@ impl Admin {
     }
 }
 
-fn scenario_json_none() -> Value {
-    json!({"scenario": null, "credential": null})
-}
-
-fn scenario_json(name: &str, credential: Option<&SeededCredential>) -> Value {
+fn scenario_json(name: &str, c: &SeededCredential) -> Value {
     json!({
         "scenario": name,
-        "credential": credential.map(|c| json!({
+        "credential": {
             "client_id": c.client_id,
             "client_secret": c.client_secret.expose_secret(),
             "refresh_token": c.refresh_token.expose_secret(),
             "access_token": c.access_token.as_ref().map(|t| t.expose_secret().to_owned()),
             "access_token_expires_at": c.expiry.map(|e| e.timestamp()),
             "scopes": c.scopes,
-        })),
+        },
     })
 }
 

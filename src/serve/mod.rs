@@ -300,14 +300,15 @@ async fn handle(
         app.stats.admin_requests.fetch_add(1, Ordering::Relaxed);
         return Ok(admin::handle(&app, &parts, &body));
     }
-    app.stats.mock_requests.fetch_add(1, Ordering::Relaxed);
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
     let Ok(url) = format!("http://localhost{path_and_query}").parse() else {
+        app.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return Ok(Rejection::Unreadable.response(&app.limits));
     };
+    app.stats.mock_requests.fetch_add(1, Ordering::Relaxed);
     let answered = app.mock.answer(&wiremock::Request {
         url,
         method: parts.method,
