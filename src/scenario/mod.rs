@@ -86,6 +86,17 @@ pub enum AccessSetup {
     None,
 }
 
+impl AccessSetup {
+    /// How the stored access token stands, for step-by-step output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Expired => "expired 1m ago",
+            Self::Valid => "valid for 1h",
+            Self::None => "absent",
+        }
+    }
+}
+
 /// The refresh token stored before the run.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]

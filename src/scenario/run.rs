@@ -3,7 +3,7 @@
 //! job (decrypt, detect expiry, refresh, parse, encrypt, persist, call the API, refresh once on a
 //! 401), then verify from the store and from the mock's own journal.
 
-use super::{setup, AccessSetup, Scenario};
+use super::{setup, Scenario};
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
@@ -47,26 +47,40 @@ pub struct ScenarioResult {
     pub steps: Vec<String>,
 }
 
+impl ScenarioResult {
+    /// A result for `scenario` that has not run yet.
+    pub(crate) fn new(scenario: &Scenario) -> Self {
+        Self {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            passed: false,
+            outcome: "not_run".into(),
+            token_requests: 0,
+            api_call: "not_made".into(),
+            duration_ms: 0,
+            failures: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Records how the run ended: a problem that stopped it becomes a failure; passed when no
+    /// expectation failed.
+    pub(crate) fn finish(mut self, ran: Result<(), String>, started: Instant) -> Self {
+        if let Err(problem) = ran {
+            self.failures.push(format!("could not run: {problem}"));
+        }
+        self.passed = self.failures.is_empty();
+        self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+}
+
 /// Runs `scenario`; never panics, never fails: problems become failures in the result.
 pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = ScenarioResult {
-        name: scenario.name.clone(),
-        description: scenario.description.clone(),
-        passed: false,
-        outcome: "not_run".into(),
-        token_requests: 0,
-        api_call: "not_made".into(),
-        duration_ms: 0,
-        failures: Vec::new(),
-        steps: Vec::new(),
-    };
-    if let Err(problem) = execute(scenario, options, &mut result).await {
-        result.failures.push(format!("could not run: {problem}"));
-    }
-    result.passed = result.failures.is_empty();
-    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    result
+    let mut result = ScenarioResult::new(scenario);
+    let ran = execute(scenario, options, &mut result).await;
+    result.finish(ran, started)
 }
 
 async fn execute(
@@ -81,11 +95,7 @@ async fn execute(
     let initial_refresh_fp = fingerprint(seeded.refresh_token.expose_secret());
     result.steps.push(format!(
         "stored credential: access token {}, refresh token {}, client {}",
-        match scenario.credential.access_token {
-            AccessSetup::Valid => "valid for 1h",
-            AccessSetup::Expired => "expired 1m ago",
-            AccessSetup::None => "absent",
-        },
+        scenario.credential.access_token.describe(),
         initial_refresh_fp,
         seeded.client_id
     ));

@@ -58,23 +58,9 @@ const OUTPUT_TAIL_LINES: usize = 8;
 /// Runs `scenario` against CMD; never panics, never fails: problems become failures.
 pub async fn run_target(scenario: &Scenario, options: &TargetOptions) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = ScenarioResult {
-        name: scenario.name.clone(),
-        description: scenario.description.clone(),
-        passed: false,
-        outcome: "not_run".into(),
-        token_requests: 0,
-        api_call: "not_made".into(),
-        duration_ms: 0,
-        failures: Vec::new(),
-        steps: Vec::new(),
-    };
-    if let Err(problem) = execute(scenario, options, &mut result).await {
-        result.failures.push(format!("could not run: {problem}"));
-    }
-    result.passed = result.failures.is_empty();
-    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    result
+    let mut result = ScenarioResult::new(scenario);
+    let ran = execute(scenario, options, &mut result).await;
+    result.finish(ran, started)
 }
 
 /// The environment CMD gets: every `OAUTHTEST_*` variable documented in the README.
@@ -126,13 +112,7 @@ async fn execute(
     let env = target_env(scenario, &mock, &seeded);
     result.steps.push(format!(
         "handed to CMD: access token {}, refresh token {}, client {}",
-        if seeded.access_token.is_none() {
-            "absent"
-        } else if seeded.expiry.is_some_and(|e| e <= chrono::Utc::now()) {
-            "expired"
-        } else {
-            "valid"
-        },
+        scenario.credential.access_token.describe(),
         fingerprint(seeded.refresh_token.expose_secret()),
         seeded.client_id
     ));
