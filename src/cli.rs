@@ -27,7 +27,7 @@ pub enum Mode {
     /// each exchange step by step.
     Mock,
     /// Run every scenario concurrently against embedded mocks: the pre-deploy check. Exit 1 if
-    /// any fails.
+    /// any fails. With --target-cmd, judge your own refresh code instead of oauthtest's.
     MockAll,
     /// Many concurrent workers running jobs on the same credentials (Celery-style): proves
     /// exactly one refresh per expiry, no lost tokens, fast failure on invalid_grant.
@@ -45,6 +45,10 @@ pub enum Mode {
     /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
     /// production dump is restored into staging). Shows what it would do unless --yes.
     Scrub,
+    /// Serve the mock Google standalone (token, tokeninfo, revoke, Gmail profile, OpenID
+    /// discovery, and an admin API under /__admin/) for apps in any language. Prints the base
+    /// URL as the first line; stops on SIGINT or SIGTERM.
+    Serve,
 }
 
 impl Mode {
@@ -62,6 +66,15 @@ impl Mode {
             Mode::ForceExpire => "force-expire",
             Mode::Copy => "copy",
             Mode::Scrub => "scrub",
+            Mode::Serve => "serve",
+        }
+    }
+
+    /// The log filter when neither --log nor OAUTHTEST_LOG gives one: `serve` logs each request.
+    pub fn default_log_filter(self) -> &'static str {
+        match self {
+            Mode::Serve => "warn,oauthtest::serve=info",
+            _ => "warn",
         }
     }
 
@@ -151,14 +164,16 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Log filter for stderr (error, warn, info, debug, trace, or tracing directives).
-    #[arg(long, env = "OAUTHTEST_LOG", default_value = "warn")]
-    pub log: String,
+    /// [default: warn; for serve, warn,oauthtest::serve=info, which logs each request]
+    #[arg(long, env = "OAUTHTEST_LOG")]
+    pub log: Option<String>,
 
     /// More logging: -v info, -vv debug, -vvv trace (overrides --log).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// mock: the scenario to run.
+    /// mock: the scenario to run. serve: the scenario to apply at start (as POST
+    /// /__admin/scenario does).
     #[arg(long, value_name = "NAME", help_heading = "Scenarios")]
     pub scenario: Option<String>,
 
@@ -204,6 +219,39 @@ pub struct Cli {
     /// Internal: the credentials a worker-sim child works on.
     #[arg(long, hide = true)]
     pub credential_ids: Option<String>,
+    /// mock-all: judge your own refresh code: for each scenario, run CMD with `sh -c` against
+    /// its own mock (URLs and the stored credential in OAUTHTEST_* variables, see the README),
+    /// then check what the mock saw and CMD's exit status (0 expected exactly when the scenario
+    /// expects a working API call).
+    #[arg(long, value_name = "CMD", help_heading = "Scenarios")]
+    pub target_cmd: Option<String>,
+
+    /// mock-all --target-cmd: seconds one run of CMD may take before it is killed and fails.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        help_heading = "Scenarios"
+    )]
+    pub target_timeout: u64,
+
+    /// serve: the port to listen on; 0 picks a free one (the first line printed is the URL).
+    #[arg(long, default_value_t = 0, help_heading = "Serve")]
+    pub port: u16,
+
+    /// serve: the address to listen on (0.0.0.0 to accept other machines).
+    #[arg(long, default_value = "127.0.0.1", help_heading = "Serve")]
+    pub host: std::net::IpAddr,
+
+    /// serve: milliseconds a client may take to send its request headers, and then its body,
+    /// before the connection is closed (idle keep-alive connections too).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        help_heading = "Serve"
+    )]
+    pub read_timeout_ms: u64,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

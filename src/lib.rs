@@ -16,6 +16,7 @@ pub mod modes;
 pub mod refresh;
 pub mod report;
 pub mod scenario;
+pub mod serve;
 pub mod settings;
 pub mod simulate;
 pub mod store;

@@ -11,7 +11,12 @@ fn main() -> ExitCode {
         return ExitCode::from(e.exit_code());
     }
     let cli = Cli::parse();
-    logging::init(&cli.log, cli.verbose);
+    logging::init(
+        cli.log
+            .as_deref()
+            .unwrap_or_else(|| cli.mode.default_log_filter()),
+        cli.verbose,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -84,6 +84,19 @@ impl Settings {
                 "--mode import needs --file PATH (or --file - to read stdin)".into(),
             ));
         }
+        if let Some(cmd) = &cli.target_cmd {
+            if !matches!(cli.mode, Mode::Mock | Mode::MockAll) {
+                return Err(Error::Usage(format!(
+                    "--target-cmd works with --mode mock-all or --mode mock, not --mode {}",
+                    cli.mode.name()
+                )));
+            }
+            if cmd.trim().is_empty() {
+                return Err(Error::Usage(
+                    "--target-cmd is empty; give the command that runs your refresh code".into(),
+                ));
+            }
+        }
         if matches!(cli.mode, Mode::Real | Mode::ForceExpire) && cli.credential_id.is_none() {
             return Err(Error::Usage(format!(
                 "--mode {} needs --credential-id N (see --mode list)",

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{ClientRegistration, MockConfig};
 use crate::incoming::Incoming;
-use crate::journal::Endpoint;
+use crate::journal::{Endpoint, CERTS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::tokens::{TokenStatus, TokenStore};
 use crate::wire::{self, to_json};
 
@@ -89,6 +89,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) clients: &'a [ClientRegistration],
     pub(crate) tokens: &'a mut TokenStore,
     pub(crate) now_ms: i64,
+    /// The mock's own base URL, for the discovery document.
+    pub(crate) base_url: &'a str,
 }
 
 /// Answers `request` as Google would.
@@ -98,6 +100,7 @@ pub(crate) fn answer(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         Endpoint::TokenInfo => tokeninfo(ctx, request),
         Endpoint::Revoke => revoke(ctx, request),
         Endpoint::Api => api_profile(ctx, request),
+        Endpoint::Discovery => discovery(ctx, request),
         Endpoint::Other => Reply::new(404, "").error("not_found"),
     }
 }
@@ -109,7 +112,7 @@ pub(crate) fn revoke_presented_token(ctx: &mut Ctx<'_>, request: &Incoming) {
         Endpoint::Api => request.bearer_token(),
         Endpoint::TokenInfo => request.param("access_token"),
         Endpoint::Revoke => request.param("token"),
-        Endpoint::Other => None,
+        Endpoint::Discovery | Endpoint::Other => None,
     };
     if let Some(token) = token {
         ctx.tokens.revoke(token, ctx.now_ms);
@@ -309,7 +312,9 @@ fn tokeninfo(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         return invalid();
     };
     let scope = view.scopes.join(" ");
-    let remaining_ms = view.expires_at_ms - ctx.now_ms;
+    // Whole seconds, as `exp` is: `exp - expires_in` is the mock clock's current second.
+    let exp = view.expires_at_ms.div_euclid(1000);
+    let expires_in = exp - ctx.now_ms.div_euclid(1000);
     Reply::token_json(
         200,
         to_json(&TokenInfo {
@@ -317,8 +322,8 @@ fn tokeninfo(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             aud: &view.grant.client_id,
             sub: &ctx.config.subject,
             scope: &scope,
-            exp: view.expires_at_ms.div_euclid(1000).to_string(),
-            expires_in: remaining_ms.div_euclid(1000).to_string(),
+            exp: exp.to_string(),
+            expires_in: expires_in.to_string(),
             email: &ctx.config.email,
             email_verified: "true",
             access_type: if view.grant.offline {
@@ -386,4 +391,59 @@ fn api_profile(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             .header("www-authenticate", wire::API_WWW_AUTHENTICATE)
             .error(wire::INVALID_TOKEN)
     }
+}
+
+#[derive(Serialize)]
+struct DiscoveryDocument<'a> {
+    issuer: &'a str,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    revocation_endpoint: String,
+    jwks_uri: String,
+    response_types_supported: [&'static str; 1],
+    subject_types_supported: [&'static str; 1],
+    id_token_signing_alg_values_supported: [&'static str; 1],
+    scopes_supported: [&'static str; 3],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    claims_supported: [&'static str; 8],
+    grant_types_supported: [&'static str; 1],
+}
+
+/// `GET /.well-known/openid-configuration`, shaped like Google's but naming this mock's own
+/// endpoints, and `GET /oauth2/v3/certs`: an empty key set, since the mock's id_tokens carry
+/// random signatures that no key verifies. The mock has no consent screen: the advertised
+/// authorization endpoint answers 404 (seed refresh tokens through the mock's owner instead).
+fn discovery(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
+    if !request.is("GET") {
+        return Reply::method_not_allowed("GET");
+    }
+    let base = ctx.base_url;
+    let body = if request.path == CERTS_PATH {
+        r#"{"keys":[]}"#.to_string()
+    } else {
+        to_json(&DiscoveryDocument {
+            issuer: base,
+            authorization_endpoint: format!("{base}/o/oauth2/v2/auth"),
+            token_endpoint: format!("{base}{TOKEN_PATH}"),
+            revocation_endpoint: format!("{base}{REVOKE_PATH}"),
+            jwks_uri: format!("{base}{CERTS_PATH}"),
+            response_types_supported: ["code"],
+            subject_types_supported: ["public"],
+            id_token_signing_alg_values_supported: ["RS256"],
+            scopes_supported: ["openid", "email", "profile"],
+            token_endpoint_auth_methods_supported: ["client_secret_post", "client_secret_basic"],
+            claims_supported: [
+                "aud",
+                "email",
+                "email_verified",
+                "exp",
+                "iat",
+                "iss",
+                "sub",
+                "azp",
+            ],
+            grant_types_supported: ["refresh_token"],
+        })
+    };
+    Reply::new(200, body).header("content-type", wire::CONTENT_TYPE_JSON)
 }

@@ -14,6 +14,7 @@ use crate::journal::{ClientAuth, Endpoint};
 pub(crate) struct Incoming {
     pub(crate) endpoint: Endpoint,
     pub(crate) method: String,
+    pub(crate) path: String,
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
     authorization: Option<String>,
@@ -61,6 +62,7 @@ impl Incoming {
         Self {
             endpoint,
             method: request.method.as_str().to_string(),
+            path: request.url.path().to_string(),
             query,
             form,
             authorization,

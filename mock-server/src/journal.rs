@@ -28,6 +28,9 @@ pub enum Endpoint {
     Revoke,
     /// `/gmail/v1/users/me/profile`
     Api,
+    /// OpenID discovery: `/.well-known/openid-configuration` and the key set it points to,
+    /// `/oauth2/v3/certs`.
+    Discovery,
     /// Any other path (answered 404).
     Other,
 }
@@ -40,6 +43,10 @@ pub(crate) const TOKENINFO_PATH: &str = "/tokeninfo";
 pub(crate) const REVOKE_PATH: &str = "/revoke";
 /// Path of the Gmail profile call.
 pub(crate) const API_PATH: &str = "/gmail/v1/users/me/profile";
+/// Path of the OpenID discovery document.
+pub(crate) const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// Path of the JSON Web Key Set the discovery document names.
+pub(crate) const CERTS_PATH: &str = "/oauth2/v3/certs";
 
 impl Endpoint {
     pub(crate) fn from_path(path: &str) -> Self {
@@ -48,8 +55,36 @@ impl Endpoint {
             TOKENINFO_PATH => Self::TokenInfo,
             REVOKE_PATH => Self::Revoke,
             API_PATH => Self::Api,
+            DISCOVERY_PATH | CERTS_PATH => Self::Discovery,
             _ => Self::Other,
         }
+    }
+
+    /// Every endpoint, in the order of [`Endpoint::name`]'s documentation.
+    pub const ALL: [Endpoint; 6] = [
+        Self::Token,
+        Self::TokenInfo,
+        Self::Revoke,
+        Self::Api,
+        Self::Discovery,
+        Self::Other,
+    ];
+
+    /// A short stable name: `token`, `tokeninfo`, `revoke`, `api`, `discovery` or `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::TokenInfo => "tokeninfo",
+            Self::Revoke => "revoke",
+            Self::Api => "api",
+            Self::Discovery => "discovery",
+            Self::Other => "other",
+        }
+    }
+
+    /// The endpoint a [`name`](Self::name) stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 }
 
@@ -62,6 +97,17 @@ pub enum ClientAuth {
     Basic,
     /// No client id at all, or not a token-endpoint request.
     None,
+}
+
+impl ClientAuth {
+    /// A short stable name: `body`, `basic` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Body => "body",
+            Self::Basic => "basic",
+            Self::None => "none",
+        }
+    }
 }
 
 /// One request the mock received. Holds fingerprints, never raw tokens, so `Debug` is safe.

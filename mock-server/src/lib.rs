@@ -49,5 +49,5 @@ pub use journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
 pub use script::{Action, Step};
-pub use server::MockGoogle;
-pub use tokens::{fingerprint, TokenStatus};
+pub use server::{Answer, Answered, MockGoogle};
+pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};

@@ -4,6 +4,11 @@
 //! Google logic under one short-lived lock, journals the outcome and hands wiremock a response
 //! (or an error, which makes hyper close the connection: the "dropped connection" step).
 //!
+//! The same decision is also offered without wiremock ([`MockGoogle::detached`] and
+//! [`MockGoogle::answer`]) for a long-running front end that must bound what it reads and keeps:
+//! wiremock reads whole bodies without a limit and keeps a copy of every matched request, which
+//! is right for a test's short-lived mock and wrong for `oauthtest --mode serve`.
+//!
 //! Two mocks are mounted, in this order (wiremock tries mocks in insertion order under its own
 //! lock, one request at a time):
 //! 1. a matcher that claims the request when the next step of its endpoint's script is
@@ -28,14 +33,16 @@ use crate::google::{self, Ctx, Reply};
 use crate::incoming::Incoming;
 use crate::journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED, API_PATH,
-    REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
+    DISCOVERY_PATH, REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
 };
 use crate::script::{Action, Step};
 use crate::tokens::{fingerprint, TokenStatus, TokenStore};
 
 /// Everything that changes while the mock runs.
 struct State {
-    clients: Vec<ClientRegistration>,
+    /// The behaviour now: the start configuration plus runtime changes (deleted or added
+    /// clients, rotation, refresh-token lifetime).
+    config: MockConfig,
     tokens: TokenStore,
     token_script: VecDeque<Step>,
     api_script: VecDeque<Step>,
@@ -48,7 +55,7 @@ struct State {
 impl State {
     fn new(config: &MockConfig) -> Self {
         Self {
-            clients: config.clients.clone(),
+            config: config.clone(),
             tokens: TokenStore::default(),
             token_script: VecDeque::new(),
             api_script: VecDeque::new(),
@@ -114,7 +121,7 @@ impl State {
             }
             Endpoint::Revoke => entry.token_fingerprint = request.param("token").map(fingerprint),
             Endpoint::Api => entry.token_fingerprint = request.bearer_token().map(fingerprint),
-            Endpoint::Other => {}
+            Endpoint::Discovery | Endpoint::Other => {}
         }
         entry
     }
@@ -133,12 +140,31 @@ impl State {
 
 /// What the wiremock callbacks and the handle share.
 struct Shared {
-    config: MockConfig,
+    /// The configuration the mock started with; [`MockGoogle::reset`] returns to it.
+    initial: MockConfig,
     started: Instant,
+    base_url: String,
     state: Mutex<State>,
 }
 
+/// What the mock decided for one request: a reply (already checked to be sendable) or a
+/// dropped connection, and the journal entry recorded for it.
+struct Decision {
+    reply: Option<Sendable>,
+    delay: Duration,
+    entry: JournalEntry,
+}
+
 impl Shared {
+    fn new(config: MockConfig, base_url: String) -> Self {
+        Self {
+            state: Mutex::new(State::new(&config)),
+            initial: config,
+            started: Instant::now(),
+            base_url,
+        }
+    }
+
     /// Matcher side of a dropped connection: claims the request if its endpoint's next step is
     /// [`Action::Drop`], consuming and journaling that step. wiremock calls this once per request,
     /// under its own lock, right before the paired responder, so nothing can slip in between.
@@ -162,12 +188,14 @@ impl Shared {
         let now_ms = state.now_ms();
         let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
         entry.action = ACTION_DROPPED;
-        state.record(entry, &self.config);
+        state.record(entry, &self.initial);
         true
     }
 
-    /// Answers every request that is not dropped.
-    fn respond(&self, request: &Request) -> ResponseTemplate {
+    /// Takes the next script step of the request's endpoint, runs it and journals the outcome.
+    /// With `may_drop` false (wiremock, whose matcher consumed Drop steps already) a Drop step
+    /// is answered as Google instead.
+    fn decide(&self, request: &Request, may_drop: bool) -> Decision {
         let incoming = Incoming::parse(request);
         let mut guard = self.state.lock();
         let state = &mut *guard;
@@ -177,11 +205,21 @@ impl Shared {
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(Step::google);
         let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
+        if step.action == Action::Drop && may_drop {
+            entry.action = ACTION_DROPPED;
+            state.record(entry.clone(), &self.initial);
+            return Decision {
+                reply: None,
+                delay: Duration::ZERO,
+                entry,
+            };
+        }
         let mut ctx = Ctx {
-            config: &self.config,
-            clients: &state.clients,
+            config: &state.config,
+            clients: &state.config.clients,
             tokens: &mut state.tokens,
             now_ms,
+            base_url: &self.base_url,
         };
         let (reply, action) = match &step.action {
             Action::Google => (google::answer(&mut ctx, &incoming), ACTION_GOOGLE),
@@ -195,62 +233,92 @@ impl Shared {
                 (google::answer(&mut ctx, &incoming), ACTION_SCRIPTED)
             }
             Action::Drop => {
-                // Unreachable in practice: `claim_drop` consumes Drop steps first.
+                // Unreachable through wiremock: `claim_drop` consumes Drop steps first.
                 tracing::warn!("a Drop step reached the responder; answering as Google");
                 (google::answer(&mut ctx, &incoming), ACTION_GOOGLE)
             }
         };
-        let (template, reply) = to_template(reply);
+        let sendable = Sendable::from_reply(reply);
         entry.action = action;
-        entry.status = Some(reply.status);
-        entry.error = reply.error;
-        state.record(entry, &self.config);
-        drop(guard);
-        if step.delay.is_zero() {
+        entry.status = Some(sendable.status.as_u16());
+        entry.error = sendable.error.clone();
+        state.record(entry.clone(), &self.initial);
+        Decision {
+            reply: Some(sendable),
+            delay: step.delay,
+            entry,
+        }
+    }
+
+    /// Answers every request that wiremock does not drop.
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let decision = self.decide(request, false);
+        let Some(reply) = decision.reply else {
+            // `decide` never drops when told not to; answer something sane regardless.
+            return ResponseTemplate::new(500);
+        };
+        let mut template =
+            ResponseTemplate::new(reply.status).set_body_raw(reply.body.into_bytes(), "");
+        for (name, value) in reply.headers {
+            template = template.append_header(name, value);
+        }
+        if decision.delay.is_zero() {
             template
         } else {
-            template.set_delay(step.delay)
+            template.set_delay(decision.delay)
         }
     }
 }
 
-/// Turns a reply into a wiremock response. A canned reply wiremock could not send (status
-/// outside 200..=599, malformed header) becomes a 500 journaled as `invalid_script`, instead of
-/// a panic inside the server.
-fn to_template(reply: Reply) -> (ResponseTemplate, Reply) {
-    let status = http::StatusCode::from_u16(reply.status)
-        .ok()
-        .filter(|s| (200..=599).contains(&s.as_u16()));
-    let mut headers = Vec::with_capacity(reply.headers.len());
-    for (name, value) in &reply.headers {
-        match (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            (Ok(name), Ok(value)) => headers.push((name, value)),
-            _ => {
-                tracing::warn!(header = %name, "mock-server: scripted header is not valid HTTP");
-                return to_template(invalid_script(&format!(
-                    "mock-server: scripted header {name:?} is not valid HTTP"
-                )));
+/// A reply whose status and headers are valid HTTP.
+struct Sendable {
+    status: http::StatusCode,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    body: String,
+    /// What the journal records as the error code.
+    error: Option<String>,
+}
+
+impl Sendable {
+    /// Checks a reply. A canned reply that could not be sent (status outside 200..=599,
+    /// malformed header) becomes a 500 journaled as `invalid_script`, instead of a panic inside
+    /// the server.
+    fn from_reply(reply: Reply) -> Self {
+        let status = http::StatusCode::from_u16(reply.status)
+            .ok()
+            .filter(|s| (200..=599).contains(&s.as_u16()));
+        let mut headers = Vec::with_capacity(reply.headers.len());
+        for (name, value) in &reply.headers {
+            match (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => headers.push((name, value)),
+                _ => {
+                    tracing::warn!(header = %name, "mock-server: scripted header is not valid HTTP");
+                    return Self::from_reply(invalid_script(&format!(
+                        "mock-server: scripted header {name:?} is not valid HTTP"
+                    )));
+                }
             }
         }
+        let Some(status) = status else {
+            tracing::warn!(
+                status = reply.status,
+                "mock-server: scripted status is unusable"
+            );
+            return Self::from_reply(invalid_script(&format!(
+                "mock-server: scripted status {} is unusable",
+                reply.status
+            )));
+        };
+        Self {
+            status,
+            headers,
+            body: reply.body,
+            error: reply.error,
+        }
     }
-    let Some(status) = status else {
-        tracing::warn!(
-            status = reply.status,
-            "mock-server: scripted status is unusable"
-        );
-        return to_template(invalid_script(&format!(
-            "mock-server: scripted status {} is unusable",
-            reply.status
-        )));
-    };
-    let mut template = ResponseTemplate::new(status).set_body_raw(reply.body.as_bytes(), "");
-    for (name, value) in headers {
-        template = template.append_header(name, value);
-    }
-    (template, reply)
 }
 
 fn invalid_script(message: &str) -> Reply {
@@ -263,6 +331,54 @@ fn invalid_script(message: &str) -> Reply {
         body: message.to_string(),
         error: Some("invalid_script".to_string()),
     }
+}
+
+/// How the mock answers one request given to [`MockGoogle::answer`].
+pub enum Answer {
+    /// Send this response, `delay` from now.
+    Respond {
+        /// The status.
+        status: http::StatusCode,
+        /// The headers, in order.
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        /// The body. It may hold a freshly issued token: do not log it.
+        body: String,
+        /// How long to hold the answer back (a scripted delay).
+        delay: Duration,
+    },
+    /// Close the connection without any response (a scripted [`Action::Drop`]).
+    Drop,
+}
+
+impl fmt::Debug for Answer {
+    /// Bodies may hold tokens: shown by length only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Respond {
+                status,
+                headers,
+                body,
+                delay,
+            } => f
+                .debug_struct("Respond")
+                .field("status", status)
+                .field("headers", &headers.len())
+                .field("body", &format_args!("[{} bytes]", body.len()))
+                .field("delay", delay)
+                .finish(),
+            Self::Drop => f.write_str("Drop"),
+        }
+    }
+}
+
+/// What [`MockGoogle::answer`] returns: the answer, and the journal entry recorded for it (safe
+/// to log: it holds fingerprints, never tokens).
+#[derive(Debug)]
+pub struct Answered {
+    /// What to send.
+    pub answer: Answer,
+    /// What the journal recorded.
+    pub entry: JournalEntry,
 }
 
 struct DropMatcher(Arc<Shared>);
@@ -291,15 +407,16 @@ struct ConnectionDropped;
 /// Dropping it stops the server. Methods take `&self` and are cheap: the handle can be shared
 /// (`Arc<MockGoogle>`) between the test and the code under test.
 pub struct MockGoogle {
-    server: MockServer,
+    /// `None` for a [`detached`](Self::detached) mock, whose HTTP front end is the caller's.
+    server: Option<MockServer>,
     shared: Arc<Shared>,
 }
 
 impl fmt::Debug for MockGoogle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockGoogle")
-            .field("uri", &self.server.uri())
-            .field("config", &self.shared.config)
+            .field("uri", &self.shared.base_url)
+            .field("config", &self.shared.initial)
             .finish_non_exhaustive()
     }
 }
@@ -327,16 +444,12 @@ impl MockGoogle {
     ) -> Result<MockGoogle, MockError> {
         config.validate()?;
         // wiremock would panic on these; check them here to return an error instead.
-        listener.local_addr().map_err(MockError::Listener)?;
+        let address = listener.local_addr().map_err(MockError::Listener)?;
         listener
             .set_nonblocking(true)
             .map_err(MockError::Listener)?;
 
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(&config)),
-            config,
-            started: Instant::now(),
-        });
+        let shared = Arc::new(Shared::new(config, format!("http://{address}")));
         let server = MockServer::builder()
             .listener(listener)
             .disable_request_recording()
@@ -352,12 +465,55 @@ impl MockGoogle {
             .named("stateful Google")
             .mount(&server)
             .await;
-        Ok(MockGoogle { server, shared })
+        Ok(MockGoogle {
+            server: Some(server),
+            shared,
+        })
+    }
+
+    /// A mock without an HTTP server of its own: the caller's front end receives requests at
+    /// `base_url` (which the discovery document and the `*_url` methods name) and hands each
+    /// one to [`answer`](Self::answer). Everything else works as for a started mock.
+    ///
+    /// # Errors
+    /// [`MockError::InvalidConfig`] when the configuration contradicts itself.
+    pub fn detached(config: MockConfig, base_url: &str) -> Result<MockGoogle, MockError> {
+        config.validate()?;
+        Ok(MockGoogle {
+            server: None,
+            shared: Arc::new(Shared::new(
+                config,
+                base_url.trim_end_matches('/').to_string(),
+            )),
+        })
+    }
+
+    /// Decides and journals the answer to one request, exactly as the wiremock server would
+    /// (script steps, Google's logic, drops and delays); sending it is the caller's job. The
+    /// request's URL is only read for its path and query.
+    pub fn answer(&self, request: &Request) -> Answered {
+        let decision = self.shared.decide(request, true);
+        let answer = match decision.reply {
+            None => Answer::Drop,
+            Some(reply) => Answer::Respond {
+                status: reply.status,
+                headers: reply.headers,
+                body: reply.body,
+                delay: decision.delay,
+            },
+        };
+        Answered {
+            answer,
+            entry: decision.entry,
+        }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`, without a trailing slash.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        match &self.server {
+            Some(server) => server.uri(),
+            None => self.shared.base_url.clone(),
+        }
     }
 
     /// The token endpoint: `{uri}/token`.
@@ -380,9 +536,14 @@ impl MockGoogle {
         format!("{}{API_PATH}", self.uri())
     }
 
-    /// The configuration the mock was started with.
+    /// The OpenID discovery document: `{uri}/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}{DISCOVERY_PATH}", self.uri())
+    }
+
+    /// The configuration the mock was started with (runtime changes are not reflected here).
     pub fn config(&self) -> &MockConfig {
-        &self.shared.config
+        &self.shared.initial
     }
 
     /// Seeds a live refresh token, as a consent flow would: `1//` + random. The client need not
@@ -394,10 +555,10 @@ impl MockGoogle {
     pub fn issue_refresh_token(&self, client_id: &str, scopes: &[String]) -> String {
         let mut state = self.shared.state.lock();
         let now_ms = state.now_ms();
-        let expires_at_ms =
-            self.shared.config.refresh_token_ttl.map(|ttl| {
-                now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
-            });
+        let expires_at_ms = state
+            .config
+            .refresh_token_ttl
+            .map(|ttl| now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
         let grant = state.tokens.new_grant(client_id, scopes, true);
         state.tokens.issue_refresh(grant, expires_at_ms)
     }
@@ -427,13 +588,50 @@ impl MockGoogle {
     /// Marks a registered client deleted (or restores it). Returns `false` if no such client.
     pub fn set_client_deleted(&self, client_id: &str, deleted: bool) -> bool {
         let mut state = self.shared.state.lock();
-        match state.clients.iter_mut().find(|c| c.client_id == client_id) {
+        match state
+            .config
+            .clients
+            .iter_mut()
+            .find(|c| c.client_id == client_id)
+        {
             Some(client) => {
                 client.deleted = deleted;
                 true
             }
             None => false,
         }
+    }
+
+    /// Registers a client, or replaces the registration of the same id. Until
+    /// [`reset`](Self::reset), which returns to the start configuration.
+    ///
+    /// # Errors
+    /// [`MockError::InvalidConfig`] for an empty client id.
+    pub fn register_client(&self, client: ClientRegistration) -> Result<(), MockError> {
+        if client.client_id.is_empty() {
+            return Err(MockError::InvalidConfig(
+                "a registered client has an empty client_id".to_string(),
+            ));
+        }
+        let mut state = self.shared.state.lock();
+        let clients = &mut state.config.clients;
+        match clients.iter_mut().find(|c| c.client_id == client.client_id) {
+            Some(existing) => *existing = client,
+            None => clients.push(client),
+        }
+        Ok(())
+    }
+
+    /// Turns refresh-token rotation on or off from now on (see
+    /// [`MockConfig::rotate_refresh_tokens`]), until [`reset`](Self::reset).
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        self.shared.state.lock().config.rotate_refresh_tokens = rotate;
+    }
+
+    /// Sets the lifetime of refresh tokens issued from now on (see
+    /// [`MockConfig::refresh_token_ttl`]), until [`reset`](Self::reset).
+    pub fn set_refresh_token_ttl(&self, ttl: Option<Duration>) {
+        self.shared.state.lock().config.refresh_token_ttl = ttl;
     }
 
     /// Replaces the token endpoint's script: the Nth request from now gets `steps[N]`; after the
@@ -481,9 +679,10 @@ impl MockGoogle {
         state.tokens.access_status(token, state.now_ms())
     }
 
-    /// Forgets tokens, journal, scripts, counters, clock offset and runtime client changes;
-    /// keeps the configuration and the port.
+    /// Forgets tokens, journal, scripts, counters, clock offset and runtime configuration
+    /// changes (clients, rotation, refresh-token lifetime); keeps the start configuration and
+    /// the port.
     pub fn reset(&self) {
-        *self.shared.state.lock() = State::new(&self.shared.config);
+        *self.shared.state.lock() = State::new(&self.shared.initial);
     }
 }

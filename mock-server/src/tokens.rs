@@ -5,8 +5,14 @@
 //! grants, as Google does: revoking any token of a grant (an access token or its refresh token)
 //! revokes the whole grant. The store is keyed by SHA-256 digests, so it never holds a raw token
 //! after issuing it, and a million entries stay small.
+//!
+//! A long-running mock (`oauthtest --mode serve` under a benchmark) refreshes one grant millions
+//! of times; so each grant remembers at most [`MAX_TOKENS_PER_GRANT`] access tokens and as many
+//! superseded refresh tokens, forgetting the oldest first. A forgotten token is
+//! [`TokenStatus::Unknown`]: a client still presenting its 1001st-newest access token gets the
+//! same 401 as for an expired one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -32,6 +38,19 @@ pub enum TokenStatus {
     Unknown,
 }
 
+impl TokenStatus {
+    /// A short stable name: `live`, `superseded`, `revoked`, `expired` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Superseded => "superseded",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Identifies a token without revealing it: the first 12 hex characters of its SHA-256.
 pub fn fingerprint(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -41,6 +60,9 @@ pub fn fingerprint(token: &str) -> String {
     }
     hex
 }
+
+/// How many access tokens (and, separately, superseded refresh tokens) one grant keeps.
+pub const MAX_TOKENS_PER_GRANT: usize = 1_000;
 
 type Key = [u8; 32];
 
@@ -61,6 +83,20 @@ pub(crate) struct Grant {
     revoked: bool,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
+    /// Its access tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
+    access_keys: VecDeque<Key>,
+    /// Its superseded refresh tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
+    superseded_keys: VecDeque<Key>,
+}
+
+/// Appends `key` to `keys`; returns the oldest key when that makes one too many.
+fn remember(keys: &mut VecDeque<Key>, key: Key) -> Option<Key> {
+    keys.push_back(key);
+    if keys.len() > MAX_TOKENS_PER_GRANT {
+        keys.pop_front()
+    } else {
+        None
+    }
 }
 
 struct RefreshRecord {
@@ -118,6 +154,8 @@ impl TokenStore {
                 scopes: Arc::from(scopes),
                 revoked: false,
                 offline,
+                access_keys: VecDeque::new(),
+                superseded_keys: VecDeque::new(),
             },
         );
         id
@@ -164,6 +202,13 @@ impl TokenStore {
                     expires_at_ms,
                 },
             );
+            let forgotten = self
+                .grants
+                .get_mut(&grant)
+                .and_then(|g| remember(&mut g.access_keys, k));
+            if let Some(old) = forgotten {
+                self.access.remove(&old);
+            }
             return token;
         }
     }
@@ -225,8 +270,21 @@ impl TokenStore {
     }
 
     pub(crate) fn supersede(&mut self, token: &str) {
-        if let Some(record) = self.refresh.get_mut(&key(token)) {
-            record.superseded = true;
+        let k = key(token);
+        let Some(record) = self.refresh.get_mut(&k) else {
+            return;
+        };
+        if record.superseded {
+            return;
+        }
+        record.superseded = true;
+        let grant = record.grant;
+        let forgotten = self
+            .grants
+            .get_mut(&grant)
+            .and_then(|g| remember(&mut g.superseded_keys, k));
+        if let Some(old) = forgotten {
+            self.refresh.remove(&old);
         }
     }
 
@@ -304,6 +362,31 @@ mod tests {
             !store.revoke(&refresh, 100),
             "expired tokens cannot be revoked"
         );
+    }
+
+    #[test]
+    fn a_grant_keeps_its_newest_access_and_superseded_tokens_only() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let first = store.issue_access(grant, Arc::from(scopes()), 10);
+        let mut last = String::new();
+        for _ in 0..MAX_TOKENS_PER_GRANT {
+            last = store.issue_access(grant, Arc::from(scopes()), 10);
+        }
+        assert_eq!(store.access.len(), MAX_TOKENS_PER_GRANT);
+        assert_eq!(store.access_status(&first, 0), TokenStatus::Unknown);
+        assert_eq!(store.access_status(&last, 0), TokenStatus::Live);
+
+        let oldest = store.issue_refresh(grant, None);
+        store.supersede(&oldest);
+        for _ in 0..MAX_TOKENS_PER_GRANT {
+            let next = store.issue_refresh(grant, None);
+            store.supersede(&next);
+        }
+        let live = store.issue_refresh(grant, None);
+        assert_eq!(store.refresh.len(), MAX_TOKENS_PER_GRANT + 1);
+        assert_eq!(store.refresh_status(&oldest, 0), TokenStatus::Unknown);
+        assert_eq!(store.refresh_status(&live, 0), TokenStatus::Live);
     }
 
     #[test]

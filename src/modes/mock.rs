@@ -4,15 +4,22 @@
 //! shown as fingerprints. `mock-all` runs every scenario concurrently, each with its own mock
 //! server and throwaway store (or temporary rows in the store given by `--database-url` /
 //! `DATABASE_URL`, removed afterwards): the check CI runs before every deploy.
+//!
+//! With `--target-cmd CMD`, both judge the user's own refresh code instead of oauthtest's engine
+//! ([`crate::scenario::target`]); `mock-all` then runs as many scenarios at once as there are
+//! CPUs, since each starts a process.
 
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::report::Report;
 use crate::scenario::run::{run_scenario, RunOptions, ScenarioResult};
+use crate::scenario::target::{run_target, TargetOptions};
 use crate::scenario::{self, Scenario};
 use crate::settings::Settings;
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 /// The results of one or more scenarios.
@@ -28,11 +35,41 @@ fn load(cli: &Cli) -> Result<Vec<Scenario>> {
     scenario::load_all(cli.scenarios.as_deref()).map_err(|e| Error::input(e.file, e.problem))
 }
 
-fn options(settings: &Settings) -> RunOptions {
-    RunOptions {
-        database_url: settings
-            .database_url_explicit
-            .then(|| settings.database_url.clone()),
+/// Where each scenario runs: oauthtest's engine, or the user's CMD.
+#[derive(Clone)]
+enum Runner {
+    Engine(RunOptions),
+    Target(TargetOptions),
+}
+
+impl Runner {
+    fn new(settings: &Settings, cli: &Cli) -> Self {
+        match &cli.target_cmd {
+            Some(cmd) => Runner::Target(TargetOptions {
+                cmd: cmd.clone(),
+                timeout: Duration::from_secs(cli.target_timeout.max(1)),
+            }),
+            None => Runner::Engine(RunOptions {
+                database_url: settings
+                    .database_url_explicit
+                    .then(|| settings.database_url.clone()),
+            }),
+        }
+    }
+
+    async fn run(&self, scenario: &Scenario) -> ScenarioResult {
+        match self {
+            Runner::Engine(options) => run_scenario(scenario, options).await,
+            Runner::Target(options) => run_target(scenario, options).await,
+        }
+    }
+
+    /// How many scenarios run at once: all of them on the engine, one per CPU with a CMD.
+    fn parallelism(&self, scenarios: usize) -> usize {
+        match self {
+            Runner::Engine(_) => scenarios.max(1),
+            Runner::Target(_) => std::thread::available_parallelism().map_or(2, usize::from),
+        }
     }
 }
 
@@ -43,15 +80,10 @@ fn options(settings: &Settings) -> RunOptions {
 pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
     let name = cli.scenario.as_deref().unwrap_or("success");
     let all = load(cli)?;
-    let chosen = all.iter().find(|s| s.name == name).ok_or_else(|| {
-        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
-        Error::Usage(format!(
-            "--scenario {name}: no such scenario; known: {}",
-            names.join(", ")
-        ))
-    })?;
+    let chosen =
+        scenario::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     let started = Instant::now();
-    let result = run_scenario(chosen, &options(settings)).await;
+    let result = Runner::new(settings, cli).run(chosen).await;
     Ok(MockReport {
         mode: "mock",
         results: vec![result],
@@ -60,7 +92,7 @@ pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
     })
 }
 
-/// `--mode mock-all`: every scenario, concurrently.
+/// `--mode mock-all`: every scenario, concurrently (against `--target-cmd` when given).
 ///
 /// # Errors
 /// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] when the report file cannot
@@ -68,11 +100,18 @@ pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
 pub async fn run_all(settings: &Settings, cli: &Cli) -> Result<MockReport> {
     let scenarios = load(cli)?;
     let started = Instant::now();
-    let opts = options(settings);
+    let runner = Runner::new(settings, cli);
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        runner.parallelism(scenarios.len()),
+    ));
     let mut set = tokio::task::JoinSet::new();
     for (i, s) in scenarios.into_iter().enumerate() {
-        let opts = opts.clone();
-        set.spawn(async move { (i, run_scenario(&s, &opts).await) });
+        let runner = runner.clone();
+        let slots = Arc::clone(&slots);
+        set.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            (i, runner.run(&s).await)
+        });
     }
     let mut results = Vec::new();
     while let Some(done) = set.join_next().await {

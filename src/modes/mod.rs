@@ -9,6 +9,7 @@ pub mod mock;
 pub mod real;
 pub mod rekey;
 pub mod scrub;
+pub mod serve;
 pub mod staging;
 pub mod worker_sim;
 
@@ -34,5 +35,6 @@ pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>>
         Mode::ForceExpire => Box::new(force_expire::run(settings, cli).await?),
         Mode::Copy => Box::new(copy::run(settings, cli).await?),
         Mode::Scrub => Box::new(scrub::run(settings, cli).await?),
+        Mode::Serve => Box::new(serve::run(settings, cli).await?),
     })
 }

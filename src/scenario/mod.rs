@@ -6,6 +6,8 @@
 //! every error names the file, line and field. See `docs/scenarios.md` for every field.
 
 pub mod run;
+pub mod setup;
+pub mod target;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -41,6 +43,34 @@ pub struct Scenario {
     pub api: Vec<StepSpec>,
     /// What must follow.
     pub expect: Expect,
+    /// How `mock-all --target-cmd` judges the user's own code, where it differs from `expect`.
+    #[serde(default)]
+    pub target: TargetSetup,
+}
+
+/// Expectations for the user's own code (`--target-cmd`) that differ from oauthtest's engine.
+///
+/// A scenario's `expect` is what a correct client does; where a correct client may do one of
+/// several things (a client with a longer timeout than the engine's waits out a slow answer
+/// instead of retrying), this widens the judgement.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetSetup {
+    /// Fewest token requests accepted (default `expect.token_requests`).
+    pub token_requests_min: Option<usize>,
+    /// Most token requests accepted (default `expect.token_requests`).
+    pub token_requests_max: Option<usize>,
+}
+
+impl Scenario {
+    /// The token requests `--target-cmd` accepts, as (fewest, most).
+    pub fn target_token_requests(&self) -> (usize, usize) {
+        let expected = self.expect.token_requests;
+        (
+            self.target.token_requests_min.unwrap_or(expected),
+            self.target.token_requests_max.unwrap_or(expected),
+        )
+    }
 }
 
 /// The access token stored before the run.
@@ -54,6 +84,17 @@ pub enum AccessSetup {
     Valid,
     /// None stored (an authorized_user import).
     None,
+}
+
+impl AccessSetup {
+    /// How the stored access token stands, for step-by-step output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Expired => "expired 1m ago",
+            Self::Valid => "valid for 1h",
+            Self::None => "absent",
+        }
+    }
 }
 
 /// The refresh token stored before the run.
@@ -269,6 +310,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             )));
         }
     }
+    let (fewest, most) = scenario.target_token_requests();
+    if fewest > most {
+        return Err(err(format!(
+            "{}target: token_requests_min ({fewest}) is above token_requests_max ({most})",
+            line_of("token_requests_m")
+        )));
+    }
     for (list, steps) in [("token", &scenario.token), ("api", &scenario.api)] {
         for (i, step) in steps.iter().enumerate() {
             step.to_mock_step()
@@ -318,6 +366,17 @@ impl StepSpec {
         }
         Ok(step)
     }
+}
+
+/// The scenario called `name` among `all`.
+///
+/// # Errors
+/// `no such scenario; known: …`, listing the names there are.
+pub fn find<'a>(all: &'a [Scenario], name: &str) -> Result<&'a Scenario, String> {
+    all.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+        format!("no such scenario; known: {}", names.join(", "))
+    })
 }
 
 /// The shipped scenarios plus those in `dir` (which replace shipped ones of the same name),
@@ -390,6 +449,26 @@ mod tests {
         let text = "[expect]\noutcome = \"refreshed\"\ntoken_requests = \"one\"\nstate = \"active\"\napi_call = \"succeeded\"\n";
         let e = parse("x.toml", text).unwrap_err().to_string();
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn target_range_defaults_to_the_expected_count_and_must_be_ordered() {
+        let base = "[expect]\noutcome = \"refreshed\"\ntoken_requests = 2\nstate = \"active\"\napi_call = \"succeeded\"\n";
+        let plain = parse("x.toml", base).unwrap();
+        assert_eq!(plain.target_token_requests(), (2, 2));
+        let widened = parse(
+            "x.toml",
+            &format!("{base}[target]\ntoken_requests_min = 1\n"),
+        )
+        .unwrap();
+        assert_eq!(widened.target_token_requests(), (1, 2));
+        let e = parse(
+            "x.toml",
+            &format!("{base}[target]\ntoken_requests_min = 3\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 7: target: token_requests_min (3)"), "{e}");
     }
 
     #[test]

@@ -3,24 +3,19 @@
 //! job (decrypt, detect expiry, refresh, parse, encrypt, persist, call the API, refresh once on a
 //! 401), then verify from the store and from the mock's own journal.
 
-use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
+use super::{setup, Scenario};
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineConfig, EngineParts};
 use crate::store::{HistoryEntry, NewCredential, Store};
-use chrono::{TimeDelta, Utc};
-use mock_server::{
-    fingerprint, ClientRegistration, Endpoint, MockConfig, MockGoogle, TokenStatus,
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TESTING_APP_REFRESH_TOKEN_TTL,
-};
-use secrecy::{ExposeSecret, SecretString};
+use chrono::Utc;
+use mock_server::{fingerprint, Endpoint, MockGoogle, TokenStatus};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const OTHER_CLIENT_ID: &str = "other-client.apps.googleusercontent.com";
 
 /// Where a scenario's throwaway credential lives.
 #[derive(Debug, Clone, Default)]
@@ -52,26 +47,40 @@ pub struct ScenarioResult {
     pub steps: Vec<String>,
 }
 
+impl ScenarioResult {
+    /// A result for `scenario` that has not run yet.
+    pub(crate) fn new(scenario: &Scenario) -> Self {
+        Self {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            passed: false,
+            outcome: "not_run".into(),
+            token_requests: 0,
+            api_call: "not_made".into(),
+            duration_ms: 0,
+            failures: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Records how the run ended: a problem that stopped it becomes a failure; passed when no
+    /// expectation failed.
+    pub(crate) fn finish(mut self, ran: Result<(), String>, started: Instant) -> Self {
+        if let Err(problem) = ran {
+            self.failures.push(format!("could not run: {problem}"));
+        }
+        self.passed = self.failures.is_empty();
+        self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+}
+
 /// Runs `scenario`; never panics, never fails: problems become failures in the result.
 pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
     let started = Instant::now();
-    let mut result = ScenarioResult {
-        name: scenario.name.clone(),
-        description: scenario.description.clone(),
-        passed: false,
-        outcome: "not_run".into(),
-        token_requests: 0,
-        api_call: "not_made".into(),
-        duration_ms: 0,
-        failures: Vec::new(),
-        steps: Vec::new(),
-    };
-    if let Err(problem) = execute(scenario, options, &mut result).await {
-        result.failures.push(format!("could not run: {problem}"));
-    }
-    result.passed = result.failures.is_empty();
-    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    result
+    let mut result = ScenarioResult::new(scenario);
+    let ran = execute(scenario, options, &mut result).await;
+    result.finish(ran, started)
 }
 
 async fn execute(
@@ -79,89 +88,16 @@ async fn execute(
     options: &RunOptions,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
-    let setup = &scenario.credential;
-    let mut config = MockConfig {
-        rotate_refresh_tokens: scenario.mock.rotate_refresh_tokens,
-        ..MockConfig::default()
-    };
-    if scenario.mock.testing_app {
-        config.refresh_token_ttl = Some(TESTING_APP_REFRESH_TOKEN_TTL);
-    }
-    config
-        .clients
-        .push(ClientRegistration::new(OTHER_CLIENT_ID, "other-secret"));
-    let mock = MockGoogle::start(config)
+    let mock = MockGoogle::start(setup::mock_config())
         .await
         .map_err(|e| format!("mock Google did not start: {e}"))?;
-
-    // The credential as the application stored it.
-    let scopes = setup.scopes.clone();
-    let refresh_token = match setup.refresh_token {
-        RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
-        RefreshSetup::Revoked => {
-            let t = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
-            mock.revoke(&t);
-            t
-        }
-        RefreshSetup::Unknown => format!("1//unknown-{}", uuid::Uuid::new_v4().simple()),
-        RefreshSetup::OtherClient => mock.issue_refresh_token(OTHER_CLIENT_ID, &scopes),
-    };
-    let (client_id, client_secret) = match setup.client {
-        ClientSetup::Registered => (
-            DEFAULT_CLIENT_ID.to_owned(),
-            DEFAULT_CLIENT_SECRET.to_owned(),
-        ),
-        ClientSetup::Unknown => (
-            "unknown-client.apps.googleusercontent.com".into(),
-            "x".into(),
-        ),
-        ClientSetup::WrongSecret => (DEFAULT_CLIENT_ID.to_owned(), "wrong-secret".into()),
-        ClientSetup::Deleted => {
-            mock.set_client_deleted(DEFAULT_CLIENT_ID, true);
-            (
-                DEFAULT_CLIENT_ID.to_owned(),
-                DEFAULT_CLIENT_SECRET.to_owned(),
-            )
-        }
-    };
-    let now = Utc::now();
-    let (access_token, expiry) = match setup.access_token {
-        AccessSetup::Valid => (
-            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::from_secs(3600))),
-            Some(now + TimeDelta::seconds(3600)),
-        ),
-        AccessSetup::Expired => (
-            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::ZERO)),
-            Some(now - TimeDelta::seconds(60)),
-        ),
-        AccessSetup::None => (None, None),
-    };
-    if scenario.mock.advance_clock_hours > 0 {
-        mock.advance_clock(Duration::from_secs(
-            scenario.mock.advance_clock_hours * 3600,
-        ));
-    }
-    let mut token_steps = Vec::new();
-    for s in &scenario.token {
-        token_steps.push(s.to_mock_step()?);
-    }
-    let mut api_steps = Vec::new();
-    for s in &scenario.api {
-        api_steps.push(s.to_mock_step()?);
-    }
-    mock.set_token_script(token_steps);
-    mock.set_api_script(api_steps);
-
-    let initial_refresh_fp = fingerprint(&refresh_token);
+    let seeded = setup::apply(scenario, &mock)?;
+    let initial_refresh_fp = fingerprint(seeded.refresh_token.expose_secret());
     result.steps.push(format!(
         "stored credential: access token {}, refresh token {}, client {}",
-        match setup.access_token {
-            AccessSetup::Valid => "valid for 1h",
-            AccessSetup::Expired => "expired 1m ago",
-            AccessSetup::None => "absent",
-        },
+        scenario.credential.access_token.describe(),
         initial_refresh_fp,
-        client_id
+        seeded.client_id
     ));
 
     // A throwaway encrypted store.
@@ -176,13 +112,13 @@ async fn execute(
     let store = Arc::new(Store::connect(&url).await.map_err(|e| e.to_string())?);
     let keyring = Arc::new(Keyring::new(EncryptionKey::generate(), vec![]));
     let secrets = GoogleCredential {
-        access_token: access_token.map(SecretString::from),
-        refresh_token: Some(SecretString::from(refresh_token.clone())),
-        expiry,
-        scopes: scopes.clone(),
+        access_token: seeded.access_token,
+        refresh_token: Some(seeded.refresh_token),
+        expiry: seeded.expiry,
+        scopes: seeded.scopes,
         token_type: "Bearer".into(),
-        client_id: Some(client_id),
-        client_secret: Some(SecretString::from(client_secret)),
+        client_id: Some(seeded.client_id),
+        client_secret: Some(seeded.client_secret),
         id_token: None,
     };
     let id = store
@@ -348,29 +284,37 @@ async fn run_job_and_verify(
         }
     }
     if let Some(min) = expect.min_retry_spacing_ms {
-        let times: Vec<Duration> = journal
-            .iter()
-            .filter(|e| e.endpoint == Endpoint::Token)
-            .map(|e| e.elapsed)
-            .collect();
-        let gaps: Vec<u128> = times
-            .windows(2)
-            .map(|w| w[1].saturating_sub(w[0]).as_millis())
-            .collect();
-        match gaps.iter().min() {
-            Some(&g) if g >= u128::from(min) => {}
-            Some(&g) => result.failures.push(format!(
-                "min_retry_spacing_ms: expected at least {min}, got {g}"
-            )),
-            None => result.failures.push(format!(
-                "min_retry_spacing_ms: expected at least {min} between token requests, but there were fewer than two"
-            )),
-        }
+        result.failures.extend(check_retry_spacing(&journal, min));
     }
     Ok(())
 }
 
-fn describe_entry(e: &mock_server::JournalEntry) -> String {
+/// The smallest gap between consecutive token requests must be at least `min_ms`.
+pub(crate) fn check_retry_spacing(
+    journal: &[mock_server::JournalEntry],
+    min_ms: u64,
+) -> Option<String> {
+    let times: Vec<Duration> = journal
+        .iter()
+        .filter(|e| e.endpoint == Endpoint::Token)
+        .map(|e| e.elapsed)
+        .collect();
+    let gaps = times
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]).as_millis());
+    match gaps.min() {
+        Some(g) if g >= u128::from(min_ms) => None,
+        Some(g) => Some(format!(
+            "min_retry_spacing_ms: expected at least {min_ms}, got {g}"
+        )),
+        None => Some(format!(
+            "min_retry_spacing_ms: expected at least {min_ms} between token requests, but there were fewer than two"
+        )),
+    }
+}
+
+/// One journal entry as a step line, tokens as fingerprints.
+pub(crate) fn describe_entry(e: &mock_server::JournalEntry) -> String {
     let what = match e.endpoint {
         Endpoint::Token => format!(
             "POST /token grant_type={} client={} auth={:?} refresh_token={} ({})",

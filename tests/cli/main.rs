@@ -3,6 +3,7 @@
 mod support;
 
 mod scenarios;
+mod serve;
 mod staging;
 mod store;
 mod worker_sim;

@@ -193,3 +193,27 @@ async fn unknown_path_gets_404_and_is_journaled_as_other() {
     assert_eq!(entry.status, Some(404));
     assert_eq!(google.token_request_count(), 0);
 }
+
+#[tokio::test]
+async fn discovery_document_names_this_mocks_own_endpoints_and_an_empty_key_set() {
+    let google = google().await;
+    let answer = get(&google.discovery_url()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let doc = answer.json();
+    assert_eq!(doc["issuer"], google.uri());
+    assert_eq!(doc["token_endpoint"], google.token_url());
+    assert_eq!(doc["revocation_endpoint"], google.revoke_url());
+    assert_eq!(doc["grant_types_supported"][0], "refresh_token");
+    let jwks = doc["jwks_uri"].as_str().expect("jwks_uri").to_string();
+    assert!(jwks.starts_with(&google.uri()), "{jwks}");
+    let keys = get(&jwks).await;
+    keys.assert_exact(200, r#"{"keys":[]}"#);
+    let journal = google.journal();
+    assert_eq!(journal.len(), 2);
+    assert!(journal.iter().all(|e| e.endpoint == Endpoint::Discovery));
+    assert_eq!(Endpoint::from_name("discovery"), Some(Endpoint::Discovery));
+}

@@ -5,6 +5,7 @@
 //! would hide the bytes) and compare whole bodies.
 
 mod concurrency;
+mod detached;
 mod endpoints;
 mod helpers;
 mod journal;

@@ -1,0 +1,172 @@
+//! `--mode serve`: the mock Google standing alone, for applications in any language.
+//!
+//! Most applications are not written in Rust: on staging and in CI they point their own token URL
+//! at this server. It binds the port, prints the base URL as the first line on stdout (so a
+//! script can read it when `--port 0` picked a free one), serves until SIGINT or SIGTERM, then
+//! lets open requests finish and prints a summary. The HTTP front end and its limits are in
+//! [`crate::serve`]; the admin API in [`crate::serve::admin`].
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::scenario::{self, setup};
+use crate::serve::{self, admin::Admin, App, Limits};
+use crate::settings::Settings;
+use mock_server::{ClientRegistration, MockConfig, MockGoogle};
+use secrecy::ExposeSecret;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Requests the admin API can list (the latest ones): a few hundred bytes each, so a server
+/// under a benchmark keeps tens of megabytes, not gigabytes.
+pub const JOURNAL_CAPACITY: usize = 100_000;
+
+/// How a serve run went, printed after it stops.
+#[derive(Debug)]
+pub struct ServeReport {
+    url: String,
+    stopped_by: &'static str,
+    mock_requests: u64,
+    admin_requests: u64,
+    rejected: u64,
+    duration_ms: u64,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// [`Error::Input`] for a malformed scenario file, [`Error::Usage`] for an unknown
+/// `--scenario`, [`Error::Config`] when the address cannot be listened on or the client given
+/// by `--client-id` cannot be registered.
+pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
+    let scenarios = scenario::load_all(cli.scenarios.as_deref())
+        .map_err(|e| Error::input(e.file, e.problem))?;
+    if let Some(name) = &cli.scenario {
+        scenario::find(&scenarios, name)
+            .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
+    }
+    let address = SocketAddr::new(cli.host, cli.port);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        Error::config(
+            format!("--host {} --port {}", cli.host, cli.port),
+            format!("cannot listen: {e}"),
+        )
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("listener has no address: {e}")))?;
+    let url = format!("http://{local}");
+
+    let mut config = MockConfig {
+        journal_capacity: JOURNAL_CAPACITY,
+        ..setup::mock_config()
+    };
+    if let Some(client_id) = &settings.client_id {
+        let secret = settings
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned())
+            .unwrap_or_default();
+        config.clients.retain(|c| &c.client_id != client_id);
+        config
+            .clients
+            .push(ClientRegistration::new(client_id.clone(), secret));
+    }
+    let mock = MockGoogle::detached(config, &url)
+        .map_err(|e| Error::config("--client-id", e.to_string()))?;
+    let admin = Admin::new(scenarios);
+    if let Some(name) = &cli.scenario {
+        admin
+            .switch(&mock, name)
+            .map_err(|e| Error::config(format!("--scenario {name}"), e.to_string()))?;
+    }
+    let limits = Limits {
+        read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
+        ..Limits::default()
+    };
+    let app = Arc::new(App::new(mock, admin, limits));
+
+    // Signal handlers first: a signal that arrives right after the URL is printed must stop the
+    // server cleanly, not kill it.
+    let signals = Signals::install()?;
+    let started = Instant::now();
+    {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{url}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::Internal(anyhow::anyhow!("cannot print the URL: {e}")))?;
+    }
+    tracing::info!(%url, "serving the mock Google");
+    let stopped_by = serve::run(listener, Arc::clone(&app), async move {
+        let name = signals.wait().await;
+        tracing::info!(signal = name, "shutting down");
+        name
+    })
+    .await
+    .unwrap_or("an internal stop");
+    Ok(ServeReport {
+        url,
+        stopped_by,
+        mock_requests: app.stats.mock_requests.load(Ordering::Relaxed),
+        admin_requests: app.stats.admin_requests.load(Ordering::Relaxed),
+        rejected: app.stats.rejected.load(Ordering::Relaxed),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// SIGINT and SIGTERM, installed before the server starts.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| {
+                Error::Internal(anyhow::anyhow!("cannot install the {name} handler: {e}"))
+            })
+        };
+        Ok(Self {
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+impl Report for ServeReport {
+    fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "stopped on {} after {:.1} s: {} requests answered by the mock, {} admin requests, {} refused by a limit",
+            self.stopped_by,
+            self.duration_ms as f64 / 1000.0,
+            self.mock_requests,
+            self.admin_requests,
+            self.rejected
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": "serve",
+            "url": self.url,
+            "stopped_by": self.stopped_by,
+            "mock_requests": self.mock_requests,
+            "admin_requests": self.admin_requests,
+            "rejected": self.rejected,
+            "duration_ms": self.duration_ms,
+        })
+    }
+}

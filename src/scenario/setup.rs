@@ -1,0 +1,141 @@
+//! Putting a mock Google into the state a scenario describes, and minting the credential the
+//! scenario says the application stored.
+//!
+//! Three things start from that same state: the embedded engine run (`mock`, `mock-all`), the
+//! user's own code (`mock-all --target-cmd`) and the standalone server (`serve`, at start and on
+//! `POST /__admin/scenario`). Keeping the setup in one place is what lets one scenario file serve
+//! all three.
+
+use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
+use chrono::{DateTime, TimeDelta, Utc};
+use mock_server::{
+    ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    TESTING_APP_REFRESH_TOKEN_TTL,
+};
+use secrecy::SecretString;
+use std::fmt;
+use std::time::Duration;
+
+/// A second registered client, owner of the `other_client` refresh token.
+pub const OTHER_CLIENT_ID: &str = "other-client.apps.googleusercontent.com";
+const OTHER_CLIENT_SECRET: &str = "other-secret";
+/// The client id a scenario with `client = "unknown"` hands out.
+pub const UNKNOWN_CLIENT_ID: &str = "unknown-client.apps.googleusercontent.com";
+
+/// The configuration every scenario's mock starts from: Google's defaults, the default client
+/// and [`OTHER_CLIENT_ID`]. A scenario's own behaviour is applied by [`apply`].
+pub fn mock_config() -> MockConfig {
+    let mut config = MockConfig::default();
+    config.clients.push(ClientRegistration::new(
+        OTHER_CLIENT_ID,
+        OTHER_CLIENT_SECRET,
+    ));
+    config
+}
+
+/// The credential a scenario says the application stored, minted at its mock.
+pub struct SeededCredential {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret (a wrong one for `client = "wrong_secret"`).
+    pub client_secret: SecretString,
+    /// The refresh token (revoked, unknown or another client's, as the scenario says).
+    pub refresh_token: SecretString,
+    /// The stored access token, if the scenario stores one.
+    pub access_token: Option<SecretString>,
+    /// When the stored access token expires, as the application believes.
+    pub expiry: Option<DateTime<Utc>>,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for SeededCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeededCredential")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expiry", &self.expiry)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// Applies `scenario` to `mock`: rotation and refresh-token lifetime, the client's state, the
+/// stored credential, the clock, then the token and API scripts. `mock` should be fresh (just
+/// started from [`mock_config`], or reset).
+///
+/// # Errors
+/// A step of the scenario's scripts that does not describe a mock step.
+pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential, String> {
+    let token_steps = scenario
+        .token
+        .iter()
+        .map(super::StepSpec::to_mock_step)
+        .collect::<Result<Vec<_>, _>>()?;
+    let api_steps = scenario
+        .api
+        .iter()
+        .map(super::StepSpec::to_mock_step)
+        .collect::<Result<Vec<_>, _>>()?;
+    mock.set_rotate_refresh_tokens(scenario.mock.rotate_refresh_tokens);
+    mock.set_refresh_token_ttl(
+        scenario
+            .mock
+            .testing_app
+            .then_some(TESTING_APP_REFRESH_TOKEN_TTL),
+    );
+
+    let setup = &scenario.credential;
+    let scopes = setup.scopes.clone();
+    let refresh_token = match setup.refresh_token {
+        RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
+        RefreshSetup::Revoked => {
+            let token = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+            mock.revoke(&token);
+            token
+        }
+        RefreshSetup::Unknown => format!("1//unknown-{}", uuid::Uuid::new_v4().simple()),
+        RefreshSetup::OtherClient => mock.issue_refresh_token(OTHER_CLIENT_ID, &scopes),
+    };
+    let (client_id, client_secret) = match setup.client {
+        ClientSetup::Registered => (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+        ClientSetup::Unknown => (UNKNOWN_CLIENT_ID, "x"),
+        ClientSetup::WrongSecret => (DEFAULT_CLIENT_ID, "wrong-secret"),
+        ClientSetup::Deleted => {
+            mock.set_client_deleted(DEFAULT_CLIENT_ID, true);
+            (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        }
+    };
+    let now = Utc::now();
+    let (access_token, expiry) = match setup.access_token {
+        AccessSetup::Valid => (
+            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::from_secs(3600))),
+            Some(now + TimeDelta::seconds(3600)),
+        ),
+        AccessSetup::Expired => (
+            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::ZERO)),
+            Some(now - TimeDelta::seconds(60)),
+        ),
+        AccessSetup::None => (None, None),
+    };
+    if scenario.mock.advance_clock_hours > 0 {
+        mock.advance_clock(Duration::from_secs(
+            scenario.mock.advance_clock_hours.saturating_mul(3600),
+        ));
+    }
+    mock.set_token_script(token_steps);
+    mock.set_api_script(api_steps);
+    Ok(SeededCredential {
+        client_id: client_id.to_owned(),
+        client_secret: SecretString::from(client_secret),
+        refresh_token: SecretString::from(refresh_token),
+        access_token: access_token.map(SecretString::from),
+        expiry,
+        scopes,
+    })
+}

@@ -1,0 +1,390 @@
+//! The admin API of `serve`, under `/__admin/`: what a test in any language needs to drive the
+//! mock without a Rust handle on it.
+//!
+//! | method and path | what it does |
+//! |---|---|
+//! | `GET /__admin` | lists these endpoints |
+//! | `GET /__admin/scenarios` | the scenarios it knows (shipped plus `--scenarios DIR`) |
+//! | `GET /__admin/scenario` | the scenario in force and the credential it minted |
+//! | `POST /__admin/scenario` `{"name": "…"}` | resets, then applies the scenario; returns its credential |
+//! | `POST /__admin/reset` | forgets tokens, journal, scripts, clock and scenario |
+//! | `GET /__admin/requests?endpoint=token&since=N` | the journal as JSON |
+//! | `GET /__admin/clock` | the mock clock |
+//! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward |
+//! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
+//!
+//! Admin requests are not journaled: the journal is what the application did.
+//!
+//! # Security
+//! The answers hold tokens and client secrets of this mock: that is their purpose. They are
+//! never logged; the log says which operation ran and nothing it returned.
+
+use super::{json_response, App};
+use crate::scenario::setup::{self, SeededCredential};
+use crate::scenario::{self, Scenario};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use mock_server::{ClientRegistration, Endpoint, JournalEntry, MockGoogle, DEFAULT_CLIENT_ID};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The scope a minted refresh token gets when none is asked for.
+const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
+
+/// The admin API's state: the scenarios it can apply and the one in force.
+pub struct Admin {
+    scenarios: Vec<Scenario>,
+    /// Serialises admin operations and remembers the scenario in force with its credential.
+    current: Mutex<Option<Current>>,
+}
+
+struct Current {
+    name: String,
+    credential: SeededCredential,
+}
+
+/// Why an admin request failed: an HTTP status and a message naming what was wrong.
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AdminError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_admin_request",
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Admin {
+    /// An admin API over these scenarios, with none in force.
+    pub fn new(scenarios: Vec<Scenario>) -> Self {
+        Self {
+            scenarios,
+            current: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        // A panic while holding the lock cannot leave `Current` half-written; keep serving.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Resets `mock`, then applies the scenario called `name`. Returns the credential it minted,
+    /// as the admin API shows it.
+    ///
+    /// # Errors
+    /// An unknown name (the message lists the known ones), or a scenario whose scripts the mock
+    /// cannot run.
+    pub fn switch(&self, mock: &MockGoogle, name: &str) -> Result<Value, AdminError> {
+        let scenario = scenario::find(&self.scenarios, name)
+            .map_err(|e| AdminError::bad_request(format!("{name:?}: {e}")))?;
+        let mut current = self.current();
+        mock.reset();
+        *current = None;
+        let credential = setup::apply(scenario, mock).map_err(|problem| AdminError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "scenario_failed",
+            message: format!("scenario {name}: {problem}"),
+        })?;
+        let shown = scenario_json(&scenario.name, &credential);
+        *current = Some(Current {
+            name: scenario.name.clone(),
+            credential,
+        });
+        tracing::info!(scenario = %name, "admin: scenario applied");
+        Ok(shown)
+    }
+
+    fn reset(&self, mock: &MockGoogle) -> Value {
+        let mut current = self.current();
+        mock.reset();
+        *current = None;
+        tracing::info!("admin: state reset");
+        json!({"reset": true, "scenario": null})
+    }
+
+    fn shown_current(&self) -> Value {
+        match &*self.current() {
+            Some(c) => scenario_json(&c.name, &c.credential),
+            None => json!({"scenario": null, "credential": null}),
+        }
+    }
+
+    fn list(&self) -> Value {
+        let list: Vec<Value> = self
+            .scenarios
+            .iter()
+            .map(|s| json!({"name": s.name, "description": s.description}))
+            .collect();
+        json!({ "scenarios": list })
+    }
+}
+
+fn scenario_json(name: &str, c: &SeededCredential) -> Value {
+    json!({
+        "scenario": name,
+        "credential": {
+            "client_id": c.client_id,
+            "client_secret": c.client_secret.expose_secret(),
+            "refresh_token": c.refresh_token.expose_secret(),
+            "access_token": c.access_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            "access_token_expires_at": c.expiry.map(|e| e.timestamp()),
+            "scopes": c.scopes,
+        },
+    })
+}
+
+/// The journal entry as the admin API shows it.
+pub fn entry_json(e: &JournalEntry) -> Value {
+    json!({
+        "seq": e.seq,
+        "endpoint": e.endpoint.name(),
+        "method": e.method,
+        "mock_time_unix": e.mock_time_unix,
+        "elapsed_ms": u64::try_from(e.elapsed.as_millis()).unwrap_or(u64::MAX),
+        "grant_type": e.grant_type,
+        "client_id": e.client_id,
+        "client_auth": e.client_auth.name(),
+        "refresh_token_fingerprint": e.refresh_token_fingerprint,
+        "refresh_token_status": e.refresh_token_status.map(|s| s.name()),
+        "token_fingerprint": e.token_fingerprint,
+        "status": e.status,
+        "action": e.action,
+        "error": e.error,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    advance_seconds: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct MintBody {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// Parses a JSON body; an empty body reads as `{}`.
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, AdminError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| AdminError::bad_request(format!("the JSON body does not fit: {e}")))
+}
+
+fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn requests(mock: &MockGoogle, query: Option<&str>) -> Result<Value, AdminError> {
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    for (key, _) in &query {
+        if key != "endpoint" && key != "since" {
+            return Err(AdminError::bad_request(format!(
+                "unknown query parameter {key:?}; expected endpoint or since"
+            )));
+        }
+    }
+    let endpoint = match query_value(&query, "endpoint") {
+        None => None,
+        Some(name) => Some(Endpoint::from_name(name).ok_or_else(|| {
+            let names: Vec<_> = Endpoint::ALL.iter().map(|e| e.name()).collect();
+            AdminError::bad_request(format!(
+                "endpoint={name:?} is unknown; expected one of {}",
+                names.join(", ")
+            ))
+        })?),
+    };
+    let since = match query_value(&query, "since") {
+        None => 0,
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| AdminError::bad_request(format!("since={v:?} is not a request number")))?,
+    };
+    let entries: Vec<Value> = mock
+        .journal()
+        .iter()
+        .filter(|e| e.seq > since && endpoint.is_none_or(|want| e.endpoint == want))
+        .map(entry_json)
+        .collect();
+    Ok(json!({
+        "count": entries.len(),
+        "token_requests_total": mock.token_request_count(),
+        "requests": entries,
+    }))
+}
+
+fn mint(mock: &MockGoogle, body: MintBody) -> Result<Value, AdminError> {
+    let client_id = body
+        .client_id
+        .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned());
+    if let Some(secret) = body.client_secret {
+        mock.register_client(ClientRegistration::new(client_id.clone(), secret))
+            .map_err(|e| AdminError::bad_request(e.to_string()))?;
+    }
+    let scopes = body
+        .scopes
+        .unwrap_or_else(|| vec![DEFAULT_SCOPE.to_owned()]);
+    let refresh_token = mock.issue_refresh_token(&client_id, &scopes);
+    tracing::info!(client_id = %client_id, "admin: refresh token minted");
+    Ok(json!({
+        "client_id": client_id,
+        "refresh_token": refresh_token,
+        "scopes": scopes,
+    }))
+}
+
+const INDEX: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/__admin/scenarios",
+        "the scenarios this server knows",
+    ),
+    (
+        "GET",
+        "/__admin/scenario",
+        "the scenario in force and its credential",
+    ),
+    (
+        "POST",
+        "/__admin/scenario",
+        "{\"name\": …}: reset, then apply a scenario",
+    ),
+    (
+        "POST",
+        "/__admin/reset",
+        "forget tokens, journal, scripts, clock and scenario",
+    ),
+    (
+        "GET",
+        "/__admin/requests",
+        "the requests received; ?endpoint=token|tokeninfo|revoke|api|discovery|other&since=N",
+    ),
+    ("GET", "/__admin/clock", "the mock clock"),
+    (
+        "POST",
+        "/__admin/clock",
+        "{\"advance_seconds\": N}: move the mock clock forward",
+    ),
+    (
+        "POST",
+        "/__admin/refresh-tokens",
+        "{\"client_id\", \"client_secret\", \"scopes\"} (all optional): mint a refresh token",
+    ),
+];
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method_not_allowed", "error_description": format!("use {allow}")}),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Answers one admin request.
+pub fn handle(app: &App, parts: &http::request::Parts, body: &Bytes) -> Response<Full<Bytes>> {
+    let mock = &app.mock;
+    let admin = &app.admin;
+    let path = parts.uri.path().trim_end_matches('/');
+    let method = &parts.method;
+    let result: Result<(StatusCode, Value), AdminError> = match path {
+        "/__admin" => match *method {
+            Method::GET => {
+                let list: Vec<Value> = INDEX
+                    .iter()
+                    .map(|(m, p, what)| json!({"method": m, "path": p, "what": what}))
+                    .collect();
+                Ok((StatusCode::OK, json!({ "endpoints": list })))
+            }
+            _ => return not_allowed("GET"),
+        },
+        "/__admin/scenarios" => match *method {
+            Method::GET => Ok((StatusCode::OK, admin.list())),
+            _ => return not_allowed("GET"),
+        },
+        "/__admin/scenario" => match *method {
+            Method::GET => Ok((StatusCode::OK, admin.shown_current())),
+            Method::POST => parse::<SwitchBody>(body)
+                .and_then(|b| admin.switch(mock, &b.name))
+                .map(|v| (StatusCode::OK, v)),
+            _ => return not_allowed("GET, POST"),
+        },
+        "/__admin/reset" => match *method {
+            Method::POST => Ok((StatusCode::OK, admin.reset(mock))),
+            _ => return not_allowed("POST"),
+        },
+        "/__admin/requests" => match *method {
+            Method::GET => requests(mock, parts.uri.query()).map(|v| (StatusCode::OK, v)),
+            _ => return not_allowed("GET"),
+        },
+        "/__admin/clock" => match *method {
+            Method::GET => Ok((StatusCode::OK, json!({"now_unix": mock.now_unix()}))),
+            Method::POST => parse::<ClockBody>(body).map(|b| {
+                mock.advance_clock(Duration::from_secs(b.advance_seconds));
+                tracing::info!(seconds = b.advance_seconds, "admin: clock advanced");
+                (
+                    StatusCode::OK,
+                    json!({"advanced_seconds": b.advance_seconds, "now_unix": mock.now_unix()}),
+                )
+            }),
+            _ => return not_allowed("GET, POST"),
+        },
+        "/__admin/refresh-tokens" => match *method {
+            Method::POST => parse::<MintBody>(body)
+                .and_then(|b| mint(mock, b))
+                .map(|v| (StatusCode::CREATED, v)),
+            _ => return not_allowed("POST"),
+        },
+        _ => Err(AdminError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no admin endpoint at {path}; GET /__admin lists them"),
+        }),
+    };
+    match result {
+        Ok((status, value)) => json_response(status, &value),
+        Err(e) => json_response(
+            e.status,
+            &json!({"error": e.code, "error_description": e.message}),
+        ),
+    }
+}
