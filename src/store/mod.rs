@@ -417,8 +417,10 @@ impl Store {
         .map_err(|e| self.query_error(e))
     }
 
-    /// Replaces a credential's envelope with one sealed by the keyring's current key, if the row
-    /// is still at `expected_version`. Returns whether it was replaced.
+    /// Replaces a credential's envelope with one sealed by the keyring's current key (rekey),
+    /// keeping its state, if the row is still at `row.version`. Unlike [`Store::rewrite`] it
+    /// leaves a refresh lease alone: a refresh in flight may still write its newer token back.
+    /// Returns whether it was replaced.
     ///
     /// # Errors
     /// [`StoreError::Query`]; nothing is written then.
@@ -429,34 +431,8 @@ impl Store {
         keyring: &Keyring,
         history: &HistoryEntry,
     ) -> Result<bool, StoreError> {
-        let envelope = keyring.encrypt(row.id, &secrets.to_payload());
-        let at = now();
-        on_pool!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE oauthtest_credentials
-                     SET encrypted_data = $1, key_id = $2, updated_at = $3, version = version + 1
-                     WHERE id = $4 AND version = $5",
-                )
-                .bind(&envelope)
-                .bind(keyring.current().id())
-                .bind(at)
-                .bind(row.id)
-                .bind(row.version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if done {
-                    insert_history!(&mut *tx, row.id, at, history)?;
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(done)
-            }
+        self.replace_secrets(row, secrets, row.state(), keyring, history, false)
             .await
-        })
-        .map_err(|e| self.query_error(e))
     }
 
     /// Replaces a credential's secrets and state (force-expire, scrub), if the row is still at
@@ -477,18 +453,38 @@ impl Store {
         keyring: &Keyring,
         history: &HistoryEntry,
     ) -> Result<bool, StoreError> {
+        self.replace_secrets(row, secrets, state, keyring, history, true)
+            .await
+    }
+
+    /// [`Store::rewrite`] and [`Store::reseal`]: `fence_out_refresh` clears any refresh lease.
+    async fn replace_secrets(
+        &self,
+        row: &CredentialRow,
+        secrets: &GoogleCredential,
+        state: CredentialState,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+        fence_out_refresh: bool,
+    ) -> Result<bool, StoreError> {
         let envelope = keyring.encrypt(row.id, &secrets.to_payload());
         let at = now();
         on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let done = sqlx::query(
+                let done = sqlx::query(if fence_out_refresh {
                     "UPDATE oauthtest_credentials
                      SET encrypted_data = $1, key_id = $2, expires_at = $3,
                          has_refresh_token = $4, state = $5, updated_at = $6,
                          version = version + 1, lease_owner = NULL, lease_expires_at_ms = NULL
-                     WHERE id = $7 AND version = $8",
-                )
+                     WHERE id = $7 AND version = $8"
+                } else {
+                    "UPDATE oauthtest_credentials
+                     SET encrypted_data = $1, key_id = $2, expires_at = $3,
+                         has_refresh_token = $4, state = $5, updated_at = $6,
+                         version = version + 1
+                     WHERE id = $7 AND version = $8"
+                })
                 .bind(&envelope)
                 .bind(keyring.current().id())
                 .bind(secrets.expiry)
