@@ -2,6 +2,7 @@
 
 mod support;
 
+mod doctor;
 mod scenarios;
 mod staging;
 mod store;
