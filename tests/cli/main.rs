@@ -2,6 +2,7 @@
 
 mod support;
 
+mod docs;
 mod doctor;
 mod scenarios;
 mod staging;
