@@ -599,6 +599,12 @@ fn environment_finding_says_what_the_production_guard_will_do() {
 /// The checklist, run by bash from `cwd` with a clean oauthtest environment plus `env`, using
 /// the test-built binary (so nothing is built).
 fn checklist(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    // One at a time: each runs every scenario, and the machine is small; timing-sensitive
+    // scenarios elsewhere in the suite should not pay for it.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pre_deploy_check.sh");
     let mut c = std::process::Command::new("bash");
     c.current_dir(cwd).arg(script);
