@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::report::Report;
 use crate::settings::{Settings, OLD_KEYS_VAR};
-use crate::store::{redact_url, BackendKind, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE};
+use crate::store::{
+    redact_url, BackendKind, CredentialState, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE,
+};
 use clap::ValueEnum;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -415,7 +417,7 @@ async fn check_credentials(
                 {
                     on_previous_key.push(row.id);
                 }
-                if row.state == "needs_reconnect" {
+                if row.state() == CredentialState::NeedsReconnect {
                     needs_reconnect += 1;
                 }
             }

@@ -163,7 +163,7 @@ pub struct RefreshWrite<'a> {
 
 /// How a store's applied migrations compare with the ones this binary carries (see
 /// [`Store::migration_status`]). Versions are the migration files' numeric prefixes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrationStatus {
     /// Whether the ledger table exists; `false` means no oauthtest store was ever created here.
     pub ledger_exists: bool,

@@ -111,7 +111,7 @@ on_both_backends!(
 );
 async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: TestDb) {
     let key = new_key(db.path());
-    import(&db, &key);
+    let first = import(&db, &key);
     import(&db, &key);
     let r = doctor(&db, Some(&key), &["-vvv"]);
     r.assert_code(0);
@@ -147,6 +147,20 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
         "{text}"
     );
     assert_no_secrets(&format!("{}{}", text.stdout, text.stderr), &[&key]);
+
+    // A scrubbed credential still decrypts; doctor counts it as needing a reconnect.
+    let mut c = db.cmd();
+    c.env("OAUTHTEST_ENCRYPTION_KEY", &key);
+    let keep = first.to_string();
+    run(c, &["--mode", "scrub", "--keep", &keep, "--yes"], None).assert_code(0);
+    let r = doctor(&db, Some(&key), &[]);
+    r.assert_code(0);
+    assert_finding(
+        &r,
+        "credentials",
+        "ok",
+        "2 of 2 credentials decrypt with the configured keys; 1 need reconnecting",
+    );
 }
 
 #[test]
