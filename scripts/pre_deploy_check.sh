@@ -13,7 +13,8 @@ The gate before promoting to production. Checks, in order, one line each:
   mock-all        oauthtest --mode mock-all: every scenario, JUnit report written to --report
   migrations      the store's migrations are current (from oauthtest --mode doctor)
   configuration   the rest of oauthtest --mode doctor: key, production key kept apart,
-                  database, every credential decrypts, production guard
+                  database, every credential decrypts, production guard (and the token
+                  endpoint, with --check-endpoint)
   credential N    oauthtest --mode real --credential-id N --dry-run (with --credential-id)
   secrets         no Google client secret, access token, refresh token or private key in
                   the repository (file:line and kind are shown, never the secret)
@@ -23,6 +24,7 @@ Options:
   --report FILE          where mock-all writes its JUnit report [default: mock-all.xml]
   --scenarios DIR        add the scenario files in DIR to mock-all
   --credential-id N      also check stored credential N on staging, changing nothing
+  --check-endpoint       doctor also checks that the token endpoint answers (no credential sent)
   --repo DIR             the repository to scan for secrets
                          [default: the git repository of the current directory]
   --secrets-ignore FILE  paths the scan leaves out, one glob per line, # comments
@@ -42,6 +44,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${CARGO:=cargo}"
 : "${OAUTHTEST_BIN:=}"
 skip_tests=false
+check_endpoint=()
 report="mock-all.xml"
 scenarios=""
 credential_id=""
@@ -57,6 +60,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --skip-tests) skip_tests=true; shift ;;
+    --check-endpoint) check_endpoint=(--check-endpoint); shift ;;
     --report | --scenarios | --credential-id | --repo | --secrets-ignore)
       [ $# -ge 2 ] || usage_error "$1 needs a value"
       case "$1" in
@@ -169,7 +173,8 @@ if [ -z "$bin" ]; then
   no_bin "migrations"
   no_bin "configuration"
 else
-  doctor=$("$bin" --mode doctor 2>&1) && rc=0 || rc=$?
+  # ${a[@]+"${a[@]}"}: an empty array under set -u, in the bash 3.2 macOS ships too.
+  doctor=$("$bin" --mode doctor ${check_endpoint[@]+"${check_endpoint[@]}"} 2>&1) && rc=0 || rc=$?
   if [ "$rc" -gt 1 ]; then
     fail "migrations: not checked, oauthtest --mode doctor could not run (exit $rc)"
     fail "configuration: oauthtest --mode doctor could not run (exit $rc)"
@@ -234,7 +239,7 @@ scan_secrets() {
     path="${path#./}"
     case "$path" in target/* | */target/* | .git/* | */.git/*) continue ;; esac
     keep=true
-    for glob in "${globs[@]}"; do
+    for glob in ${globs[@]+"${globs[@]}"}; do
       # shellcheck disable=SC2053 # the glob is meant to match as a pattern
       if [[ "$path" == $glob || "$path" == ${glob%/}/* ]]; then keep=false; break; fi
     done
@@ -254,7 +259,7 @@ scan_secrets() {
     while IFS= read -r -d '' file && IFS= read -r rest; do
       hits+=("$file:${rest%%:*}: ${kinds[$i]}")
     done < <(cd "$dir" && printf '%s\0' "${files[@]}" \
-      | xargs -0 grep -IHnZE -e "${patterns[$i]}" -- 2>/dev/null)
+      | xargs -0 grep -IHnE --null -e "${patterns[$i]}" -- 2>/dev/null)
   done
 }
 if [ -z "$repo" ]; then

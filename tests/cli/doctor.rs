@@ -734,6 +734,7 @@ fn checklist_help_lists_every_option_and_exits_0() {
         "--report",
         "--scenarios",
         "--credential-id",
+        "--check-endpoint",
         "--repo",
         "--secrets-ignore",
         "--help",
@@ -905,6 +906,25 @@ fn checklist_fails_configuration_for_a_bad_key_and_migrations_for_an_unreachable
     r.assert_code(1);
     assert_line(&r, "FAIL  migrations");
     assert_line(&r, "FAIL  configuration");
+
+    // With --check-endpoint, an endpoint that does not answer fails configuration.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", closed.local_addr().unwrap());
+    drop(closed);
+    let mut no_endpoint = as_refs(&env);
+    no_endpoint.push(("OAUTHTEST_TOKEN_URL", &url));
+    let r = checklist(db.path(), &no_endpoint, &args);
+    r.assert_code(0);
+    let r = checklist(
+        db.path(),
+        &no_endpoint,
+        &[&args[..], &["--check-endpoint"]].concat(),
+    );
+    r.assert_code(1);
+    assert_line(
+        &r,
+        "FAIL  configuration: oauthtest --mode doctor found problems: token_endpoint",
+    );
 
     // A credential that cannot be used fails its own line.
     let r = checklist(
