@@ -485,7 +485,45 @@ fn every_toml_example_in_the_docs_is_a_scenario_that_passes() {
             examples += 1;
         }
     }
-    assert!(examples >= 1, "no scenario example found");
+    assert!(examples >= 2, "no scenario example found");
+}
+
+#[test]
+fn the_every_field_scenario_example_uses_every_field_the_table_documents() {
+    let doc = read("docs/scenarios.md");
+    let example = blocks(&doc)
+        .into_iter()
+        .find(|b| b.lang == "toml" && b.text.contains("every_field"))
+        .expect("the every-field example")
+        .text;
+    let value: toml::Table = example.parse().unwrap();
+    let mut documented = 0;
+    for row in doc.lines().filter_map(|l| l.strip_prefix("| `")) {
+        let cell = row.split(" |").next().unwrap().replace('`', "");
+        // `[section] field`, `[[token]]`, or a step's `field` (under [[token]]).
+        let (section, field) = match cell.split_once("] ") {
+            Some((section, field)) => (Some(section.trim_start_matches('[')), field.to_owned()),
+            None => (None, cell.clone()),
+        };
+        let present = match (section, field.as_str()) {
+            (_, f) if f.starts_with("[[") => value.contains_key(f.trim_matches(['[', ']'])),
+            (Some(section), field) => value.get(section).and_then(|t| t.get(field)).is_some(),
+            (None, field) => {
+                value.contains_key(field)
+                    || value["token"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|step| step.get(field).is_some())
+            }
+        };
+        assert!(
+            present,
+            "docs/scenarios.md documents {cell}, the every-field example lacks it"
+        );
+        documented += 1;
+    }
+    assert!(documented >= 26, "{documented} fields found in the tables");
 }
 
 /// The key sets of `documented`, recursively (arrays by their first element), must be those of
