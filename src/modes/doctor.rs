@@ -299,13 +299,6 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
         }
         Some(Ok(status)) => status,
     };
-    let list = |versions: &[i64]| {
-        versions
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     if status.is_current() {
         return Finding::new(
             CHECK,
@@ -344,7 +337,7 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if !status.modified.is_empty() {
         problems.push(format!(
             "applied from a different file than this binary carries: {}",
-            list(&status.modified)
+            join(&status.modified)
         ));
         fixes.push(
             "a migration file was edited after it was applied: restore it (add a new \
@@ -355,12 +348,12 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if !status.unknown.is_empty() {
         problems.push(format!(
             "applied by a newer oauthtest: {}",
-            list(&status.unknown)
+            join(&status.unknown)
         ));
         fixes.push("use the oauthtest version that migrated this store (or newer)".to_owned());
     }
     if !status.pending.is_empty() {
-        problems.push(format!("pending: {}", list(&status.pending)));
+        problems.push(format!("pending: {}", join(&status.pending)));
         fixes.push(
             "apply them: any oauthtest run that opens the store read-write does, e.g. \
              `oauthtest --mode list`"
@@ -443,17 +436,11 @@ async fn check_credentials(
             }
         }
     }
-    let ids = |ids: &[i64]| {
-        ids.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let failures: usize = failed.values().map(Vec::len).sum();
     if failures > 0 {
         let detail: Vec<_> = failed
             .iter()
-            .map(|(why, list)| format!("{} ({why})", ids(list)))
+            .map(|(why, list)| format!("{} ({why})", join(list)))
             .collect();
         return Finding::new(
             CHECK,
@@ -484,7 +471,7 @@ async fn check_credentials(
     message.push_str(&format!(
         "; {} still sealed with a previous key: {}",
         on_previous_key.len(),
-        ids(&on_previous_key)
+        join(&on_previous_key)
     ));
     Finding::new(CHECK, Status::Warn, message).fix(format!(
         "run `oauthtest --mode rekey`, then drop the old key from {OLD_KEYS_VAR}"
@@ -551,6 +538,15 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
             )
         }
     }
+}
+
+/// Ids or versions, comma-separated.
+fn join(numbers: &[i64]) -> String {
+    numbers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the production guard will do in this environment.
