@@ -92,11 +92,6 @@ pub struct DoctorReport {
 }
 
 impl DoctorReport {
-    /// The findings, in check order.
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
-    }
-
     fn count(&self, status: Status) -> usize {
         self.findings.iter().filter(|f| f.status == status).count()
     }
