@@ -45,6 +45,10 @@ pub enum Mode {
     /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
     /// production dump is restored into staging). Shows what it would do unless --yes.
     Scrub,
+    /// Check configuration and store without changing anything: key, production key kept apart,
+    /// database, migrations, every credential decrypts, token endpoint (--check-endpoint),
+    /// production guard. Each finding with a fix; exit 1 if any check fails.
+    Doctor,
     /// Serve the mock Google standalone (token, tokeninfo, revoke, Gmail profile, OpenID
     /// discovery, and an admin API under /__admin/) for apps in any language. Prints the base
     /// URL as the first line; stops on SIGINT or SIGTERM.
@@ -66,6 +70,7 @@ impl Mode {
             Mode::ForceExpire => "force-expire",
             Mode::Copy => "copy",
             Mode::Scrub => "scrub",
+            Mode::Doctor => "doctor",
             Mode::Serve => "serve",
         }
     }
@@ -338,4 +343,30 @@ pub struct Cli {
     /// scrub: really wipe; without it scrub only shows what it would do.
     #[arg(long, help_heading = "Staging")]
     pub yes: bool,
+
+    /// doctor: also check that the token endpoint (--token-url) answers; a plain HTTP request
+    /// that sends no credential.
+    #[arg(long, help_heading = "Doctor")]
+    pub check_endpoint: bool,
+
+    /// doctor: the production key's id (16 hex digits, not a secret), to prove this store's keys
+    /// differ from it.
+    #[arg(
+        long,
+        env = "OAUTHTEST_PRODUCTION_KEY_ID",
+        value_name = "ID",
+        help_heading = "Doctor"
+    )]
+    pub production_key_id: Option<String>,
+
+    /// doctor: read the production key from this file instead of
+    /// OAUTHTEST_PRODUCTION_ENCRYPTION_KEY, to prove this store's keys differ from it (only its id
+    /// is used; prefer --production-key-id, which keeps the key itself out of staging).
+    #[arg(
+        long,
+        env = "OAUTHTEST_PRODUCTION_ENCRYPTION_KEY_FILE",
+        value_name = "PATH",
+        help_heading = "Doctor"
+    )]
+    pub production_key_file: Option<PathBuf>,
 }

@@ -166,6 +166,11 @@ impl Keyring {
         &self.current
     }
 
+    /// The previous keys, which only decrypt.
+    pub fn previous(&self) -> &[EncryptionKey] {
+        &self.previous
+    }
+
     /// Whether `key_id` names a configured key (current or previous).
     pub fn knows(&self, key_id: &str) -> bool {
         self.find(key_id).is_some()

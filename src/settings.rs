@@ -22,6 +22,8 @@ pub const KEY_VAR: &str = "OAUTHTEST_ENCRYPTION_KEY";
 pub const OLD_KEYS_VAR: &str = "OAUTHTEST_OLD_ENCRYPTION_KEYS";
 /// The environment variable holding the key of the store `--mode copy` reads from.
 pub const FROM_KEY_VAR: &str = "OAUTHTEST_FROM_ENCRYPTION_KEY";
+/// The environment variable holding the production key, for `--mode doctor` to compare ids.
+pub const PRODUCTION_KEY_VAR: &str = "OAUTHTEST_PRODUCTION_ENCRYPTION_KEY";
 
 /// Loads `.env` from the working directory, if there is one, without overriding variables that
 /// are already set. Call it before any thread starts.
@@ -70,6 +72,17 @@ pub struct Settings {
     pub from_database_url: Option<String>,
     key_file: Option<PathBuf>,
     from_key_file: Option<PathBuf>,
+    production_key_id: Option<String>,
+    production_key_file: Option<PathBuf>,
+}
+
+/// The production key's id, and the setting it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductionKeyId {
+    /// The key id (16 hex digits, as [`EncryptionKey::id`]).
+    pub id: String,
+    /// The flag or variable it was read from.
+    pub source: String,
 }
 
 impl Settings {
@@ -177,6 +190,11 @@ impl Settings {
             from_database_url,
             key_file: cli.key_file.clone(),
             from_key_file: cli.from_key_file.clone(),
+            production_key_id: cli
+                .production_key_id
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
+            production_key_file: cli.production_key_file.clone(),
         })
     }
 
@@ -222,6 +240,54 @@ impl Settings {
             "is not set; --mode copy needs the source store's key (or pass --from-key-file)",
         )?;
         Ok(Keyring::new(key, Vec::new()))
+    }
+
+    /// Where the current key is read from: `--key-file PATH` or `OAUTHTEST_ENCRYPTION_KEY`.
+    pub fn key_source(&self) -> String {
+        self.key_file.as_ref().map_or_else(
+            || KEY_VAR.to_owned(),
+            |p| format!("--key-file {}", p.display()),
+        )
+    }
+
+    /// The production key's id, for `--mode doctor` to prove this store's keys differ from it:
+    /// `--production-key-id` / `OAUTHTEST_PRODUCTION_KEY_ID` as given, else the id of the key in
+    /// `--production-key-file` or `OAUTHTEST_PRODUCTION_ENCRYPTION_KEY`. `None` when none is set.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting that is malformed (never its value).
+    pub fn production_key_id(&self) -> Result<Option<ProductionKeyId>> {
+        if let Some(id) = &self.production_key_id {
+            let id = id.trim().to_ascii_lowercase();
+            if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::config(
+                    "--production-key-id",
+                    "must be a key id: 16 hex digits, as `oauthtest --mode doctor` prints for the \
+                     production key (never the key itself)",
+                ));
+            }
+            return Ok(Some(ProductionKeyId {
+                id,
+                source: "--production-key-id".into(),
+            }));
+        }
+        let in_env = std::env::var(PRODUCTION_KEY_VAR).is_ok_and(|v| !v.trim().is_empty());
+        if self.production_key_file.is_none() && !in_env {
+            return Ok(None);
+        }
+        let key = read_key(
+            self.production_key_file.as_deref(),
+            "--production-key-file",
+            PRODUCTION_KEY_VAR,
+            "is not set",
+        )?;
+        Ok(Some(ProductionKeyId {
+            id: key.id().to_owned(),
+            source: self.production_key_file.as_ref().map_or_else(
+                || PRODUCTION_KEY_VAR.to_owned(),
+                |p| format!("--production-key-file {}", p.display()),
+            ),
+        }))
     }
 
     /// Connects to the configured store and migrates it.

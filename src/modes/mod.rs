@@ -1,6 +1,7 @@
 //! One module per mode, each with the same shape: `run(&Settings, &Cli) -> Result<Report>`.
 
 pub mod copy;
+pub mod doctor;
 pub mod force_expire;
 pub mod import;
 pub mod keygen;
@@ -36,5 +37,6 @@ pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>>
         Mode::Copy => Box::new(copy::run(settings, cli).await?),
         Mode::Scrub => Box::new(scrub::run(settings, cli).await?),
         Mode::Serve => Box::new(serve::run(settings, cli).await?),
+        Mode::Doctor => Box::new(doctor::run(settings, cli).await?),
     })
 }

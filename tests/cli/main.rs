@@ -2,6 +2,8 @@
 
 mod support;
 
+mod docs;
+mod doctor;
 mod scenarios;
 mod serve;
 mod staging;

@@ -1,0 +1,639 @@
+//! `--mode doctor`: is this installation fit to run? Configuration and store, checked without
+//! changing anything, each problem with its fix.
+//!
+//! A pipeline runs doctor before it trusts anything else (`scripts/pre_deploy_check.sh` does):
+//! a missing or malformed key, a staging store that shares the production key, an unreachable
+//! database, migrations that are not current, credentials that no longer decrypt, an endpoint
+//! that cannot be reached, a production guard that is off. Each is a [`Finding`] with a status
+//! and a fix, so one run says everything that is wrong rather than stopping at the first.
+//!
+//! # Security
+//! Doctor never writes: the store is opened read-only and never migrated
+//! ([`Store::connect_without_migrating`]), and the endpoint check is a plain request that sends
+//! no credential. Keys are shown by id only, credentials by id and count only.
+
+use crate::cli::{Cli, Environment, Mode};
+use crate::crypto::{CryptoError, Keyring};
+use crate::error::{Error, Result};
+use crate::exit_code;
+use crate::report::Report;
+use crate::settings::{Settings, OLD_KEYS_VAR};
+use crate::store::{
+    redact_url, BackendKind, CredentialState, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE,
+};
+use clap::ValueEnum;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+/// How long the endpoint check waits for an answer.
+const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A finding's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Ok,
+    /// Works, but worth fixing; does not fail the run.
+    Warn,
+    /// Broken: the run exits 1.
+    Fail,
+    /// Not checked (not asked for, or something it needs failed).
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Which check: `key`, `production_key`, `database`, `migrations`, `credentials`,
+    /// `token_endpoint`, `environment`.
+    pub check: &'static str,
+    /// Its verdict.
+    pub status: Status,
+    /// What was found (never a secret).
+    pub message: String,
+    /// How to fix it, when there is something to fix.
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn new(check: &'static str, status: Status, message: impl Into<String>) -> Self {
+        Self {
+            check,
+            status,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// Everything doctor found, in check order.
+#[derive(Debug)]
+pub struct DoctorReport {
+    findings: Vec<Finding>,
+}
+
+impl DoctorReport {
+    fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.status == status).count()
+    }
+}
+
+/// Runs every check. Problems are findings, not errors: the report always comes back.
+///
+/// # Errors
+/// None today; the signature is every mode's.
+pub async fn run(settings: &Settings, cli: &Cli) -> Result<DoctorReport> {
+    let mut findings = Vec::new();
+    let (key, keyring) = check_key(settings);
+    findings.push(key);
+    findings.push(check_production_key(settings, keyring.as_ref()));
+    let (database, store) = check_database(settings).await;
+    findings.push(database);
+    let status = match &store {
+        Some(store) => Some(store.migration_status().await),
+        None => None,
+    };
+    findings.push(check_migrations(status.as_ref()));
+    findings.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
+    findings.push(check_endpoint(settings, cli.check_endpoint).await);
+    findings.push(check_environment(settings, cli));
+    if let Some(store) = store {
+        store.close().await;
+    }
+    Ok(DoctorReport { findings })
+}
+
+/// The current key loads (and the previous ones, if any).
+fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
+    match settings.keyring() {
+        Ok(keyring) => {
+            let previous: Vec<_> = keyring.previous().iter().map(|k| k.id()).collect();
+            let previous = match previous.len() {
+                0 => "no previous keys".to_owned(),
+                _ => format!("previous keys {}", previous.join(", ")),
+            };
+            let message = format!(
+                "current key {} (from {}); {previous}",
+                keyring.current().id(),
+                settings.key_source()
+            );
+            (Finding::new("key", Status::Ok, message), Some(keyring))
+        }
+        Err(e) => {
+            let fix = match &e {
+                Error::Config { setting, .. } if setting == OLD_KEYS_VAR => format!(
+                    "fix or remove that entry: {OLD_KEYS_VAR} holds previous keys, \
+                     comma-separated, each in base64"
+                ),
+                _ => "generate a key with `oauthtest --mode keygen` and set \
+                      OAUTHTEST_ENCRYPTION_KEY (or pass --key-file); credentials already stored \
+                      need the key that sealed them"
+                    .to_owned(),
+            };
+            (
+                Finding::new("key", Status::Fail, e.to_string()).fix(fix),
+                None,
+            )
+        }
+    }
+}
+
+/// Staging's keys are not production's.
+fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Finding {
+    const CHECK: &str = "production_key";
+    let production = match settings.production_key_id() {
+        Ok(p) => p,
+        Err(e) => {
+            return Finding::new(CHECK, Status::Fail, e.to_string()).fix(
+                "give the production key's id with --production-key-id or \
+                 OAUTHTEST_PRODUCTION_KEY_ID (16 hex digits; doctor run in production prints it)",
+            )
+        }
+    };
+    if settings.environment == Some(Environment::Production) {
+        return Finding::new(
+            CHECK,
+            Status::Skip,
+            "this is production (--env / OAUTHTEST_ENV): there is no production key to keep apart",
+        );
+    }
+    let Some(production) = production else {
+        let message = "not checked: no production key id given (--production-key-id or \
+                       OAUTHTEST_PRODUCTION_KEY_ID)";
+        return if settings.environment == Some(Environment::Staging) {
+            Finding::new(CHECK, Status::Warn, message).fix(
+                "set OAUTHTEST_PRODUCTION_KEY_ID to the production key's id (not a secret), so \
+                 every run proves staging does not share production's key",
+            )
+        } else {
+            Finding::new(CHECK, Status::Skip, message)
+        };
+    };
+    let Some(keyring) = keyring else {
+        return Finding::new(CHECK, Status::Skip, "not checked: the key did not load");
+    };
+    if keyring.current().id() == production.id {
+        return Finding::new(
+            CHECK,
+            Status::Fail,
+            format!(
+                "the current key is the production key (key id {}, from {}): staging must never \
+                 share production secrets",
+                production.id, production.source
+            ),
+        )
+        .fix(
+            "generate a key of this store's own with `oauthtest --mode keygen` and make it \
+             OAUTHTEST_ENCRYPTION_KEY; re-seal your test credentials with `oauthtest --mode rekey` \
+             (the production key in OAUTHTEST_OLD_ENCRYPTION_KEYS for that one run), and wipe \
+             anything that came from production with `oauthtest --mode scrub`",
+        );
+    }
+    if keyring.previous().iter().any(|k| k.id() == production.id) {
+        return Finding::new(
+            CHECK,
+            Status::Fail,
+            format!(
+                "{OLD_KEYS_VAR} holds the production key (key id {}, from {}): this store can \
+                 decrypt production secrets",
+                production.id, production.source
+            ),
+        )
+        .fix(format!(
+            "remove the production key from {OLD_KEYS_VAR}; wipe credentials sealed with it with \
+             `oauthtest --mode scrub`"
+        ));
+    }
+    Finding::new(
+        CHECK,
+        Status::Ok,
+        format!(
+            "this store's keys differ from the production key {} (from {})",
+            production.id, production.source
+        ),
+    )
+}
+
+/// The store answers (opened read-only, never migrated).
+async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
+    const CHECK: &str = "database";
+    let shown = redact_url(&settings.database_url);
+    match Store::connect_without_migrating(&settings.database_url).await {
+        Ok(store) => {
+            let defaulted = !settings.database_url_explicit;
+            let backend = match store.kind() {
+                BackendKind::Sqlite => "SQLite",
+                BackendKind::Postgres => "PostgreSQL",
+            };
+            let mut message = format!("{shown} is reachable ({backend})");
+            if defaulted {
+                message.push_str("; it is the default, DATABASE_URL is not set");
+            }
+            let finding = if defaulted
+                && matches!(
+                    settings.environment,
+                    Some(Environment::Staging | Environment::Production)
+                ) {
+                Finding::new(CHECK, Status::Warn, message)
+                    .fix("set DATABASE_URL (or --database-url) to this environment's store")
+            } else {
+                Finding::new(CHECK, Status::Ok, message)
+            };
+            (finding, Some(store))
+        }
+        Err(e) => {
+            let fix = match &e {
+                StoreError::UnsupportedUrl { .. } => {
+                    "use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+                }
+                _ if shown.starts_with("sqlite:") => {
+                    "check the path: the file must exist and be readable (the first oauthtest \
+                     run that opens the store, e.g. `oauthtest --mode list`, creates it)"
+                }
+                _ => {
+                    "check that the server is up and that the URL's user, host, port and \
+                     database are right (postgres://USER@HOST:PORT/DB)"
+                }
+            };
+            (
+                Finding::new(CHECK, Status::Fail, e.to_string()).fix(fix),
+                None,
+            )
+        }
+    }
+}
+
+/// The store's applied migrations are exactly the ones this binary carries.
+fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Finding {
+    const CHECK: &str = "migrations";
+    let status = match status {
+        None => return Finding::new(CHECK, Status::Skip, "not checked: no database"),
+        Some(Err(e)) => {
+            return Finding::new(CHECK, Status::Fail, e.to_string()).fix(format!(
+                "check that the database user may read {MIGRATIONS_TABLE}"
+            ))
+        }
+        Some(Ok(status)) => status,
+    };
+    if status.is_current() {
+        return Finding::new(
+            CHECK,
+            Status::Ok,
+            format!(
+                "current: {} of {} applied (latest {})",
+                status.applied.len(),
+                status.known.len(),
+                status
+                    .known
+                    .last()
+                    .map_or_else(|| "none".into(), i64::to_string)
+            ),
+        );
+    }
+    if !status.ledger_exists {
+        return Finding::new(
+            CHECK,
+            Status::Fail,
+            format!("no oauthtest store in this database yet (no {MIGRATIONS_TABLE} table)"),
+        )
+        .fix(
+            "create it: the first oauthtest run that opens the store read-write applies the \
+             migrations, e.g. `oauthtest --mode list`",
+        );
+    }
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    if let Some(v) = status.failed {
+        problems.push(format!("migration {v} failed part-way"));
+        fixes.push(format!(
+            "repair what migration {v} left half-done by hand, then delete its row from \
+             {MIGRATIONS_TABLE} so it runs again"
+        ));
+    }
+    if !status.modified.is_empty() {
+        problems.push(format!(
+            "applied from a different file than this binary carries: {}",
+            join(&status.modified)
+        ));
+        fixes.push(
+            "a migration file was edited after it was applied: restore it (add a new \
+             migration instead)"
+                .to_owned(),
+        );
+    }
+    if !status.unknown.is_empty() {
+        problems.push(format!(
+            "applied by a newer oauthtest: {}",
+            join(&status.unknown)
+        ));
+        fixes.push("use the oauthtest version that migrated this store (or newer)".to_owned());
+    }
+    if !status.pending.is_empty() {
+        problems.push(format!("pending: {}", join(&status.pending)));
+        fixes.push(
+            "apply them: any oauthtest run that opens the store read-write does, e.g. \
+             `oauthtest --mode list`"
+                .to_owned(),
+        );
+    }
+    Finding::new(
+        CHECK,
+        Status::Fail,
+        format!(
+            "not current ({} of {} applied): {}",
+            status.applied.len(),
+            status.known.len(),
+            problems.join("; ")
+        ),
+    )
+    .fix(fixes.join("; "))
+}
+
+/// Every stored credential decrypts with the configured keys (counts and ids only).
+async fn check_credentials(
+    store: Option<&Store>,
+    status: Option<&Result<MigrationStatus, StoreError>>,
+    keyring: Option<&Keyring>,
+) -> Finding {
+    const CHECK: &str = "credentials";
+    let Some(store) = store else {
+        return Finding::new(CHECK, Status::Skip, "not checked: no database");
+    };
+    if matches!(status, Some(Ok(s)) if !s.ledger_exists) {
+        return Finding::new(CHECK, Status::Skip, "not checked: no oauthtest store yet");
+    }
+    let Some(keyring) = keyring else {
+        return Finding::new(CHECK, Status::Skip, "not checked: the key did not load");
+    };
+    let rows = match store.list().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            return Finding::new(CHECK, Status::Fail, e.to_string())
+                .fix("make the migrations current first (see migrations)")
+        }
+    };
+    if rows.is_empty() {
+        return Finding::new(CHECK, Status::Ok, "no credentials stored");
+    }
+    let mut failed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut on_previous_key = Vec::new();
+    let mut needs_reconnect = 0;
+    for row in &rows {
+        match row.decrypt(keyring) {
+            Ok(_) => {
+                if Keyring::envelope_key_id(&row.encrypted_data)
+                    .is_ok_and(|id| id != keyring.current().id())
+                {
+                    on_previous_key.push(row.id);
+                }
+                if row.state() == CredentialState::NeedsReconnect {
+                    needs_reconnect += 1;
+                }
+            }
+            Err(e) => {
+                let why = match e {
+                    Error::Decrypt {
+                        source: CryptoError::UnknownKey { key_id, .. },
+                        ..
+                    } => format!("sealed with key {key_id}, which is not configured"),
+                    Error::Decrypt {
+                        source: CryptoError::AuthenticationFailed { .. },
+                        ..
+                    } => "failed authentication: tampered with, truncated or copied from \
+                          another row"
+                        .to_owned(),
+                    Error::Decrypt {
+                        source: CryptoError::Malformed(_),
+                        ..
+                    } => "not an oauthtest envelope".to_owned(),
+                    _ => "decrypted, but the payload is not a Google credential".to_owned(),
+                };
+                failed.entry(why).or_default().push(row.id);
+            }
+        }
+    }
+    let failures: usize = failed.values().map(Vec::len).sum();
+    if failures > 0 {
+        let detail: Vec<_> = failed
+            .iter()
+            .map(|(why, list)| format!("{} ({why})", join(list)))
+            .collect();
+        return Finding::new(
+            CHECK,
+            Status::Fail,
+            format!(
+                "{failures} of {} credentials do not decrypt with the configured keys: {}",
+                rows.len(),
+                detail.join("; ")
+            ),
+        )
+        .fix(format!(
+            "if you still have the key that sealed them, add it to {OLD_KEYS_VAR} and run \
+             `oauthtest --mode rekey`; otherwise their users must reconnect; rows restored from \
+             production: `oauthtest --mode scrub`"
+        ));
+    }
+    let mut message = format!(
+        "{} of {} credentials decrypt with the configured keys",
+        rows.len(),
+        rows.len()
+    );
+    if needs_reconnect > 0 {
+        message.push_str(&format!("; {needs_reconnect} need reconnecting"));
+    }
+    if on_previous_key.is_empty() {
+        return Finding::new(CHECK, Status::Ok, message);
+    }
+    message.push_str(&format!(
+        "; {} still sealed with a previous key: {}",
+        on_previous_key.len(),
+        join(&on_previous_key)
+    ));
+    Finding::new(CHECK, Status::Warn, message).fix(format!(
+        "run `oauthtest --mode rekey`, then drop the old key from {OLD_KEYS_VAR}"
+    ))
+}
+
+/// The token endpoint answers an HTTP request (no credential in it).
+async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
+    const CHECK: &str = "token_endpoint";
+    let shown = redact_url(settings.token_url.as_str());
+    if !asked {
+        return Finding::new(
+            CHECK,
+            Status::Skip,
+            format!("not checked (pass --check-endpoint to try {shown})"),
+        );
+    }
+    let http = match settings.http_client() {
+        Ok(http) => http,
+        Err(e) => return Finding::new(CHECK, Status::Fail, e.to_string()),
+    };
+    let started = Instant::now();
+    let answer = http
+        .get(settings.token_url.clone())
+        .timeout(ENDPOINT_TIMEOUT)
+        .send()
+        .await;
+    let ms = started.elapsed().as_millis();
+    match answer {
+        Ok(response) if response.status().is_server_error() => Finding::new(
+            CHECK,
+            Status::Warn,
+            format!(
+                "{shown} answered HTTP {} in {ms} ms: reachable, but failing",
+                response.status().as_u16()
+            ),
+        )
+        .fix("check the endpoint's health; refreshes will be retried, then fail"),
+        Ok(response) => Finding::new(
+            CHECK,
+            Status::Ok,
+            format!(
+                "{shown} answered HTTP {} in {ms} ms (a plain GET, no credential sent)",
+                response.status().as_u16()
+            ),
+        ),
+        Err(e) => {
+            let e = e.without_url();
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                reason.push_str(": ");
+                reason.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Finding::new(
+                CHECK,
+                Status::Fail,
+                format!("{shown} cannot be reached: {reason}"),
+            )
+            .fix(
+                "check network access to it (DNS, proxy, firewall), or point --token-url / \
+                 OAUTHTEST_TOKEN_URL at the right endpoint",
+            )
+        }
+    }
+}
+
+/// Ids or versions, comma-separated.
+fn join(numbers: &[i64]) -> String {
+    numbers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the production guard will do in this environment.
+fn check_environment(settings: &Settings, cli: &Cli) -> Finding {
+    const CHECK: &str = "environment";
+    let guarded: Vec<_> = Mode::value_variants()
+        .iter()
+        .filter(|m| m.writes_credentials())
+        .map(|m| m.name())
+        .collect();
+    let guarded = guarded.join(", ");
+    let Some(env) = settings.environment else {
+        return Finding::new(
+            CHECK,
+            Status::Warn,
+            format!(
+                "OAUTHTEST_ENV is not set: the production guard cannot tell production from \
+                 anything else, so the modes that change credentials ({guarded}) run anywhere"
+            ),
+        )
+        .fix("set OAUTHTEST_ENV (or --env) to development, test, staging or production");
+    };
+    let name = env
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned());
+    match env {
+        Environment::Production if cli.i_know_this_is_production => Finding::new(
+            CHECK,
+            Status::Warn,
+            format!(
+                "production, with --i-know-this-is-production: the guard is off, so {guarded} \
+                 would run"
+            ),
+        )
+        .fix("drop --i-know-this-is-production once the maintenance is done"),
+        Environment::Production => Finding::new(
+            CHECK,
+            Status::Ok,
+            format!(
+                "production: the guard refuses the modes that change credentials ({guarded}); \
+                 previews and read-only modes run"
+            ),
+        ),
+        _ => Finding::new(
+            CHECK,
+            Status::Ok,
+            format!(
+                "{name}: the modes that change credentials run (the guard stops them only in \
+                 production)"
+            ),
+        ),
+    }
+}
+
+impl Report for DoctorReport {
+    fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for f in &self.findings {
+            writeln!(out, "{:<5} {:<15} {}", f.status.label(), f.check, f.message)?;
+            if let Some(fix) = &f.fix {
+                writeln!(out, "{:<22}fix: {fix}", "")?;
+            }
+        }
+        let warnings = self.count(Status::Warn);
+        writeln!(
+            out,
+            "doctor: {} ok, {warnings} warning{}, {} failed, {} skipped",
+            self.count(Status::Ok),
+            if warnings == 1 { "" } else { "s" },
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": "doctor",
+            "ok": self.count(Status::Fail) == 0,
+            "counts": {
+                "ok": self.count(Status::Ok),
+                "warn": self.count(Status::Warn),
+                "fail": self.count(Status::Fail),
+                "skip": self.count(Status::Skip),
+            },
+            "findings": self.findings,
+        })
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.count(Status::Fail) == 0 {
+            exit_code::SUCCESS
+        } else {
+            exit_code::CHECK_FAILED
+        }
+    }
+}
