@@ -266,7 +266,7 @@ pub fn deserialize_histogram(s: &str) -> Option<Histogram<u64>> {
 }
 
 /// One synthetic credential: its id, client and initial refresh token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimCredential {
     /// Row id.
     pub id: i64,
@@ -274,6 +274,16 @@ pub struct SimCredential {
     pub client_id: String,
     /// The refresh token it started with.
     pub initial_refresh_token: String,
+}
+
+impl std::fmt::Debug for SimCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCredential")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("initial_refresh_token", &"[redacted]")
+            .finish()
+    }
 }
 
 /// The mock, store and credentials of an embedded run.
