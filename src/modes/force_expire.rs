@@ -21,7 +21,6 @@ use crate::store::HistoryEntry;
 use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
-use std::sync::Arc;
 
 const STEP_VALID: &str = "1 valid credential";
 const STEP_EXPIRE: &str = "2 expire";
@@ -81,14 +80,14 @@ fn fold(name: &str, checks: &[Check]) -> Check {
 /// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`]. A failed step is a finding
 /// in the report (exit 1).
 pub async fn run(settings: &Settings, cli: &Cli) -> Result<ForceExpireReport> {
-    let id = cli
-        .credential_id
-        .ok_or_else(|| Error::Usage("--mode force-expire needs --credential-id N".into()))?;
-    let keyring = Arc::new(settings.keyring()?);
-    let store = Arc::new(settings.open_store().await?);
-    let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
-    let secrets = row.decrypt(&keyring)?;
-    let before = Snapshot::new(&row, &secrets, settings);
+    let staging::Opened {
+        id,
+        keyring,
+        store,
+        row,
+        secrets,
+        before,
+    } = staging::open_credential(settings, cli, "force-expire").await?;
     let mut report = ForceExpireReport {
         credential_id: id,
         name: row.name.clone(),

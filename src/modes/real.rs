@@ -11,7 +11,7 @@
 //! `--check-token` adds one read-only tokeninfo call with the current access token.
 
 use crate::cli::Cli;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_code;
 use crate::modes::staging::{self, Check, Snapshot, Status, TokenInfo};
 use crate::refresh::EngineError;
@@ -20,7 +20,6 @@ use crate::settings::Settings;
 use crate::store::{CredentialRow, CredentialState};
 use serde::Serialize;
 use std::io::{self, Write};
-use std::sync::Arc;
 
 /// What `real` found and did (fingerprints only, never a token).
 #[derive(Debug, Serialize)]
@@ -53,14 +52,14 @@ impl RealReport {
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
 pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
-    let id = cli
-        .credential_id
-        .ok_or_else(|| Error::Usage("--mode real needs --credential-id N".into()))?;
-    let keyring = Arc::new(settings.keyring()?);
-    let store = Arc::new(settings.open_store().await?);
-    let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
-    let secrets = row.decrypt(&keyring)?;
-    let before = Snapshot::new(&row, &secrets, settings);
+    let staging::Opened {
+        id,
+        keyring,
+        store,
+        row,
+        secrets,
+        before,
+    } = staging::open_credential(settings, cli, "real").await?;
     let mut report = RealReport {
         credential_id: id,
         name: row.name.clone(),

@@ -2,6 +2,7 @@
 //! that shows tokens as fingerprints only, pass/fail checks, and the proof that an access token
 //! works (tokeninfo says it is ours with the scopes we expect; a harmless Gmail read succeeds).
 
+use crate::cli::Cli;
 use crate::credential::{fingerprint, GoogleCredential};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 /// Scopes any one of which lets a token read the Gmail profile (`users.getProfile`).
 const GMAIL_PROFILE_SCOPES: &[&str] = &[
@@ -248,6 +250,46 @@ pub fn usability_checks(row: &CredentialRow, before: &Snapshot) -> Vec<Check> {
         ),
     };
     vec![state, refresh_token, client]
+}
+
+/// A stored credential opened by a staging mode: keys, store, its row, secrets and snapshot.
+pub struct Opened {
+    /// `--credential-id`.
+    pub id: i64,
+    /// The keyring.
+    pub keyring: Arc<Keyring>,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The row as read.
+    pub row: CredentialRow,
+    /// Its decrypted payload.
+    pub secrets: GoogleCredential,
+    /// The picture of it before the mode does anything.
+    pub before: Snapshot,
+}
+
+/// Opens `--credential-id` for `--mode mode`: key, store, row, decrypted payload, snapshot.
+///
+/// # Errors
+/// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
+/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`].
+pub async fn open_credential(settings: &Settings, cli: &Cli, mode: &str) -> Result<Opened> {
+    let id = cli
+        .credential_id
+        .ok_or_else(|| Error::Usage(format!("--mode {mode} needs --credential-id N")))?;
+    let keyring = Arc::new(settings.keyring()?);
+    let store = Arc::new(settings.open_store().await?);
+    let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
+    let secrets = row.decrypt(&keyring)?;
+    let before = Snapshot::new(&row, &secrets, settings);
+    Ok(Opened {
+        id,
+        keyring,
+        store,
+        row,
+        secrets,
+        before,
+    })
 }
 
 /// The picture of credential `id` as stored now.

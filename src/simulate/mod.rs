@@ -132,7 +132,7 @@ pub fn engine_for(
         default_client_id: None,
         default_client_secret: None,
         config: EngineConfig {
-            margin: token_ttl / 4,
+            margin: margin_for(token_ttl),
             lease_ttl: Duration::from_secs(30),
             lease_poll: Duration::from_millis(5),
             mode: "worker-sim",

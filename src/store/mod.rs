@@ -771,42 +771,6 @@ impl Store {
         .map_err(|e| self.query_error(e))
     }
 
-    /// Sets a credential's access-token expiry (force-expire, test set-up) and records it.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn set_expiry(
-        &self,
-        id: i64,
-        expires_at: Option<DateTime<Utc>>,
-        history: &HistoryEntry,
-    ) -> Result<bool, StoreError> {
-        let at = now();
-        on_pool!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE oauthtest_credentials SET expires_at = $1, updated_at = $2,
-                        version = version + 1 WHERE id = $3",
-                )
-                .bind(expires_at)
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if done {
-                    insert_history!(&mut *tx, id, at, history)?;
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(done)
-            }
-            .await
-        })
-        .map_err(|e| self.query_error(e))
-    }
-
     /// Deletes credentials (throwaway rows of a mock run) and their history.
     ///
     /// # Errors
