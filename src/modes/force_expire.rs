@@ -87,7 +87,7 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ForceExpireReport> {
         row,
         secrets,
         before,
-    } = staging::open_credential(settings, cli, "force-expire").await?;
+    } = staging::open_credential(settings, cli, "force-expire", staging::Access::Write).await?;
     let mut report = ForceExpireReport {
         credential_id: id,
         name: row.name.clone(),

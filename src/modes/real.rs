@@ -52,6 +52,11 @@ impl RealReport {
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
 pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
+    let access = if cli.dry_run {
+        staging::Access::ReadOnly
+    } else {
+        staging::Access::Write
+    };
     let staging::Opened {
         id,
         keyring,
@@ -59,7 +64,7 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
         row,
         secrets,
         before,
-    } = staging::open_credential(settings, cli, "real").await?;
+    } = staging::open_credential(settings, cli, "real", access).await?;
     let mut report = RealReport {
         credential_id: id,
         name: row.name.clone(),

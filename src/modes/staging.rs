@@ -268,17 +268,35 @@ pub struct Opened {
     pub before: Snapshot,
 }
 
+/// What a staging mode will do to the store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Refresh and write back: the store is migrated first, as for any mode that writes.
+    Write,
+    /// Only look (`real --dry-run`): opened read-only, nothing created, no migration run.
+    ReadOnly,
+}
+
 /// Opens `--credential-id` for `--mode mode`: key, store, row, decrypted payload, snapshot.
 ///
 /// # Errors
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`].
-pub async fn open_credential(settings: &Settings, cli: &Cli, mode: &str) -> Result<Opened> {
+/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`] (with [`Access::ReadOnly`],
+/// also when no oauthtest store exists at the URL).
+pub async fn open_credential(
+    settings: &Settings,
+    cli: &Cli,
+    mode: &str,
+    access: Access,
+) -> Result<Opened> {
     let id = cli
         .credential_id
         .ok_or_else(|| Error::Usage(format!("--mode {mode} needs --credential-id N")))?;
     let keyring = Arc::new(settings.keyring()?);
-    let store = Arc::new(settings.open_store().await?);
+    let store = Arc::new(match access {
+        Access::Write => settings.open_store().await?,
+        Access::ReadOnly => Store::connect_read_only(&settings.database_url).await?,
+    });
     let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
     let secrets = row.decrypt(&keyring)?;
     let before = Snapshot::new(&row, &secrets, settings);

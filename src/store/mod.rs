@@ -21,6 +21,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -303,6 +304,13 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
             let options = if read_only {
+                let file = options.get_filename();
+                if file != Path::new(":memory:") && !file.exists() {
+                    return Err(StoreError::Unreachable {
+                        url: shown,
+                        reason: "no such file (opened read-only, so none is created)".into(),
+                    });
+                }
                 options.read_only(true)
             } else {
                 options

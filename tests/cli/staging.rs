@@ -336,6 +336,49 @@ async fn real_dry_run_changes_nothing_and_sends_no_token_request(db: TestDb) {
     assert_eq!(s.history(expired.id).await.len(), history_before);
 }
 
+on_both_backends!(
+    real_dry_run_on_a_database_without_a_store_creates_nothing,
+    real_dry_run_on_a_database_without_a_store_creates_nothing
+);
+async fn real_dry_run_on_a_database_without_a_store_creates_nothing(db: TestDb) {
+    let key = new_key(db.path());
+    let mut c = db.cmd();
+    c.env("OAUTHTEST_ENCRYPTION_KEY", &key);
+    run(
+        c,
+        &["--mode", "real", "--credential-id", "1", "--dry-run"],
+        None,
+    )
+    .assert_code(2)
+    .assert_one_line_error()
+    .assert_stderr_has(match db.backend {
+        Backend::Sqlite => "no such file (opened read-only, so none is created)",
+        Backend::Postgres => "no oauthtest store can be read there",
+    });
+
+    // Neither a file nor a table appeared: a dry run only looks.
+    match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            assert!(
+                !std::path::Path::new(path).exists(),
+                "a dry run created {path}"
+            );
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let tables: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'oauthtest%'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(tables, 0, "a dry run created oauthtest tables");
+        }
+    }
+}
+
 #[tokio::test]
 async fn real_dry_run_exits_1_when_the_credential_cannot_be_used() {
     let s = Staging::new(TestDb::sqlite()).await;
