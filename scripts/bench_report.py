@@ -185,8 +185,9 @@ def cmd_plot(argv):
     runs = worker_sim_runs(results)
     if not runs:
         sys.exit("no worker-sim results to plot in %s" % results)
-    # Reproducible SVG: no timestamp, fixed ids.
+    # Reproducible SVG: no timestamp, fixed ids; text kept as text (small, searchable).
     plt.rcParams["svg.hashsalt"] = "oauthtest-bench"
+    plt.rcParams["svg.fonttype"] = "none"
     plt.rcParams["font.size"] = 9
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
     colors = {"sqlite": "tab:blue", "postgres": "tab:orange"}
