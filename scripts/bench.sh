@@ -12,7 +12,7 @@
 #   cold-start  a fresh process: `--help`, and `--mode list` on an empty SQLite store (hyperfine)
 #
 # Usage: scripts/bench.sh [--quick] [--only PART[,PART...]] [--out FILE.md]
-#   --quick  a smoke run of every part (small grid, short runs; a few minutes)
+#   --quick  a smoke run of every part (small grid, short runs; about a minute after the build)
 #   --only   only the named parts
 #   --out    where the report goes. Default: docs/benchmarks.md for a full run of every part; a
 #            quick or partial run writes target/bench/benchmarks.md, never the published figures.
@@ -23,7 +23,11 @@
 # npm/node the comparison with oauth2-mock-server is skipped; without PostgreSQL (psql and a server
 # at OAUTHTEST_BENCH_POSTGRES_URL) its rows are. oauth2-mock-server (npm) and matplotlib (PyPI) are
 # installed, pinned, under target/bench/tools. Everything skipped is listed in the report.
-# Works from any directory.
+# Settings (environment; defaults below): MOCK_ALL_RUNS, COLD_START_RUNS, SERVE_DURATION,
+# SERVE_WARMUP, SERVE_CONNECTIONS, SERVE_THREADS, SIM_WORKERS, SIM_JOBS (space-separated grids),
+# SIM_TOKEN_TTL_SECS, OAUTH2_MOCK_SERVER_VERSION, MATPLOTLIB_VERSION, OAUTHTEST_BENCH_POSTGRES_URL
+# (a scratch database is created there and dropped), BENCH_INSTALL=auto|never.
+# A full run takes about 6 minutes after the build on 2 cores. Works from any directory.
 set -euo pipefail
 
 : "${MOCK_ALL_RUNS:=20}"
@@ -40,6 +44,7 @@ set -euo pipefail
 : "${OAUTHTEST_BENCH_POSTGRES_URL:=postgres://postgres@127.0.0.1:5432/test}"
 : "${BENCH_INSTALL:=auto}"
 
+invocation="scripts/bench.sh${*:+ $*}"
 all_parts="mock-all,serve,worker-sim,crypto,cold-start"
 parts=$all_parts quick=false out=""
 while [ $# -gt 0 ]; do
@@ -104,12 +109,11 @@ ensure() {
   command -v "$1" >/dev/null 2>&1
 }
 
-have_hyperfine=true
+have_hyperfine=false
 if wants mock-all || wants cold-start; then
-  ensure hyperfine hyperfine || {
-    have_hyperfine=false
+  if ensure hyperfine hyperfine; then have_hyperfine=true; else
     skip hyperfine "not installed (apt-get install hyperfine, brew install hyperfine or cargo install hyperfine); mock-all and cold start are timed by a Python loop instead"
-  }
+  fi
 fi
 
 section "building oauthtest (release)"
@@ -117,6 +121,7 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 if wants crypto; then cargo bench --quiet --manifest-path "$root/Cargo.toml" --bench crypto --no-run; fi
 
 setting quick "$quick"
+setting invocation "$invocation"
 setting started "$(date +%s)"
 setting load_start "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 echo "oauthtest benchmarks on $(nproc) cores, $(free -g 2>/dev/null | awk '/Mem:/{print $2 " GiB"}'), $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"

@@ -419,9 +419,9 @@ def cmd_render(argv):
     md = [
         "# Benchmarks",
         "",
-        "Written by `scripts/bench.sh%s` from exactly the figures it printed; do not edit by hand, "
-        "re-run the script. Every comparison is a ratio of two figures measured in the same run on "
-        "the same machine." % (" --quick" if settings.get("quick") == "true" else ""),
+        "Written by `%s` from exactly the figures it printed; do not edit by hand, re-run the "
+        "script. Every comparison is a ratio of two figures measured in the same run on the same "
+        "machine." % settings.get("invocation", "scripts/bench.sh"),
         "",
     ]
     md += section_machine(results, settings)
