@@ -321,7 +321,7 @@ impl Store {
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             };
             // Every SQLite connection is a thread of its own and writes serialize anyway: four
-            // measured fastest on two cores (scripts/bench_worker_sim.sh).
+            // measured fastest on two cores (scripts/bench.sh --only worker-sim).
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(30))

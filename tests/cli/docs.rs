@@ -729,3 +729,51 @@ fn the_ci_templates_are_valid_yaml_running_mock_all_with_junit_and_the_checklist
     assert!(ci.contains("--mode mock-all --report"), "{ci}");
     assert!(ci.contains("cargo test --workspace --locked"), "{ci}");
 }
+
+/// The paths the docs name (`scripts/…`, `docs/…`, `benches/…`, `examples/…`) that exist in the
+/// repository, and the ones that do not.
+fn named_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["scripts/", "docs/", "benches/", "examples/"] {
+        for (at, _) in text.match_indices(prefix) {
+            if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '/' || c == '.') {
+                continue; // part of a longer path or a URL
+            }
+            let path: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'))
+                .collect();
+            let path = path.trim_end_matches('.').to_owned();
+            if path.len() > prefix.len() {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_script_and_document_the_docs_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = BTreeSet::new();
+    for doc in DOCS {
+        for path in named_paths(&read(doc)) {
+            assert!(
+                root.join(&path).exists(),
+                "{doc} names {path}, which does not exist"
+            );
+            checked.insert(path);
+        }
+    }
+    // The benchmark script and its report are among them, so a rename cannot leave them dangling.
+    for path in [
+        "scripts/bench.sh",
+        "docs/benchmarks.md",
+        "benches/crypto.rs",
+    ] {
+        assert!(
+            checked.contains(path),
+            "README.md no longer names {path}: {checked:?}"
+        );
+    }
+}
