@@ -104,13 +104,21 @@ impl Scrubber {
         Self { secrets: kept }
     }
 
-    pub(crate) fn clean(&self, text: &str) -> String {
+    /// Replaces each secret we sent by `[redacted]`, and nothing else.
+    pub(crate) fn redact(&self, text: &str) -> String {
         use secrecy::ExposeSecret;
         let mut out = text.to_owned();
         for secret in &self.secrets {
             out = out.replace(secret.expose_secret(), "[redacted]");
         }
-        let mut out: String = out
+        out
+    }
+
+    /// [`redact`](Self::redact), then control characters become spaces and the text is cut to
+    /// a bounded length.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        let mut out: String = self
+            .redact(text)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
@@ -130,7 +138,7 @@ pub(crate) fn classify(
 ) -> Verdict {
     let status = captured.as_ref().map(|c| c.status.as_u16());
     match result {
-        Ok(token) => match grant_from(&token) {
+        Ok(token) => match grant_from(&token, scrub) {
             Ok(grant) => Verdict::definite(Outcome::Refreshed(grant), status),
             Err(detail) => Verdict::definite(Outcome::ProtocolError { detail }, status),
         },
@@ -361,8 +369,10 @@ fn describe_bad_success(c: &Captured) -> String {
     "success body does not have the shape of a token response".to_owned()
 }
 
-/// Checks what `oauth2` accepted but a usable grant needs, and copies it into secrets.
-fn grant_from(token: &GoogleTokenResponse) -> Result<TokenGrant, String> {
+/// Checks what `oauth2` accepted but a usable grant needs, and copies it into secrets. The
+/// fields that are shown (scopes, token type) have the secrets we sent redacted, should the
+/// server echo one there.
+fn grant_from(token: &GoogleTokenResponse, scrub: &Scrubber) -> Result<TokenGrant, String> {
     let access_token = token.access_token().secret();
     if access_token.trim().is_empty() {
         return Err("access_token is empty".to_owned());
@@ -372,7 +382,7 @@ fn grant_from(token: &GoogleTokenResponse) -> Result<TokenGrant, String> {
         .ok_or_else(|| "success body has no expires_in".to_owned())?;
     let token_type = match token.token_type() {
         BasicTokenType::Bearer => "Bearer".to_owned(),
-        other => other.as_ref().to_owned(),
+        other => scrub.redact(other.as_ref()),
     };
     if token_type.trim().is_empty() {
         return Err("token_type is empty".to_owned());
@@ -392,7 +402,7 @@ fn grant_from(token: &GoogleTokenResponse) -> Result<TokenGrant, String> {
         .map(SecretString::from);
     let scopes = token
         .scopes()
-        .map(|scopes| scopes.iter().map(|s| s.as_str().to_owned()).collect())
+        .map(|scopes| scopes.iter().map(|s| scrub.redact(s.as_str())).collect())
         .unwrap_or_default();
 
     Ok(TokenGrant {

@@ -1,6 +1,7 @@
 //! The retry loop around one `refresh_token` grant: build the `oauth2` request, send it through
 //! the capturing HTTP function, classify, and try again while the failure is transient.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::classify::{classify, Scrubber, Verdict};
 use super::retry::next_wait;
-use super::transport::send_capturing;
+use super::transport::{complete, send_capturing, TransportError, MAX_BODY_BYTES};
 use super::wire::GoogleClient;
 use super::{Attempt, Exchange, ExchangeConfig, Outcome};
 
@@ -78,12 +79,10 @@ impl TokenExchanger {
         fields(token_url = %self.config.token_url, client_id = %req.client_id)
     )]
     pub async fn refresh(&self, req: &RefreshRequest<'_>) -> Exchange {
-        let client = self.oauth_client(req);
+        let client = oauth_client(&self.config, req);
         let refresh_token = RefreshToken::new(req.refresh_token.expose_secret().to_owned());
         let scopes: Vec<Scope> = req.scopes.iter().map(|s| Scope::new(s.clone())).collect();
-        let scrub = Scrubber::new(
-            std::iter::once(req.refresh_token.clone()).chain(req.client_secret.cloned()),
-        );
+        let scrub = scrubber_for(req);
 
         let max_attempts = self.config.retry.attempts();
         let mut attempts = Vec::new();
@@ -159,22 +158,63 @@ impl TokenExchanger {
             .unwrap_or_else(PoisonError::into_inner);
         classify(result, captured, scrub)
     }
+}
 
-    fn oauth_client(&self, req: &RefreshRequest<'_>) -> GoogleClient {
-        let auth_type = if self.config.auth_in_body {
-            AuthType::RequestBody
-        } else {
-            AuthType::BasicAuth
+/// Classifies one raw answer of the token endpoint exactly as a try of
+/// [`TokenExchanger::refresh`] that received it would: `oauth2` parses it, then the same rules
+/// decide. `req` names the secrets that were sent, which are scrubbed from any text the server
+/// chose. Pure (no network; the clock only to read a `Retry-After` date), so it can be fuzzed.
+#[must_use]
+pub fn classify_response(
+    req: &RefreshRequest<'_>,
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+) -> Outcome {
+    let client = oauth_client(&ExchangeConfig::default(), req);
+    let refresh_token = RefreshToken::new(req.refresh_token.expose_secret().to_owned());
+    let (result, captured) = if body.len() > MAX_BODY_BYTES {
+        // The transport stops reading here and keeps the status and headers only.
+        let (_, captured) = complete(status, headers, Vec::new());
+        let result = Err(oauth2::RequestTokenError::Request(
+            TransportError::TooLarge(MAX_BODY_BYTES),
+        ));
+        (result, captured)
+    } else {
+        let (response, captured) = complete(status, headers, body);
+        let response = RefCell::new(Some(response));
+        let send = |_: HttpRequest| {
+            response
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| TransportError::Build("the token request was sent twice".to_owned()))
         };
-        let client = oauth2::Client::new(ClientId::new(req.client_id.to_owned()))
-            .set_token_uri(TokenUrl::from_url(self.config.token_url.clone()))
-            .set_auth_type(auth_type);
-        match req.client_secret {
-            Some(secret) => {
-                client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
-            }
-            None => client,
+        let result = client.exchange_refresh_token(&refresh_token).request(&send);
+        (result, captured)
+    };
+    classify(result, Some(captured), &scrubber_for(req)).outcome
+}
+
+/// The secrets a refresh sends, to be scrubbed from what the server says.
+fn scrubber_for(req: &RefreshRequest<'_>) -> Scrubber {
+    Scrubber::new(std::iter::once(req.refresh_token.clone()).chain(req.client_secret.cloned()))
+}
+
+/// The `oauth2` client for one refresh: the token URL, the client and how it authenticates.
+fn oauth_client(config: &ExchangeConfig, req: &RefreshRequest<'_>) -> GoogleClient {
+    let auth_type = if config.auth_in_body {
+        AuthType::RequestBody
+    } else {
+        AuthType::BasicAuth
+    };
+    let client = oauth2::Client::new(ClientId::new(req.client_id.to_owned()))
+        .set_token_uri(TokenUrl::from_url(config.token_url.clone()))
+        .set_auth_type(auth_type);
+    match req.client_secret {
+        Some(secret) => {
+            client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
         }
+        None => client,
     }
 }
 

@@ -60,7 +60,7 @@ mod wire;
 mod tests;
 
 pub use config::{ExchangeConfig, RetryPolicy, GOOGLE_TOKEN_URL};
-pub use exchanger::{RefreshRequest, TokenExchanger};
+pub use exchanger::{classify_response, RefreshRequest, TokenExchanger};
 pub use outcome::{attempt_class, Attempt, Exchange, Outcome, TokenGrant};
 pub use transport::build_http_client;
 

@@ -162,17 +162,24 @@ pub(crate) async fn send_capturing(
         }
         body.extend_from_slice(&chunk);
     }
-    keep(
-        cell,
-        Captured {
-            status,
-            headers: headers.clone(),
-            body: body.clone(),
-        },
-    );
+    let (http_response, captured) = complete(status, headers, body);
+    keep(cell, captured);
+    Ok(http_response)
+}
 
+/// One complete response as `oauth2` is handed it, and the copy classification reads.
+pub(crate) fn complete(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> (HttpResponse, Captured) {
+    let captured = Captured {
+        status,
+        headers: headers.clone(),
+        body: body.clone(),
+    };
     let mut http_response = HttpResponse::new(body);
     *http_response.status_mut() = status;
     *http_response.headers_mut() = headers;
-    Ok(http_response)
+    (http_response, captured)
 }

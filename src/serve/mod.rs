@@ -39,6 +39,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -127,10 +128,7 @@ pub async fn run<T>(
     shutdown: impl Future<Output = T>,
 ) -> Option<T> {
     let limits = app.limits.clone();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+    let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
@@ -163,10 +161,7 @@ pub async fn run<T>(
         };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |request| handle(Arc::clone(&app), request)),
-        );
+        let connection = connection(&http, app, stream);
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = watched.await {
@@ -183,6 +178,52 @@ pub async fn run<T>(
         }
     }
     stopped_by
+}
+
+/// hyper's HTTP/1 settings for these limits.
+fn http_builder(limits: &Limits) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    http
+}
+
+/// One connection: hyper's HTTP/1 parser in front of [`handle`].
+fn connection<IO>(
+    http: &http1::Builder,
+    app: Arc<App>,
+    io: IO,
+) -> http1::Connection<
+    TokioIo<IO>,
+    impl hyper::service::HttpService<
+        Incoming,
+        ResBody = Full<Bytes>,
+        Error = ConnectionDropped,
+        Future: Send,
+    >,
+>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    http.serve_connection(
+        TokioIo::new(io),
+        service_fn(move |request| handle(Arc::clone(&app), request)),
+    )
+}
+
+/// Serves one connection over any byte stream until the peer closes it, exactly as [`run`]
+/// serves each accepted socket (same limits, same handler). For fuzzing and tests, which feed
+/// it raw request bytes through an in-memory pipe.
+///
+/// # Errors
+/// hyper's error when the connection ends abnormally (a malformed request, a scripted drop).
+pub async fn serve_connection<IO>(app: Arc<App>, io: IO) -> Result<(), hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let http = http_builder(&app.limits);
+    connection(&http, app, io).await
 }
 
 /// Why a request was refused before reaching the mock.

@@ -4,6 +4,7 @@ mod support;
 
 mod docs;
 mod doctor;
+mod fuzz_regressions;
 mod scenarios;
 mod serve;
 mod staging;
