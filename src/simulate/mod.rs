@@ -85,7 +85,13 @@ pub struct SimConfig {
     pub progress: bool,
     /// Coordinate refreshes; `false` reproduces a refresh storm (to show what the invariants catch).
     pub coordinate: bool,
+    /// One request's time limit at the token endpoint and the API ([`REQUEST_TIMEOUT`] unless
+    /// `--request-timeout-ms` says otherwise).
+    pub request_timeout: Duration,
 }
+
+/// worker-sim's default time limit for one request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What this process's workers did.
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,10 +116,10 @@ pub fn engine_for(
     keyring: Arc<Keyring>,
     token_url: &str,
     api: ApiEndpoints,
-    token_ttl: Duration,
-    coordinate: bool,
+    config: &SimConfig,
 ) -> Result<Engine> {
-    let timeout = Duration::from_secs(5);
+    let (timeout, token_ttl, coordinate) =
+        (config.request_timeout, config.token_ttl, config.coordinate);
     let http = build_http_client(timeout).map_err(|e| Error::Internal(e.into()))?;
     let mut exchange = ExchangeConfig::with_token_url(token_url)
         .map_err(|e| Error::config("--token-url", e.to_string()))?;
@@ -424,6 +430,8 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
             &config.workers.to_string(),
             "--token-ttl-secs",
             &config.token_ttl.as_secs().to_string(),
+            "--request-timeout-ms",
+            &config.request_timeout.as_millis().to_string(),
         ])
         .args(if config.coordinate {
             &[][..]

@@ -2,8 +2,10 @@
 
 mod support;
 
+mod crash;
 mod docs;
 mod doctor;
+mod faults;
 mod scenarios;
 mod serve;
 mod staging;
