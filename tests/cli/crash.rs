@@ -24,7 +24,7 @@
 //! through this same test (`OAUTHTEST_CRASH_KILLS`, `OAUTHTEST_CRASH_SEED`).
 
 use crate::on_both_backends;
-use crate::serve::{admin_get, admin_post, refresh, Serve};
+use crate::serve::{admin_get, admin_post, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
@@ -66,12 +66,6 @@ fn env_number(name: &str) -> Option<u64> {
         v.parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
     })
-}
-
-fn authorized_user(client: &str, secret: &str, refresh_token: &str) -> String {
-    json!({"type": "authorized_user", "client_id": client, "client_secret": secret,
-           "refresh_token": refresh_token})
-    .to_string()
 }
 
 /// A fresh store of `backend`'s kind for one iteration.
@@ -117,23 +111,24 @@ async fn kill_import(
     tokio::time::sleep(Duration::from_micros(rng.random_range(0..limit.max(1)))).await;
     let _ = child.kill();
     let _ = child.wait();
+    settle(db).await;
     tally.migration_kills += 1;
     if db.backend == Backend::Sqlite && !db.path().join("store.db").exists() {
         return false;
     }
-    let probe = Store::connect_without_migrating(&db.url)
-        .await
-        .expect("the store opens after a killed import");
-    let status = probe.migration_status().await.expect("migration status");
-    probe.close().await;
-    if let Some(v) = status.failed {
-        tally.violations.push(format!(
-            "import killed mid-migration left migration {v} dirty"
-        ));
-    }
-    let store = Store::connect(&db.url)
-        .await
-        .expect("a killed import's store migrates afterwards");
+    // A read-write open rolls back what the killed import left unfinished; sqlx's migrator
+    // refuses a ledger left dirty by a migration that failed part-way, so this open failing is
+    // the violation. (A read-only open, as `doctor` does, cannot roll back a hot journal: see
+    // docs/reliability.md.)
+    let store = match Store::connect(&db.url).await {
+        Ok(store) => store,
+        Err(e) => {
+            tally
+                .violations
+                .push(format!("the store of an import killed mid-migration: {e}"));
+            return true;
+        }
+    };
     let rows = store.list().await.expect("list");
     store.close().await;
     match rows.len() {
@@ -149,6 +144,55 @@ async fn kill_import(
             true
         }
     }
+}
+
+/// Moves `serve`'s clock an hour forward every [`CLOCK_TICK`] until aborted: every access token
+/// it issued dies, so every worker's next API call gets a 401 and refreshes follow.
+pub(crate) fn clock_ticker(serve: &Serve) -> tokio::task::JoinHandle<()> {
+    let clock_url = serve.url("/__admin/clock");
+    tokio::spawn(async move {
+        let http = crate::serve::http();
+        loop {
+            tokio::time::sleep(CLOCK_TICK).await;
+            let _ = http
+                .post(&clock_url)
+                .json(&json!({"advance_seconds": 3600}))
+                .send()
+                .await;
+        }
+    })
+}
+
+/// Waits until the killed process's PostgreSQL sessions are gone: a COMMIT the server received
+/// before the kill still completes after it, and the checks must see the state it leaves.
+async fn settle(db: &TestDb) {
+    if db.backend != Backend::Postgres {
+        return;
+    }
+    use sqlx::Connection;
+    let name = db.url.rsplit('/').next().expect("database name").to_owned();
+    let mut c = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .expect("admin connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (others,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .fetch_one(&mut c)
+        .await
+        .expect("pg_stat_activity");
+        if others == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed process's sessions are still there after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = c.close().await;
 }
 
 /// Every row after a kill: whole, decrypting, holding the live refresh token (see the module
@@ -303,15 +347,7 @@ async fn one_iteration(
             format!("crash-{i}.apps.googleusercontent.com"),
             format!("crash-secret-{i}"),
         );
-        let (status, minted) = admin_post(
-            serve,
-            "refresh-tokens",
-            json!({"client_id": client, "client_secret": secret}),
-        )
-        .await;
-        assert_eq!(status, 201, "{minted}");
-        let token = minted["refresh_token"].as_str().expect("refresh_token");
-        files.push(authorized_user(&client, &secret, token));
+        files.push(mint_authorized_user(serve, &client, &secret).await.1);
     }
 
     let first_done =
@@ -354,18 +390,7 @@ async fn one_iteration(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
-    let clock_url = serve.url("/__admin/clock");
-    let ticker = tokio::spawn(async move {
-        let http = crate::serve::http();
-        loop {
-            tokio::time::sleep(CLOCK_TICK).await;
-            let _ = http
-                .post(&clock_url)
-                .json(&json!({"advance_seconds": 3600}))
-                .send()
-                .await;
-        }
-    });
+    let ticker = clock_ticker(serve);
     let mut child = cmd.spawn().expect("spawn worker-sim");
     let at = rng.random_range(0..u64::try_from(RUN_WINDOW.as_micros()).unwrap_or(1));
     tokio::time::sleep(Duration::from_micros(at)).await;
@@ -379,6 +404,7 @@ async fn one_iteration(
     let _ = child.wait();
     ticker.abort();
     tally.kills += 1;
+    settle(&db).await;
 
     let (_, journal) = admin_get(serve, "requests").await;
     let requests_before_kill = journal["count"].as_u64().expect("count");

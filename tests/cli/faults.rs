@@ -8,12 +8,11 @@
 //! still works) is a separate `oauthtest --mode serve` in its `success` scenario (no rotation, as
 //! Google does).
 
-use crate::serve::{admin_get, admin_post, refresh, Serve};
+use crate::serve::{admin_get, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
 use secrecy::ExposeSecret;
-use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,17 +38,7 @@ impl Seeded {
     async fn new(db: TestDb, serve: &Serve) -> Self {
         let key = new_key(db.path());
         let (client, secret) = ("fault-client.apps.googleusercontent.com", "fault-secret");
-        let (status, minted) = admin_post(
-            serve,
-            "refresh-tokens",
-            json!({"client_id": client, "client_secret": secret}),
-        )
-        .await;
-        assert_eq!(status, 201, "{minted}");
-        let refresh_token = minted["refresh_token"].as_str().expect("token").to_owned();
-        let file = json!({"type": "authorized_user", "client_id": client,
-                          "client_secret": secret, "refresh_token": refresh_token})
-        .to_string();
+        let (refresh_token, file) = mint_authorized_user(serve, client, secret).await;
         let mut cmd = db.cmd();
         cmd.env("OAUTHTEST_ENCRYPTION_KEY", &key);
         run(cmd, &["--mode", "import", "--file", "-"], Some(&file)).assert_code(0);
@@ -251,18 +240,7 @@ fn worker_sim_against(
     .stdin(std::process::Stdio::null())
     .stdout(std::fs::File::create(dir.join("out.log")).expect("stdout file"))
     .stderr(std::fs::File::create(dir.join("err.log")).expect("stderr file"));
-    let clock_url = serve.url("/__admin/clock");
-    let ticker = tokio::spawn(async move {
-        let http = crate::serve::http();
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = http
-                .post(&clock_url)
-                .json(&json!({"advance_seconds": 3600}))
-                .send()
-                .await;
-        }
-    });
+    let ticker = crate::crash::clock_ticker(serve);
     (cmd.spawn().expect("spawn worker-sim"), ticker)
 }
 
@@ -419,19 +397,8 @@ async fn a_full_disk_is_a_clear_sqlite_full_error_and_nothing_is_half_written() 
     let db = TestDb::sqlite();
     let key = new_key(db.path());
     let (client, secret) = ("disk-client.apps.googleusercontent.com", "disk-secret");
-    let (_, minted) = admin_post(
-        &serve,
-        "refresh-tokens",
-        json!({"client_id": client, "client_secret": secret}),
-    )
-    .await;
-    let refresh_token = minted["refresh_token"].as_str().expect("token").to_owned();
-    db.write(
-        "cred.json",
-        &json!({"type": "authorized_user", "client_id": client, "client_secret": secret,
-                "refresh_token": refresh_token})
-        .to_string(),
-    );
+    let (refresh_token, file) = mint_authorized_user(&serve, client, secret).await;
+    db.write("cred.json", &file);
     let mnt = tempfile::tempdir().expect("mount point");
     let namespace = |args: &[&str]| {
         let mut c = oauthtest_cmd(db.path());

@@ -155,6 +155,27 @@ pub(crate) async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, 
     (status, r.json().await.expect("admin answers JSON"))
 }
 
+/// Mints a refresh token for `client` (registering it with `secret`) at the admin API; returns
+/// the token and an `authorized_user` file holding it, ready for `--mode import`.
+pub(crate) async fn mint_authorized_user(
+    serve: &Serve,
+    client: &str,
+    secret: &str,
+) -> (String, String) {
+    let (status, minted) = admin_post(
+        serve,
+        "refresh-tokens",
+        json!({"client_id": client, "client_secret": secret}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let token = str_of(&minted, "refresh_token").to_owned();
+    let file = json!({"type": "authorized_user", "client_id": client,
+                      "client_secret": secret, "refresh_token": token})
+    .to_string();
+    (token, file)
+}
+
 /// A refresh with body credentials: (status, JSON body).
 pub(crate) async fn refresh(
     serve: &Serve,
