@@ -441,7 +441,7 @@ async fn kill_nine_leaves_every_credential_whole_and_holding_the_live_refresh_to
     let backend = format!("{:?}", db.backend).to_lowercase();
     println!(
         "crash {backend}: {} worker-sim kills (start-up {}, between refreshes {}, refresh in \
-         flight {}, of which {} lost the rotated token in flight); {} imports killed \
+         flight {}); {} credentials lost the rotated token in flight; {} imports killed \
          mid-migration ({} committed whole); {} credentials checked; {} violations; seed {seed}; \
          {:.1} s",
         tally.kills,
