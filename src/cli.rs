@@ -303,6 +303,17 @@ pub struct Cli {
     )]
     pub api_url: Option<String>,
 
+    /// real, force-expire, worker-sim, doctor: how long one request to the token endpoint (or
+    /// tokeninfo, the API) may take, connecting included, before it counts as a timeout (retried
+    /// like Google's libraries do). [default: 10000; worker-sim: 5000]
+    #[arg(
+        long,
+        env = "OAUTHTEST_REQUEST_TIMEOUT_MS",
+        value_name = "MS",
+        help_heading = "Google endpoints"
+    )]
+    pub request_timeout_ms: Option<u64>,
+
     /// real --dry-run: also ask tokeninfo about the current access token (read-only).
     #[arg(long, help_heading = "Staging")]
     pub check_token: bool,

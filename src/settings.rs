@@ -14,6 +14,7 @@ use crate::store::{Store, DEFAULT_DATABASE_URL};
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use url::Url;
 
 /// The environment variable holding the current encryption key.
@@ -68,6 +69,8 @@ pub struct Settings {
     pub token_url: Url,
     /// Google's tokeninfo and API endpoints (or stand-ins).
     pub api: ApiEndpoints,
+    /// `--request-timeout-ms`, when given: one request's time limit at Google's endpoints.
+    pub request_timeout: Option<Duration>,
     /// `--mode copy`: the store to copy from.
     pub from_database_url: Option<String>,
     key_file: Option<PathBuf>,
@@ -187,6 +190,14 @@ impl Settings {
                 )?
                 .into(),
             },
+            request_timeout: match cli.request_timeout_ms {
+                Some(0) => {
+                    return Err(Error::Usage(
+                        "--request-timeout-ms must be at least 1".into(),
+                    ))
+                }
+                ms => ms.map(Duration::from_millis),
+            },
             from_database_url,
             key_file: cli.key_file.clone(),
             from_key_file: cli.from_key_file.clone(),
@@ -304,8 +315,15 @@ impl Settings {
     /// # Errors
     /// [`Error::Internal`] when the TLS backend cannot initialise.
     pub fn http_client(&self) -> Result<reqwest::Client> {
-        build_http_client(ExchangeConfig::default().request_timeout)
+        build_http_client(self.request_timeout())
             .map_err(|e| Error::Internal(anyhow::Error::new(e)))
+    }
+
+    /// One request's time limit at Google's endpoints: `--request-timeout-ms`, or the
+    /// exchange's default (10 s).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+            .unwrap_or_else(|| ExchangeConfig::default().request_timeout)
     }
 
     /// The refresh engine a worker would use, pointed at the configured token endpoint with
@@ -319,6 +337,7 @@ impl Settings {
     ) -> Engine {
         let exchange = ExchangeConfig {
             token_url: self.token_url.clone(),
+            request_timeout: self.request_timeout(),
             ..ExchangeConfig::default()
         };
         Engine::new(EngineParts {

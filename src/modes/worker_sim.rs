@@ -11,7 +11,7 @@ use crate::settings::Settings;
 use crate::simulate::invariants::{judge, Judgement};
 use crate::simulate::{
     build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
-    ProcessTotals, SimConfig,
+    ProcessTotals, SimConfig, REQUEST_TIMEOUT,
 };
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -101,6 +101,7 @@ fn sim_config(settings: &Settings, cli: &Cli) -> Result<SimConfig> {
             .then(|| settings.database_url.clone()),
         progress: true,
         coordinate: !cli.unsafe_no_refresh_coordination,
+        request_timeout: settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
     })
 }
 
@@ -131,8 +132,7 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
         rig.keyring.clone(),
         &rig.mock.token_url(),
         api,
-        config.token_ttl,
-        config.coordinate,
+        &config,
     )?);
     let ids = Arc::new(rig.credentials.iter().map(|c| c.id).collect::<Vec<_>>());
     let per_process = config.jobs / config.processes as u64;
@@ -310,8 +310,7 @@ async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport>
         keyring,
         &token_url,
         api,
-        config.token_ttl,
-        config.coordinate,
+        &config,
     )?);
     let started = Instant::now();
     let totals = run_workers(

@@ -19,8 +19,8 @@ use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
 use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
 use crate::google_api::ApiEndpoints;
-use crate::refresh::{Engine, EngineConfig, EngineParts};
-use crate::store::{HistoryEntry, NewCredential, Store};
+use crate::refresh::{Engine, EngineConfig, EngineError, EngineParts};
+use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
 use hdrhistogram::Histogram;
@@ -85,7 +85,13 @@ pub struct SimConfig {
     pub progress: bool,
     /// Coordinate refreshes; `false` reproduces a refresh storm (to show what the invariants catch).
     pub coordinate: bool,
+    /// One request's time limit at the token endpoint and the API ([`REQUEST_TIMEOUT`] unless
+    /// `--request-timeout-ms` says otherwise).
+    pub request_timeout: Duration,
 }
+
+/// worker-sim's default time limit for one request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What this process's workers did.
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,10 +116,10 @@ pub fn engine_for(
     keyring: Arc<Keyring>,
     token_url: &str,
     api: ApiEndpoints,
-    token_ttl: Duration,
-    coordinate: bool,
+    config: &SimConfig,
 ) -> Result<Engine> {
-    let timeout = Duration::from_secs(5);
+    let (timeout, token_ttl, coordinate) =
+        (config.request_timeout, config.token_ttl, config.coordinate);
     let http = build_http_client(timeout).map_err(|e| Error::Internal(e.into()))?;
     let mut exchange = ExchangeConfig::with_token_url(token_url)
         .map_err(|e| Error::config("--token-url", e.to_string()))?;
@@ -148,6 +154,16 @@ pub fn margin_for(token_ttl: Duration) -> Duration {
 
 /// Runs `jobs` jobs over `ids` with `workers` concurrent workers; `at_midpoint` runs once when
 /// half the jobs have been handed out.
+///
+/// A job that fails because the store failed (the database went away, the disk is full) ends
+/// the run: no worker takes another job, the jobs in flight finish (each bounded by the pool's
+/// acquire timeout and the request timeout), and the first store error is returned. Without
+/// this, every remaining job would wait out the pool's timeout in turn and the run would never
+/// end.
+///
+/// # Errors
+/// [`Error::Store`], the first store failure of any job; [`Error::Internal`] when a worker task
+/// panicked.
 pub async fn run_workers(
     engine: Arc<Engine>,
     ids: Arc<Vec<i64>>,
@@ -157,6 +173,7 @@ pub async fn run_workers(
     at_midpoint: Option<Box<dyn FnOnce() + Send>>,
 ) -> Result<ProcessTotals> {
     let next = Arc::new(AtomicU64::new(0));
+    let store_failure: Arc<std::sync::Mutex<Option<StoreError>>> = Arc::default();
     let midpoint = Arc::new(std::sync::Mutex::new(at_midpoint));
     let bar = if progress && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(jobs);
@@ -177,20 +194,21 @@ pub async fn run_workers(
     ));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
-        let (engine, ids, next, midpoint, bar, hist) = (
+        let (engine, ids, next, midpoint, bar, hist, store_failure) = (
             engine.clone(),
             ids.clone(),
             next.clone(),
             midpoint.clone(),
             bar.clone(),
             hist.clone(),
+            store_failure.clone(),
         );
         set.spawn(async move {
             let (mut ok, mut failed, mut reconnect_max) = (0u64, 0u64, 0u64);
             let mut failures: BTreeMap<String, u64> = BTreeMap::new();
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
-                if j >= jobs {
+                if j >= jobs || stopped(&store_failure) {
                     break;
                 }
                 if j == jobs / 2 {
@@ -205,6 +223,11 @@ pub async fn run_workers(
                 let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 if let Ok(mut h) = hist.lock() {
                     let _ = h.record(us.clamp(1, 60_000_000));
+                }
+                if let Some(EngineError::Credential(Error::Store(e))) = result.error {
+                    let mut first = store_failure.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert(e);
+                    break;
                 }
                 if result.succeeded() {
                     ok += 1;
@@ -239,12 +262,27 @@ pub async fn run_workers(
         }
     }
     bar.finish_and_clear();
+    let failure = store_failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(e) = failure {
+        return Err(Error::Store(e));
+    }
     totals.token_attempts = engine.token_attempts();
     totals.latency_histogram = match hist.lock() {
         Ok(h) => serialize_histogram(&h),
         Err(_) => String::new(),
     };
     Ok(totals)
+}
+
+/// Whether a job has hit a store failure (see [`run_workers`]).
+fn stopped(store_failure: &std::sync::Mutex<Option<StoreError>>) -> bool {
+    store_failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some()
 }
 
 fn serialize_histogram(h: &Histogram<u64>) -> String {
@@ -424,6 +462,8 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
             &config.workers.to_string(),
             "--token-ttl-secs",
             &config.token_ttl.as_secs().to_string(),
+            "--request-timeout-ms",
+            &config.request_timeout.as_millis().to_string(),
         ])
         .args(if config.coordinate {
             &[][..]

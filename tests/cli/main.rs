@@ -2,8 +2,10 @@
 
 mod support;
 
+mod crash;
 mod docs;
 mod doctor;
+mod faults;
 mod fuzz_regressions;
 mod scenarios;
 mod serve;

@@ -14,7 +14,7 @@ const CLIENT_SECRET: &str = "mock-client-secret";
 const GMAIL: &str = "https://www.googleapis.com/auth/gmail.readonly";
 
 /// A running `oauthtest --mode serve`, killed if a test fails before stopping it.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     url: String,
     rest_of_stdout: mpsc::Receiver<String>,
@@ -23,7 +23,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(extra: &[&str]) -> Self {
+    pub(crate) fn start(extra: &[&str]) -> Self {
         Self::start_with(extra, &[])
     }
 
@@ -69,7 +69,7 @@ impl Serve {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
@@ -126,7 +126,7 @@ impl Drop for Serve {
     }
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -134,7 +134,7 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
-async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
+pub(crate) async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
     let r = http()
         .get(serve.url(&format!("/__admin/{path}")))
         .send()
@@ -144,7 +144,7 @@ async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
     (status, r.json().await.expect("admin answers JSON"))
 }
 
-async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
     let r = http()
         .post(serve.url(&format!("/__admin/{path}")))
         .json(&body)
@@ -155,8 +155,29 @@ async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
     (status, r.json().await.expect("admin answers JSON"))
 }
 
+/// Mints a refresh token for `client` (registering it with `secret`) at the admin API; returns
+/// the token and an `authorized_user` file holding it, ready for `--mode import`.
+pub(crate) async fn mint_authorized_user(
+    serve: &Serve,
+    client: &str,
+    secret: &str,
+) -> (String, String) {
+    let (status, minted) = admin_post(
+        serve,
+        "refresh-tokens",
+        json!({"client_id": client, "client_secret": secret}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let token = str_of(&minted, "refresh_token").to_owned();
+    let file = json!({"type": "authorized_user", "client_id": client,
+                      "client_secret": secret, "refresh_token": token})
+    .to_string();
+    (token, file)
+}
+
 /// A refresh with body credentials: (status, JSON body).
-async fn refresh(
+pub(crate) async fn refresh(
     serve: &Serve,
     refresh_token: &str,
     client_id: &str,
