@@ -4,6 +4,7 @@ mod support;
 
 mod docs;
 mod doctor;
+mod leak_audit;
 mod scenarios;
 mod serve;
 mod staging;

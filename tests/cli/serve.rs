@@ -9,12 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CLIENT_ID: &str = "mock-client-id.apps.googleusercontent.com";
-const CLIENT_SECRET: &str = "mock-client-secret";
+pub(crate) const CLIENT_ID: &str = "mock-client-id.apps.googleusercontent.com";
+pub(crate) const CLIENT_SECRET: &str = "mock-client-secret";
 const GMAIL: &str = "https://www.googleapis.com/auth/gmail.readonly";
 
 /// A running `oauthtest --mode serve`, killed if a test fails before stopping it.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     url: String,
     rest_of_stdout: mpsc::Receiver<String>,
@@ -23,12 +23,12 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(extra: &[&str]) -> Self {
+    pub(crate) fn start(extra: &[&str]) -> Self {
         Self::start_with(extra, &[])
     }
 
     /// Starts the binary with `--port 0` and reads the URL from its first line of stdout.
-    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr.log");
         let mut cmd = oauthtest_cmd(dir.path());
@@ -69,11 +69,11 @@ impl Serve {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.url
             .rsplit(':')
             .next()
@@ -81,12 +81,12 @@ impl Serve {
             .expect("port")
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends `signal` (TERM or INT) and waits for the process to end.
-    fn stop(mut self, signal: &str) -> Run {
+    pub(crate) fn stop(mut self, signal: &str) -> Run {
         let sent = Command::new("kill")
             .args(["-s", signal, &self.pid().to_string()])
             .status()
@@ -126,7 +126,7 @@ impl Drop for Serve {
     }
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -134,7 +134,7 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
-async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
+pub(crate) async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
     let r = http()
         .get(serve.url(&format!("/__admin/{path}")))
         .send()
@@ -144,7 +144,7 @@ async fn admin_get(serve: &Serve, path: &str) -> (u16, Value) {
     (status, r.json().await.expect("admin answers JSON"))
 }
 
-async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
     let r = http()
         .post(serve.url(&format!("/__admin/{path}")))
         .json(&body)
@@ -156,7 +156,7 @@ async fn admin_post(serve: &Serve, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// A refresh with body credentials: (status, JSON body).
-async fn refresh(
+pub(crate) async fn refresh(
     serve: &Serve,
     refresh_token: &str,
     client_id: &str,
@@ -177,7 +177,7 @@ async fn refresh(
     (status, r.json().await.expect("token endpoint answers JSON"))
 }
 
-async fn api_status(serve: &Serve, access_token: &str) -> u16 {
+pub(crate) async fn api_status(serve: &Serve, access_token: &str) -> u16 {
     http()
         .get(serve.url("/gmail/v1/users/me/profile"))
         .bearer_auth(access_token)
@@ -188,7 +188,7 @@ async fn api_status(serve: &Serve, access_token: &str) -> u16 {
         .as_u16()
 }
 
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+pub(crate) fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field]
         .as_str()
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
@@ -558,7 +558,7 @@ fn google_auth_library_treats_serve_as_it_treats_google() {
 }
 
 /// Sends raw bytes and reads whatever comes back until the server closes or 5 s pass.
-fn raw_exchange(port: u16, bytes: &[u8]) -> String {
+pub(crate) fn raw_exchange(port: u16, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -569,7 +569,7 @@ fn raw_exchange(port: u16, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
