@@ -7,6 +7,7 @@ mod doctor;
 mod leak_audit;
 mod scenarios;
 mod serve;
+mod serve_abuse;
 mod staging;
 mod store;
 mod worker_sim;
