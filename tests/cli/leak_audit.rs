@@ -212,7 +212,10 @@ const TRACE: [TraceWay; 3] = [
 ];
 
 /// Flags that set a log level, and a variable that does.
-type LogWay = (&'static [&'static str], Option<(&'static str, &'static str)>);
+type LogWay = (
+    &'static [&'static str],
+    Option<(&'static str, &'static str)>,
+);
 
 /// Every way to set a log level (none: the default), for the long version.
 const LOG_WAYS: [LogWay; 9] = [
