@@ -7,7 +7,13 @@
 //! once, in one place.
 
 use clap::{ArgAction, Parser, ValueEnum};
+use secrecy::SecretString;
 use std::path::PathBuf;
+
+/// Reads a secret flag into a type whose `Debug` is redacted, so that `Cli`'s is too.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
 
 /// What oauthtest does in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,8 +155,8 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// The OAuth client secret (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub client_secret: Option<SecretString>,
 
     /// The environment this run is in; production refuses modes that change credentials.
     #[arg(long = "env", value_enum, env = "OAUTHTEST_ENV")]
@@ -380,4 +386,24 @@ pub struct Cli {
         help_heading = "Doctor"
     )]
     pub production_key_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parsed_command_line_debug_prints_no_client_secret() {
+        let cli = Cli::try_parse_from([
+            "oauthtest",
+            "--mode",
+            "list",
+            "--client-secret",
+            "GOCSPX-planted-flag-secret",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("client_secret: Some("), "{shown}");
+        assert!(!shown.contains("GOCSPX-planted-flag-secret"), "{shown}");
+    }
 }

@@ -1,10 +1,22 @@
-//! Logs go to stderr through `tracing`; stdout is reserved for results.
+//! Logs go to stderr through `tracing`; stdout is reserved for results. Panics are reported
+//! here too, without their message.
 //!
-//! The filter comes from `-v` counts, else `--log` / `OAUTHTEST_LOG`. Nothing logged may hold a
-//! secret: types holding tokens print redacted, and functions that take them skip their
-//! arguments in spans (`#[instrument(skip_all)]`).
+//! The filter comes from `-v` counts, else `--log` / `OAUTHTEST_LOG` (`RUST_LOG` is not read).
+//! Nothing logged may hold a secret: types holding tokens print redacted, and functions that take
+//! them skip their arguments in spans (`#[instrument(skip_all)]`).
+//!
+//! # Panics
+//! The default panic hook prints the panic's message, and a message is formatted by whoever
+//! panicked: an `expect` on a value, a library's internal assertion, a `JoinError` carrying
+//! another task's panic payload. Any of them may hold a token or a key, and we cannot read them
+//! all. So [`install_panic_hook`] replaces it with one that never sees the message: it prints
+//! where the panic happened and a fixed text ([`write_panic_report`]), plus a backtrace (function
+//! names only) when `RUST_BACKTRACE` asks for one. The binary then exits with
+//! [`INTERNAL`](crate::exit_code::INTERNAL).
 
-use std::io::IsTerminal;
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::io::{self, IsTerminal, Write};
+use std::panic::Location;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr subscriber. An invalid `--log` filter falls back to `warn` with a notice.
@@ -27,5 +39,63 @@ pub fn init(log: &str, verbose: u8) {
         .try_init();
     if bad {
         tracing::warn!("--log / OAUTHTEST_LOG is not a valid filter; using warn");
+    }
+}
+
+/// Replaces the process's panic hook with one that reports a panic without its message (see the
+/// module header). Call it first thing in `main`.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let mut stderr = io::stderr().lock();
+        let _ = write_panic_report(&mut stderr, info.location());
+        let backtrace = Backtrace::capture();
+        if backtrace.status() == BacktraceStatus::Captured {
+            let _ = writeln!(stderr, "{backtrace}");
+        }
+    }));
+}
+
+/// What the panic hook prints: the place, and a fixed text. It is given the location only, never
+/// the panic's payload, so no secret can reach it.
+///
+/// # Errors
+/// When `out` cannot be written.
+pub fn write_panic_report(out: &mut dyn Write, location: Option<&Location<'_>>) -> io::Result<()> {
+    let thread = std::thread::current();
+    let thread = thread.name().unwrap_or("unnamed");
+    let place = location.map_or_else(
+        || "an unknown place".to_owned(),
+        |l| format!("{}:{}:{}", l.file(), l.line(), l.column()),
+    );
+    writeln!(
+        out,
+        "error: internal error: oauthtest panicked at {place} (thread {thread}). The panic's \
+         message is not shown because it may hold a secret. This is a bug in oauthtest; please \
+         report it with this line and the command you ran (RUST_BACKTRACE=1 adds a backtrace)."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panic_report_is_one_line_naming_the_place() {
+        let here = Location::caller();
+        let mut out = Vec::new();
+        write_panic_report(&mut out, Some(here)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("error: internal error: oauthtest panicked at "));
+        assert!(
+            text.contains(&format!("src/logging.rs:{}:", here.line())),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+
+        let mut out = Vec::new();
+        write_panic_report(&mut out, None).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("at an unknown place"));
     }
 }

@@ -11,7 +11,7 @@ use crate::exchange::{build_http_client, ExchangeConfig, TokenExchanger};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineConfig, EngineParts};
 use crate::store::{Store, DEFAULT_DATABASE_URL};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,8 +165,7 @@ impl Settings {
             client_secret: cli
                 .client_secret
                 .clone()
-                .filter(|s| !s.is_empty())
-                .map(SecretString::from),
+                .filter(|s| !s.expose_secret().is_empty()),
             environment: cli.environment,
             token_url: parse_endpoint(
                 "--token-url",

@@ -661,6 +661,26 @@ impl MockGoogle {
         self.shared.state.lock().journal.iter().cloned().collect()
     }
 
+    /// At most `limit` journal entries after request number `since` that `keep` accepts, oldest
+    /// first: a page, copied under the lock without copying the whole journal (which may hold
+    /// 100,000 entries in a long `serve` run).
+    pub fn journal_page(
+        &self,
+        since: u64,
+        limit: usize,
+        keep: impl Fn(&JournalEntry) -> bool,
+    ) -> Vec<JournalEntry> {
+        let state = self.shared.state.lock();
+        let start = state.journal.partition_point(|e| e.seq <= since);
+        state
+            .journal
+            .range(start..)
+            .filter(|e| keep(e))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     /// Requests received at the token endpoint (any method, dropped ones included). Exact even
     /// when the journal has reached its capacity.
     pub fn token_request_count(&self) -> usize {

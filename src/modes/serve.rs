@@ -49,7 +49,8 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
             .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     }
     let address = SocketAddr::new(cli.host, cli.port);
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+    let backlog = u32::try_from(Limits::default().max_connections).unwrap_or(u32::MAX);
+    let listener = serve::listen(address, backlog).map_err(|e| {
         Error::config(
             format!("--host {} --port {}", cli.host, cli.port),
             format!("cannot listen: {e}"),

@@ -8,7 +8,7 @@
 //! | `GET /__admin/scenario` | the scenario in force and the credential it minted |
 //! | `POST /__admin/scenario` `{"name": "…"}` | resets, then applies the scenario; returns its credential |
 //! | `POST /__admin/reset` | forgets tokens, journal, scripts, clock and scenario |
-//! | `GET /__admin/requests?endpoint=token&since=N` | the journal as JSON |
+//! | `GET /__admin/requests?endpoint=token&since=N&limit=L` | the journal as JSON, a page of at most `L` (default 1,000, at most 10,000) entries after request `N`; `more` and `next_since` say where the next page starts |
 //! | `GET /__admin/clock` | the mock clock |
 //! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward |
 //! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
@@ -31,6 +31,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Journal entries one `GET /__admin/requests` returns unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 1000;
+/// The most it returns: a page is built in memory, so its size bounds what one request costs
+/// (a whole journal of 100,000 entries took half a gigabyte).
+const MAX_PAGE: usize = 10_000;
 
 /// The scope a minted refresh token gets when none is asked for.
 const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
@@ -215,9 +221,9 @@ fn requests(mock: &MockGoogle, query: Option<&str>) -> Result<Value, AdminError>
         .into_owned()
         .collect();
     for (key, _) in &query {
-        if key != "endpoint" && key != "since" {
+        if !matches!(key.as_str(), "endpoint" | "since" | "limit") {
             return Err(AdminError::bad_request(format!(
-                "unknown query parameter {key:?}; expected endpoint or since"
+                "unknown query parameter {key:?}; expected endpoint, since or limit"
             )));
         }
     }
@@ -237,15 +243,28 @@ fn requests(mock: &MockGoogle, query: Option<&str>) -> Result<Value, AdminError>
             .parse::<u64>()
             .map_err(|_| AdminError::bad_request(format!("since={v:?} is not a request number")))?,
     };
-    let entries: Vec<Value> = mock
-        .journal()
-        .iter()
-        .filter(|e| e.seq > since && endpoint.is_none_or(|want| e.endpoint == want))
-        .map(entry_json)
-        .collect();
+    let limit = match query_value(&query, "limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                AdminError::bad_request(format!("limit={v:?} is not a number from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    // One more than asked for says whether there are more.
+    let mut page = mock.journal_page(since, limit + 1, |e| {
+        endpoint.is_none_or(|want| e.endpoint == want)
+    });
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let entries: Vec<Value> = page.iter().map(entry_json).collect();
     Ok(json!({
         "count": entries.len(),
         "token_requests_total": mock.token_request_count(),
+        "more": more,
+        "next_since": if more { page.last().map(|e| e.seq) } else { None },
         "requests": entries,
     }))
 }
@@ -294,7 +313,7 @@ const INDEX: &[(&str, &str, &str)] = &[
     (
         "GET",
         "/__admin/requests",
-        "the requests received; ?endpoint=token|tokeninfo|revoke|api|discovery|other&since=N",
+        "the requests received, a page at a time; ?endpoint=token|tokeninfo|revoke|api|discovery|other&since=N&limit=L (default 1000, at most 10000; more and next_since say where the next page starts)",
     ),
     ("GET", "/__admin/clock", "the mock clock"),
     (

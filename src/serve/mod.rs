@@ -26,7 +26,8 @@
 //!   enforced while reading chunked bodies (413);
 //! - time: the header section must arrive within [`Limits::read_timeout`] (this also closes idle
 //!   keep-alive connections), and so must the body (408);
-//! - connections: at most [`Limits::max_connections`] at once; more wait in the kernel's backlog.
+//! - connections: at most [`Limits::max_connections`] at once; more wait in the kernel's backlog,
+//!   which [`listen`] makes as long as that (a burst of new connections fits).
 //!
 //! Each connection is its own task on the multi-threaded runtime and the mock's lock is held for
 //! microseconds, so a slow client costs its own connection only. Scripted delays sleep outside
@@ -113,6 +114,28 @@ impl App {
             limits,
         }
     }
+}
+
+/// Listens on `address` with room for `backlog` connections waiting to be accepted.
+///
+/// `TcpListener::bind` asks for a backlog of 128 (std's and tokio's choice): a burst of more
+/// new connections than that overflows the accept queue, and Linux then drops the handshake's
+/// last ACK, so a client that sends nothing first believes it is connected while serve never
+/// sees it. Found by the abuse tests (the kernel's `ListenOverflows` counter climbed while idle
+/// clients were never cut off). The kernel caps `backlog` at `net.core.somaxconn`.
+///
+/// # Errors
+/// When the socket cannot be created, bound or listened on.
+pub fn listen(address: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind does: a restarted serve can take its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
 }
 
 /// Returned to hyper so that it closes the connection without a response (a scripted drop).

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CLIENT_ID: &str = "mock-client-id.apps.googleusercontent.com";
-const CLIENT_SECRET: &str = "mock-client-secret";
+pub(crate) const CLIENT_ID: &str = "mock-client-id.apps.googleusercontent.com";
+pub(crate) const CLIENT_SECRET: &str = "mock-client-secret";
 const GMAIL: &str = "https://www.googleapis.com/auth/gmail.readonly";
 
 /// A running `oauthtest --mode serve`, killed if a test fails before stopping it.
@@ -28,7 +28,7 @@ impl Serve {
     }
 
     /// Starts the binary with `--port 0` and reads the URL from its first line of stdout.
-    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr.log");
         let mut cmd = oauthtest_cmd(dir.path());
@@ -73,7 +73,7 @@ impl Serve {
         format!("{}{path}", self.url)
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.url
             .rsplit(':')
             .next()
@@ -81,12 +81,12 @@ impl Serve {
             .expect("port")
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends `signal` (TERM or INT) and waits for the process to end.
-    fn stop(mut self, signal: &str) -> Run {
+    pub(crate) fn stop(mut self, signal: &str) -> Run {
         let sent = Command::new("kill")
             .args(["-s", signal, &self.pid().to_string()])
             .status()
@@ -198,7 +198,7 @@ pub(crate) async fn refresh(
     (status, r.json().await.expect("token endpoint answers JSON"))
 }
 
-async fn api_status(serve: &Serve, access_token: &str) -> u16 {
+pub(crate) async fn api_status(serve: &Serve, access_token: &str) -> u16 {
     http()
         .get(serve.url("/gmail/v1/users/me/profile"))
         .bearer_auth(access_token)
@@ -209,7 +209,7 @@ async fn api_status(serve: &Serve, access_token: &str) -> u16 {
         .as_u16()
 }
 
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+pub(crate) fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field]
         .as_str()
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
@@ -579,7 +579,7 @@ fn google_auth_library_treats_serve_as_it_treats_google() {
 }
 
 /// Sends raw bytes and reads whatever comes back until the server closes or 5 s pass.
-fn raw_exchange(port: u16, bytes: &[u8]) -> String {
+pub(crate) fn raw_exchange(port: u16, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -590,7 +590,7 @@ fn raw_exchange(port: u16, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

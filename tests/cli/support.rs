@@ -187,8 +187,31 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// A finished run's output as the bytes it was (the leak audit looks for raw key bytes too).
+pub struct RawRun {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RawRun {
+    /// The same run as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> Run {
+        Run {
+            code: self.code,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `cmd` with `args` and optional stdin.
-pub fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+pub fn run(cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    run_raw(cmd, args, stdin).text()
+}
+
+/// Runs `cmd` with `args` and optional stdin, keeping its output as bytes.
+pub fn run_raw(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> RawRun {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -209,10 +232,10 @@ pub fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
         stdout,
         stderr,
     } = child.wait_with_output().expect("wait");
-    Run {
+    RawRun {
         code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stdout,
+        stderr,
     }
 }
 
