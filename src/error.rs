@@ -52,10 +52,12 @@ pub enum Error {
     #[error("credential {0} not found")]
     NotFound(i64),
     /// The production guard refused a mode that changes stored credentials.
-    #[error("refusing to run --mode {mode}: the environment is production (--env / OAUTHTEST_ENV), and this mode changes stored credentials; pass --i-know-this-is-production to override")]
+    #[error("refusing to run --mode {mode}: the environment is production (--env / OAUTHTEST_ENV), and {reason}; pass --i-know-this-is-production to override")]
     ProductionGuard {
         /// The refused mode.
         mode: String,
+        /// What the mode would do to the store.
+        reason: &'static str,
     },
     /// Anything else: a bug or an unexpected failure of the tool itself.
     #[error("internal error: {0:#}")]
@@ -65,10 +67,45 @@ pub enum Error {
 impl Error {
     /// The process exit code this error ends the run with.
     pub fn exit_code(&self) -> u8 {
+        // Every variant by name: a new one must choose its code here.
         match self {
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::Input { .. }
+            | Error::Store(_)
+            | Error::Decrypt { .. }
+            | Error::Payload { .. }
+            | Error::NotFound(_)
+            | Error::ProductionGuard { .. } => exit_code::USAGE_OR_INPUT,
             Error::Internal(_) => exit_code::INTERNAL,
-            _ => exit_code::USAGE_OR_INPUT,
         }
+    }
+
+    /// A stable name for the kind of error, for `--format json` (`docs/json.md`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::Config { .. } => "config",
+            Error::Input { .. } => "input",
+            Error::Store(_) => "store",
+            Error::Decrypt { .. } => "decrypt",
+            Error::Payload { .. } => "payload",
+            Error::NotFound(_) => "not_found",
+            Error::ProductionGuard { .. } => "production_guard",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The error as `--format json` prints it on stdout:
+    /// `{"error": {"kind", "message", "exit_code"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "kind": self.kind(),
+                "message": self.to_string(),
+                "exit_code": self.exit_code(),
+            }
+        })
     }
 
     /// Shorthand for a configuration error.

@@ -6,20 +6,24 @@
 pub mod cli;
 pub mod credential;
 pub mod crypto;
+pub mod doctor;
 pub mod error;
 pub mod exchange;
 pub mod exit_code;
 pub mod google_api;
 pub mod import_format;
 pub mod logging;
+pub mod manage;
 pub mod modes;
 pub mod refresh;
 pub mod report;
-pub mod scenario;
+pub mod scenarios;
 pub mod serve;
 pub mod settings;
-pub mod simulate;
+pub mod staging;
 pub mod store;
+pub mod task;
+pub mod worker_sim;
 
 pub use error::{Error, Result};
 
@@ -28,6 +32,6 @@ pub use error::{Error, Result};
 /// # Errors
 /// [`Error`], each variant with its exit code.
 pub async fn run(cli: &cli::Cli) -> Result<Box<dyn report::Report>> {
-    let settings = settings::Settings::from_cli(cli)?;
-    modes::dispatch(&settings, cli).await
+    let (settings, task) = settings::Settings::from_cli(cli)?;
+    modes::dispatch(&settings, task).await
 }

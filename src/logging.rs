@@ -1,7 +1,10 @@
 //! Logs go to stderr through `tracing`; stdout is reserved for results. Panics are reported
 //! here too, without their message.
 //!
-//! The filter comes from `-v` counts, else `--log` / `OAUTHTEST_LOG` (`RUST_LOG` is not read).
+//! The filter comes from `-v` counts, else `--log` / `OAUTHTEST_LOG`, else `RUST_LOG`, else the
+//! mode's default; a filter that does not parse is an error. Colour only on a terminal, and never
+//! with `NO_COLOR` set (<https://no-color.org>). A failed write to stderr is dropped: it must not
+//! turn into a panic (tracing's own "unable to write" notice would be one more failed write).
 //! Nothing logged may hold a secret: types holding tokens print redacted, and functions that take
 //! them skip their arguments in spans (`#[instrument(skip_all)]`).
 //!
@@ -19,27 +22,44 @@ use std::io::{self, IsTerminal, Write};
 use std::panic::Location;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the stderr subscriber. An invalid `--log` filter falls back to `warn` with a notice.
-pub fn init(log: &str, verbose: u8) {
-    let directives = match verbose {
-        0 => log.to_owned(),
+/// Where the log filter came from, for the message when it does not parse.
+pub const FILTER_SOURCES: &str = "--log / OAUTHTEST_LOG / RUST_LOG";
+
+/// The filter to use: `-v` counts win, then `log` (`--log`, `OAUTHTEST_LOG`, else `RUST_LOG`),
+/// then `default`.
+pub fn filter_directives(log: Option<&str>, verbose: u8, default: &str) -> String {
+    match verbose {
+        0 => log
+            .map(str::to_owned)
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| default.to_owned()),
         1 => "info".to_owned(),
         2 => "debug".to_owned(),
         _ => "trace".to_owned(),
-    };
-    let (filter, bad) = match EnvFilter::try_new(&directives) {
-        Ok(f) => (f, false),
-        Err(_) => (EnvFilter::new("warn"), true),
-    };
+    }
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Installs the stderr subscriber.
+///
+/// # Errors
+/// The filter's parse error, naming where filters come from ([`FILTER_SOURCES`]).
+pub fn init(directives: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(directives)
+        .map_err(|e| format!("{FILTER_SOURCES}: not a valid log filter ({e})"))?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour_on_stderr())
+        .log_internal_errors(false)
         .with_target(true)
         .try_init();
-    if bad {
-        tracing::warn!("--log / OAUTHTEST_LOG is not a valid filter; using warn");
-    }
+    Ok(())
 }
 
 /// Replaces the process's panic hook with one that reports a panic without its message (see the

@@ -1,33 +1,65 @@
 //! The `oauthtest` binary: parse flags, set up logging, run, map the outcome to an exit code.
 
-use clap::Parser;
-use oauthtest::{cli::Cli, exit_code, logging, report};
+use oauthtest::cli::{Cli, Format, Parsed};
+use oauthtest::{exit_code, logging, report};
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // First: a panic's message may hold a secret; the hook prints the place only.
     logging::install_panic_hook();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = wants_json(&args);
     // Before any thread exists: `.env` fills variables that flags and the environment left unset.
     if let Err(e) = oauthtest::settings::load_dotenv() {
-        eprintln!("error: {e}");
-        return ExitCode::from(e.exit_code());
+        return fail(&e, json);
     }
-    let cli = Cli::parse();
-    logging::init(
-        cli.log
-            .as_deref()
-            .unwrap_or_else(|| cli.mode.default_log_filter()),
+    let cli = match Cli::try_parse_args(&args) {
+        Ok(Parsed::Run(cli)) => *cli,
+        Ok(Parsed::Help(text)) => {
+            return match std::io::stdout().write_all(text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(exit_code::INTERNAL),
+            };
+        }
+        Err(e) if !e.use_stderr() => {
+            // --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // clap's own message: an unknown flag, a bad value, a missing --mode.
+            if json {
+                let message = e.kind().as_str().map_or_else(
+                    || e.to_string().lines().next().unwrap_or("").to_owned(),
+                    str::to_owned,
+                );
+                print_json_error("usage", &message, exit_code::USAGE_OR_INPUT);
+            }
+            let _ = e.print();
+            return ExitCode::from(exit_code::USAGE_OR_INPUT);
+        }
+    };
+    let json = cli.format == Format::Json;
+    let directives = logging::filter_directives(
+        cli.log.as_deref(),
         cli.verbose,
+        cli.mode.default_log_filter(),
     );
+    if let Err(problem) = logging::init(&directives) {
+        return fail(&oauthtest::Error::config("log filter", problem), json);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit_code::INTERNAL);
+            return fail(
+                &oauthtest::Error::Internal(anyhow::anyhow!("cannot start the async runtime: {e}")),
+                json,
+            )
         }
     };
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -39,6 +71,13 @@ fn main() -> ExitCode {
     }));
     // The hook has reported the panic; its payload is dropped unread.
     let Ok(outcome) = ran else {
+        if json {
+            print_json_error(
+                "internal",
+                "oauthtest panicked (see stderr); this is a bug in oauthtest",
+                exit_code::INTERNAL,
+            );
+        }
         return ExitCode::from(exit_code::INTERNAL);
     };
     match outcome {
@@ -46,17 +85,44 @@ fn main() -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             if let Err(e) = report::emit(report.as_ref(), cli.format, &mut stdout) {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("error: cannot write the report: {e}");
+                    say(&format!("error: cannot write the report to stdout: {e}"));
                     return ExitCode::from(exit_code::INTERNAL);
                 }
             }
             ExitCode::from(report.exit_code())
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => fail(&e, json),
     }
+}
+
+/// Whether the command line asks for `--format json` (looked at before flags are parsed, so
+/// that a flag that does not parse is reported as JSON too).
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.contains(&"--format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
+}
+
+/// Reports `e` (on stderr; with `json`, also as a JSON object on stdout) and gives its exit code.
+fn fail(e: &oauthtest::Error, json: bool) -> ExitCode {
+    if json {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{}", e.to_json());
+    }
+    say(&format!("error: {e}"));
+    ExitCode::from(e.exit_code())
+}
+
+fn print_json_error(kind: &str, message: &str, code: u8) {
+    let value = serde_json::json!({"error": {"kind": kind, "message": message, "exit_code": code}});
+    let _ = writeln!(std::io::stdout().lock(), "{value}");
+}
+
+/// One line on stderr; a stderr that cannot be written (closed, full) is not a reason to panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Debug builds only (the binary the tests run; release builds do not have it):

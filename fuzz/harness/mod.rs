@@ -375,7 +375,7 @@ pub fn token_response(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// scenario: oauthtest::scenario::parse
+// scenario: oauthtest::scenarios::parse
 // ---------------------------------------------------------------------------------------------
 
 /// Scenario files (TOML; the input as UTF-8, invalid sequences replaced).
@@ -385,7 +385,7 @@ pub fn token_response(data: &[u8]) {
 /// into mock steps.
 pub fn scenario(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    match oauthtest::scenario::parse("fuzz.toml", &text) {
+    match oauthtest::scenarios::parse("fuzz.toml", &text) {
         Ok(parsed) => {
             assert!(!parsed.name.is_empty(), "a scenario without a name");
             for step in parsed.token.iter().chain(parsed.api.iter()) {
@@ -613,8 +613,8 @@ fn without_echoes(answer: &str) -> String {
 }
 
 /// The shipped scenarios, parsed once.
-fn shipped_scenarios() -> &'static [oauthtest::scenario::Scenario] {
-    static SCENARIOS: OnceLock<Vec<oauthtest::scenario::Scenario>> = OnceLock::new();
+fn shipped_scenarios() -> &'static [oauthtest::scenarios::Scenario] {
+    static SCENARIOS: OnceLock<Vec<oauthtest::scenarios::Scenario>> = OnceLock::new();
     SCENARIOS
-        .get_or_init(|| oauthtest::scenario::load_all(None).expect("the shipped scenarios parse"))
+        .get_or_init(|| oauthtest::scenarios::load_all(None).expect("the shipped scenarios parse"))
 }

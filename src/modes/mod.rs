@@ -1,42 +1,32 @@
-//! One module per mode, each with the same shape: `run(&Settings, &Cli) -> Result<Report>`.
+//! The dispatch table: one arm per task, each calling the feature that implements its mode.
 
-pub mod copy;
-pub mod doctor;
-pub mod force_expire;
-pub mod import;
-pub mod keygen;
-pub mod list;
-pub mod mock;
-pub mod real;
-pub mod rekey;
-pub mod scrub;
-pub mod serve;
-pub mod staging;
-pub mod worker_sim;
-
-use crate::cli::{Cli, Mode};
 use crate::error::Result;
 use crate::report::Report;
 use crate::settings::Settings;
+use crate::task::Task;
+use crate::{doctor, manage, scenarios, serve, staging, worker_sim};
 
-/// Runs the mode the command line asks for.
+/// Runs the task the command line asks for.
 ///
 /// # Errors
 /// Whatever the mode fails with; see [`crate::error::Error`].
-pub async fn dispatch(settings: &Settings, cli: &Cli) -> Result<Box<dyn Report>> {
-    Ok(match settings.mode {
-        Mode::List => Box::new(list::run(settings, cli).await?),
-        Mode::Import => Box::new(import::run(settings, cli).await?),
-        Mode::Keygen => Box::new(keygen::run()),
-        Mode::Rekey => Box::new(rekey::run(settings, cli).await?),
-        Mode::Mock => Box::new(mock::run_one(settings, cli).await?),
-        Mode::MockAll => Box::new(mock::run_all(settings, cli).await?),
-        Mode::WorkerSim => Box::new(worker_sim::run(settings, cli).await?),
-        Mode::Real => Box::new(real::run(settings, cli).await?),
-        Mode::ForceExpire => Box::new(force_expire::run(settings, cli).await?),
-        Mode::Copy => Box::new(copy::run(settings, cli).await?),
-        Mode::Scrub => Box::new(scrub::run(settings, cli).await?),
-        Mode::Serve => Box::new(serve::run(settings, cli).await?),
-        Mode::Doctor => Box::new(doctor::run(settings, cli).await?),
+pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>> {
+    Ok(match task {
+        Task::List(args) => Box::new(manage::list::run(settings, &args).await?),
+        Task::Import(args) => Box::new(manage::import::run(settings, &args).await?),
+        Task::Keygen => Box::new(manage::keygen::run()),
+        Task::Rekey(args) => Box::new(manage::rekey::run(settings, &args).await?),
+        Task::Mock(args) => Box::new(scenarios::mode::run_one(settings, &args).await?),
+        Task::MockAll(args) => Box::new(scenarios::mode::run_all(settings, &args).await?),
+        Task::WorkerSim(args) => Box::new(worker_sim::mode::run(settings, &args).await?),
+        Task::WorkerSimExternal(args) => {
+            Box::new(worker_sim::mode::run_external(settings, &args).await?)
+        }
+        Task::Real(args) => Box::new(staging::real::run(settings, &args).await?),
+        Task::ForceExpire(args) => Box::new(staging::force_expire::run(settings, &args).await?),
+        Task::Copy(args) => Box::new(staging::copy::run(settings, &args).await?),
+        Task::Scrub(args) => Box::new(staging::scrub::run(settings, &args).await?),
+        Task::Serve(args) => Box::new(serve::mode::run(settings, &args).await?),
+        Task::Doctor(args) => Box::new(doctor::run(settings, &args).await?),
     })
 }

@@ -20,8 +20,8 @@
 //! never logged; the log says which operation ran and nothing it returned.
 
 use super::{json_response, App};
-use crate::scenario::setup::{self, SeededCredential};
-use crate::scenario::{self, Scenario};
+use crate::scenarios::setup::{self, SeededCredential};
+use crate::scenarios::{self, Scenario};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
@@ -100,7 +100,7 @@ impl Admin {
     /// An unknown name (the message lists the known ones), or a scenario whose scripts the mock
     /// cannot run.
     pub fn switch(&self, mock: &MockGoogle, name: &str) -> Result<Value, AdminError> {
-        let scenario = scenario::find(&self.scenarios, name)
+        let scenario = scenarios::find(&self.scenarios, name)
             .map_err(|e| AdminError::bad_request(format!("{name:?}: {e}")))?;
         let mut current = self.current();
         mock.reset();

@@ -35,6 +35,7 @@
 //! fixed number of tokens per grant).
 
 pub mod admin;
+pub mod mode;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

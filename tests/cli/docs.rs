@@ -4,7 +4,7 @@
 use crate::support::*;
 use clap::{CommandFactory, Parser};
 use oauthtest::cli::Cli;
-use oauthtest::scenario::run::{run_scenario, RunOptions};
+use oauthtest::scenarios::run::{run_scenario, RunOptions};
 use std::collections::BTreeSet;
 use std::path::Path;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -474,7 +474,7 @@ fn every_toml_example_in_the_docs_is_a_scenario_that_passes() {
     for doc in ["README.md", "docs/scenarios.md"] {
         for block in blocks(&read(doc)).into_iter().filter(|b| b.lang == "toml") {
             let at = format!("{doc}:{}", block.line);
-            let scenario = oauthtest::scenario::parse(&at, &block.text)
+            let scenario = oauthtest::scenarios::parse(&at, &block.text)
                 .unwrap_or_else(|e| panic!("{at}: {e}"));
             let rt = tokio::runtime::Runtime::new().unwrap();
             let result = rt.block_on(run_scenario(&scenario, &RunOptions::default()));

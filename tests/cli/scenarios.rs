@@ -1,13 +1,13 @@
 //! Scenarios and the `mock` / `mock-all` modes.
 
 use crate::support::*;
-use oauthtest::scenario::run::{run_scenario, RunOptions};
-use oauthtest::scenario::{self, BUILTIN};
+use oauthtest::scenarios::run::{run_scenario, RunOptions};
+use oauthtest::scenarios::{self, BUILTIN};
 
 /// Every shipped scenario is a test case: each must pass through the full path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_scenario_passes() {
-    let all = scenario::load_all(None).unwrap();
+    let all = scenarios::load_all(None).unwrap();
     assert_eq!(all.len(), BUILTIN.len());
     let mut set = tokio::task::JoinSet::new();
     for s in all {

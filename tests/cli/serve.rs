@@ -824,7 +824,7 @@ fn target_cmd_passes_a_correct_client_on_every_shipped_scenario() {
     assert_eq!(v["failed"], 0, "{r}");
     assert_eq!(
         v["passed"].as_u64().unwrap() as usize,
-        oauthtest::scenario::BUILTIN.len()
+        oauthtest::scenarios::BUILTIN.len()
     );
     let by_name = |name: &str| {
         v["scenarios"]

@@ -4,13 +4,16 @@
 //! then defaults. clap reads flags and the environment; [`load_dotenv`] runs before it and only
 //! fills variables that are not already set, which gives the `.env` layer its place.
 
-use crate::cli::{Cli, Environment, Format, Mode};
+mod tasks;
+
+use crate::cli::{Cli, Environment, Format};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
 use crate::exchange::{build_http_client, ExchangeConfig, TokenExchanger};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineConfig, EngineParts};
 use crate::store::{Store, DEFAULT_DATABASE_URL};
+use crate::task::{Effect, Task};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,8 +54,6 @@ pub fn load_dotenv() -> Result<Option<PathBuf>> {
 /// Everything a mode needs, validated.
 #[derive(Debug)]
 pub struct Settings {
-    /// The mode.
-    pub mode: Mode,
     /// Output format.
     pub format: Format,
     /// The store URL (default applied).
@@ -71,8 +72,6 @@ pub struct Settings {
     pub api: ApiEndpoints,
     /// `--request-timeout-ms`, when given: one request's time limit at Google's endpoints.
     pub request_timeout: Option<Duration>,
-    /// `--mode copy`: the store to copy from.
-    pub from_database_url: Option<String>,
     key_file: Option<PathBuf>,
     from_key_file: Option<PathBuf>,
     production_key_id: Option<String>,
@@ -94,63 +93,10 @@ impl Settings {
     /// # Errors
     /// [`Error::Usage`] for flag combinations that cannot work; [`Error::ProductionGuard`] when a
     /// mode that changes credentials is asked for in production without the override.
-    pub fn from_cli(cli: &Cli) -> Result<Self> {
-        if cli.mode == Mode::Import && cli.file.is_none() {
-            return Err(Error::Usage(
-                "--mode import needs --file PATH (or --file - to read stdin)".into(),
-            ));
-        }
-        if let Some(cmd) = &cli.target_cmd {
-            if !matches!(cli.mode, Mode::Mock | Mode::MockAll) {
-                return Err(Error::Usage(format!(
-                    "--target-cmd works with --mode mock-all or --mode mock, not --mode {}",
-                    cli.mode.name()
-                )));
-            }
-            if cmd.trim().is_empty() {
-                return Err(Error::Usage(
-                    "--target-cmd is empty; give the command that runs your refresh code".into(),
-                ));
-            }
-        }
-        if matches!(cli.mode, Mode::Real | Mode::ForceExpire) && cli.credential_id.is_none() {
-            return Err(Error::Usage(format!(
-                "--mode {} needs --credential-id N (see --mode list)",
-                cli.mode.name()
-            )));
-        }
-        let from_database_url = cli
-            .from_database_url
-            .clone()
-            .filter(|u| !u.trim().is_empty());
-        if cli.mode == Mode::Copy {
-            if cli.credential_id.is_none() {
-                return Err(Error::Usage(
-                    "--mode copy copies exactly one credential: pass --credential-id N \
-                     (copying a whole store is refused)"
-                        .into(),
-                ));
-            }
-            if from_database_url.is_none() {
-                return Err(Error::Usage(
-                    "--mode copy needs --from-database-url URL (the store to copy from)".into(),
-                ));
-            }
-        }
-        // A dry run or a scrub preview reads only, so production allows it.
-        let preview = cli.dry_run || (cli.mode == Mode::Scrub && !cli.yes);
-        let writes = (cli.mode.writes_credentials() && !preview)
-            || (cli.mode == Mode::WorkerSim && cli.credential_id.is_some());
-        if writes
-            && cli.environment == Some(Environment::Production)
-            && !cli.i_know_this_is_production
-        {
-            return Err(Error::ProductionGuard {
-                mode: cli.mode.name().into(),
-            });
-        }
-        Ok(Self {
-            mode: cli.mode,
+    pub fn from_cli(cli: &Cli) -> Result<(Self, Task)> {
+        let task = tasks::task_from(cli)?;
+        guard(cli, &task)?;
+        let settings = Self {
             format: cli.format,
             database_url_explicit: cli
                 .database_url
@@ -195,9 +141,14 @@ impl Settings {
                         "--request-timeout-ms must be at least 1".into(),
                     ))
                 }
+                Some(ms) if ms > crate::task::MAX_TIMEOUT_MS => {
+                    return Err(Error::Usage(format!(
+                        "--request-timeout-ms {ms} is out of range: it must be from 1 to {}",
+                        crate::task::MAX_TIMEOUT_MS
+                    )))
+                }
                 ms => ms.map(Duration::from_millis),
             },
-            from_database_url,
             key_file: cli.key_file.clone(),
             from_key_file: cli.from_key_file.clone(),
             production_key_id: cli
@@ -205,7 +156,8 @@ impl Settings {
                 .clone()
                 .filter(|s| !s.trim().is_empty()),
             production_key_file: cli.production_key_file.clone(),
-        })
+        };
+        Ok((settings, task))
     }
 
     /// The keyring: the current key from `--key-file` or `OAUTHTEST_ENCRYPTION_KEY`, previous
@@ -308,6 +260,15 @@ impl Settings {
         Ok(Store::connect(&self.database_url).await?)
     }
 
+    /// Opens the configured store only to read it: no file created, no migration applied; a
+    /// database that holds no store is reported as such.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the database (password removed).
+    pub async fn open_store_read_only(&self) -> Result<Store> {
+        Ok(Store::connect_read_only(&self.database_url).await?)
+    }
+
     /// The HTTP client for Google: built once per run, with the exchange's request timeout and
     /// redirects off. Share it between the [`Engine`] and the calls that verify a token.
     ///
@@ -352,6 +313,27 @@ impl Settings {
                 ..EngineConfig::default()
             },
         })
+    }
+}
+
+/// The production guard: in production, a task that changes stored credentials, or puts
+/// temporary rows into a store that was named, needs `--i-know-this-is-production`. It decides on
+/// what the task will do ([`Task::effect`]), never on which flags were typed.
+fn guard(cli: &Cli, task: &Task) -> Result<()> {
+    if cli.environment != Some(Environment::Production) || cli.i_know_this_is_production {
+        return Ok(());
+    }
+    match task.effect() {
+        Effect::None | Effect::ReadOnly => Ok(()),
+        Effect::Writes => Err(Error::ProductionGuard {
+            mode: cli.mode.name().into(),
+            reason: "this mode changes stored credentials",
+        }),
+        Effect::TemporaryRows => Err(Error::ProductionGuard {
+            mode: cli.mode.name().into(),
+            reason: "this mode inserts and removes temporary rows in the store --database-url \
+                     (DATABASE_URL) names; leave it unset to use a temporary store of its own",
+        }),
     }
 }
 

@@ -7,13 +7,13 @@
 //! credential per run, by id: copying a store wholesale would bring every user's tokens along,
 //! which is exactly what staging must not hold.
 
-use crate::cli::Cli;
 use crate::credential::fingerprint;
 use crate::crypto::CryptoError;
 use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::settings::{Settings, FROM_KEY_VAR};
 use crate::store::{redact_url, HistoryEntry, NewCredential, Store};
+use crate::task::CopyArgs;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -44,14 +44,9 @@ pub struct CopyReport {
 /// [`Error::Config`] for a missing or wrong key (either store's); [`Error::Input`] when the
 /// source has no such credential or it cannot be read; [`Error::Store`]. Nothing is written
 /// unless everything succeeded.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<CopyReport> {
-    let id = cli.credential_id.ok_or_else(|| {
-        Error::Usage("--mode copy copies exactly one credential: pass --credential-id N".into())
-    })?;
-    let from = settings
-        .from_database_url
-        .as_deref()
-        .ok_or_else(|| Error::Usage("--mode copy needs --from-database-url URL".into()))?;
+pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
+    let id = args.credential_id.get();
+    let from = args.from_database_url.as_str();
     let shown = redact_url(from);
     if from.trim() == settings.database_url.trim() {
         return Err(Error::Usage(format!(

@@ -6,20 +6,19 @@
 //! `DATABASE_URL`, removed afterwards): the check CI runs before every deploy.
 //!
 //! With `--target-cmd CMD`, both judge the user's own refresh code instead of oauthtest's engine
-//! ([`crate::scenario::target`]); `mock-all` then runs as many scenarios at once as there are
+//! ([`crate::scenarios::target`]); `mock-all` then runs as many scenarios at once as there are
 //! CPUs, since each starts a process.
 
-use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::report::Report;
-use crate::scenario::run::{run_scenario, RunOptions, ScenarioResult};
-use crate::scenario::target::{run_target, TargetOptions};
-use crate::scenario::{self, Scenario};
+use crate::scenarios::run::{run_scenario, RunOptions, ScenarioResult};
+use crate::scenarios::target::{run_target, TargetOptions};
+use crate::scenarios::{self, Scenario};
 use crate::settings::Settings;
+use crate::task::MockArgs;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Duration;
 use std::time::Instant;
 
 /// The results of one or more scenarios.
@@ -31,8 +30,8 @@ pub struct MockReport {
     verbose: bool,
 }
 
-fn load(cli: &Cli) -> Result<Vec<Scenario>> {
-    scenario::load_all(cli.scenarios.as_deref()).map_err(|e| Error::input(e.file, e.problem))
+fn load(args: &MockArgs) -> Result<Vec<Scenario>> {
+    scenarios::load_all(args.scenarios_dir.as_deref()).map_err(|e| Error::input(e.file, e.problem))
 }
 
 /// Where each scenario runs: oauthtest's engine, or the user's CMD.
@@ -43,16 +42,14 @@ enum Runner {
 }
 
 impl Runner {
-    fn new(settings: &Settings, cli: &Cli) -> Self {
-        match &cli.target_cmd {
-            Some(cmd) => Runner::Target(TargetOptions {
-                cmd: cmd.clone(),
-                timeout: Duration::from_secs(cli.target_timeout.max(1)),
+    fn new(args: &MockArgs) -> Self {
+        match &args.target {
+            Some(target) => Runner::Target(TargetOptions {
+                cmd: target.cmd.clone(),
+                timeout: target.timeout,
             }),
             None => Runner::Engine(RunOptions {
-                database_url: settings
-                    .database_url_explicit
-                    .then(|| settings.database_url.clone()),
+                database_url: args.database_url.clone(),
             }),
         }
     }
@@ -77,13 +74,13 @@ impl Runner {
 ///
 /// # Errors
 /// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] for an unknown name.
-pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
-    let name = cli.scenario.as_deref().unwrap_or("success");
-    let all = load(cli)?;
+pub async fn run_one(_settings: &Settings, args: &MockArgs) -> Result<MockReport> {
+    let name = args.scenario.as_str();
+    let all = load(args)?;
     let chosen =
-        scenario::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
+        scenarios::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     let started = Instant::now();
-    let result = Runner::new(settings, cli).run(chosen).await;
+    let result = Runner::new(args).run(chosen).await;
     Ok(MockReport {
         mode: "mock",
         results: vec![result],
@@ -97,10 +94,10 @@ pub async fn run_one(settings: &Settings, cli: &Cli) -> Result<MockReport> {
 /// # Errors
 /// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] when the report file cannot
 /// be written.
-pub async fn run_all(settings: &Settings, cli: &Cli) -> Result<MockReport> {
-    let scenarios = load(cli)?;
+pub async fn run_all(_settings: &Settings, args: &MockArgs) -> Result<MockReport> {
+    let scenarios = load(args)?;
     let started = Instant::now();
-    let runner = Runner::new(settings, cli);
+    let runner = Runner::new(args);
     let slots = Arc::new(tokio::sync::Semaphore::new(
         runner.parallelism(scenarios.len()),
     ));
@@ -126,7 +123,7 @@ pub async fn run_all(settings: &Settings, cli: &Cli) -> Result<MockReport> {
         duration_ms: elapsed_ms(started),
         verbose: false,
     };
-    if let Some(path) = &cli.report {
+    if let Some(path) = &args.report {
         write_report_file(&report, path)?;
     }
     Ok(report)

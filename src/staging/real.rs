@@ -10,14 +10,14 @@
 //! `--dry-run` decrypts and reports, changing nothing and sending no token request;
 //! `--check-token` adds one read-only tokeninfo call with the current access token.
 
-use crate::cli::Cli;
 use crate::error::Result;
 use crate::exit_code;
-use crate::modes::staging::{self, Check, Snapshot, Status, TokenInfo};
 use crate::refresh::EngineError;
 use crate::report::{human_span, Report};
 use crate::settings::Settings;
+use crate::staging::{self, Check, Snapshot, Status, TokenInfo};
 use crate::store::{CredentialRow, CredentialState};
+use crate::task::RealArgs;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -51,8 +51,8 @@ impl RealReport {
 /// key; [`Error::Decrypt`] / [`Error::Payload`] for a credential that cannot be read;
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
-    let access = if cli.dry_run {
+pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
+    let access = if args.dry_run {
         staging::Access::ReadOnly
     } else {
         staging::Access::Write
@@ -64,11 +64,11 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
         row,
         secrets,
         before,
-    } = staging::open_credential(settings, cli, "real", access).await?;
+    } = staging::open_credential(settings, args.credential_id, access).await?;
     let mut report = RealReport {
         credential_id: id,
         name: row.name.clone(),
-        dry_run: cli.dry_run,
+        dry_run: args.dry_run,
         token_url: settings.token_url.to_string(),
         before,
         after: None,
@@ -77,8 +77,8 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<RealReport> {
         action: None,
     };
     let http = settings.http_client()?;
-    if cli.dry_run {
-        dry_run(settings, cli, &row, &secrets, &http, &mut report).await;
+    if args.dry_run {
+        dry_run(settings, args, &row, &secrets, &http, &mut report).await;
         store.close().await;
         return Ok(report);
     }
@@ -164,7 +164,7 @@ pub(crate) fn action_for(e: &EngineError) -> String {
 /// `--dry-run`: every check that needs no token request, and what a real run would do.
 async fn dry_run(
     settings: &Settings,
-    cli: &Cli,
+    args: &RealArgs,
     row: &CredentialRow,
     secrets: &crate::credential::GoogleCredential,
     http: &reqwest::Client,
@@ -193,7 +193,7 @@ async fn dry_run(
             None => "none stored (a refresh will issue one)".into(),
         },
     ));
-    if cli.check_token {
+    if args.check_token {
         checks.push(match &secrets.access_token {
             None => Check::new("tokeninfo", Status::Skipped, "no access token stored"),
             Some(token) => {

@@ -3,11 +3,11 @@
 //! Reads only columns kept beside the envelope, so it needs no key and cannot leak one. With
 //! `--credential-id`, shows that credential and its history.
 
-use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::report::{human_span, write_table, Report};
 use crate::settings::Settings;
 use crate::store::{BackendKind, CredentialRow, HistoryRow};
+use crate::task::ListArgs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -85,10 +85,10 @@ pub struct ListReport {
 ///
 /// # Errors
 /// [`Error::Store`]; [`Error::NotFound`] for an unknown `--credential-id`.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<ListReport> {
-    let store = settings.open_store().await?;
+pub async fn run(settings: &Settings, args: &ListArgs) -> Result<ListReport> {
+    let store = settings.open_store_read_only().await?;
     let now = Utc::now();
-    let (rows, history) = match cli.credential_id {
+    let (rows, history) = match args.credential_id.map(|id| id.get()) {
         Some(id) => {
             let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
             (vec![row], Some(store.history(id).await?))

@@ -13,6 +13,7 @@
 
 pub mod html;
 pub mod invariants;
+pub mod mode;
 
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
@@ -460,8 +461,6 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
             &jobs.to_string(),
             "--workers",
             &config.workers.to_string(),
-            "--token-ttl-secs",
-            &config.token_ttl.as_secs().to_string(),
             "--request-timeout-ms",
             &config.request_timeout.as_millis().to_string(),
         ])
@@ -470,6 +469,9 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
         } else {
             &["--unsafe-no-refresh-coordination"][..]
         })
+        // The parent passed the production guard for this store (its own temporary one, or the
+        // one it was told to use); the child works on the parent's rows only.
+        .env_remove("OAUTHTEST_ENV")
         .env("DATABASE_URL", &rig.url)
         .env("OAUTHTEST_ENCRYPTION_KEY", rig.key_b64.expose_secret())
         .env_remove("OAUTHTEST_ENCRYPTION_KEY_FILE")

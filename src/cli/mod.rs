@@ -6,8 +6,12 @@
 //! working directory fills in variables that are not set. Raw flags become [`crate::settings`]
 //! once, in one place.
 
-use clap::{ArgAction, Parser, ValueEnum};
+pub mod help;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
 use secrecy::SecretString;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Reads a secret flag into a type whose `Debug` is redacted, so that `Cli`'s is too.
@@ -98,7 +102,143 @@ impl Mode {
             Mode::Import | Mode::Rekey | Mode::Real | Mode::ForceExpire | Mode::Copy | Mode::Scrub
         )
     }
+
+    /// Every mode, in the order `--help` lists them.
+    pub const ALL: [Mode; 13] = [
+        Mode::List,
+        Mode::Import,
+        Mode::Keygen,
+        Mode::Rekey,
+        Mode::Mock,
+        Mode::MockAll,
+        Mode::WorkerSim,
+        Mode::Real,
+        Mode::ForceExpire,
+        Mode::Copy,
+        Mode::Scrub,
+        Mode::Doctor,
+        Mode::Serve,
+    ];
+
+    /// The options this mode takes beyond [`COMMON_ARGS`], by their clap ids (the field names of
+    /// [`Cli`]). Any other option given on the command line is refused, naming the modes that
+    /// take it; `--mode MODE --help` shows exactly these.
+    pub fn takes(self) -> &'static [&'static str] {
+        match self {
+            Mode::List => &["database_url", "key_file", "credential_id"],
+            Mode::Import => &[
+                "database_url",
+                "key_file",
+                "client_id",
+                "client_secret",
+                "file",
+                "user_id",
+                "credential_type",
+                "name",
+            ],
+            Mode::Keygen => &[],
+            Mode::Rekey => &["database_url", "key_file", "dry_run"],
+            Mode::Mock => &[
+                "database_url",
+                "scenario",
+                "scenarios",
+                "target_cmd",
+                "target_timeout",
+            ],
+            Mode::MockAll => &[
+                "database_url",
+                "scenarios",
+                "report",
+                "target_cmd",
+                "target_timeout",
+            ],
+            Mode::WorkerSim => &[
+                "database_url",
+                "key_file",
+                "client_id",
+                "client_secret",
+                "token_url",
+                "tokeninfo_url",
+                "api_url",
+                "request_timeout_ms",
+                "credential_id",
+                "scenario",
+                "report",
+                "workers",
+                "jobs",
+                "credentials",
+                "processes",
+                "token_ttl_secs",
+                "unsafe_no_refresh_coordination",
+                "worker_child",
+                "credential_ids",
+            ],
+            Mode::Real => &[
+                "database_url",
+                "key_file",
+                "client_id",
+                "client_secret",
+                "token_url",
+                "tokeninfo_url",
+                "api_url",
+                "request_timeout_ms",
+                "credential_id",
+                "dry_run",
+                "check_token",
+            ],
+            Mode::ForceExpire => &[
+                "database_url",
+                "key_file",
+                "client_id",
+                "client_secret",
+                "token_url",
+                "tokeninfo_url",
+                "api_url",
+                "request_timeout_ms",
+                "credential_id",
+                "no_refresh",
+            ],
+            Mode::Copy => &[
+                "database_url",
+                "key_file",
+                "credential_id",
+                "from_database_url",
+                "from_key_file",
+            ],
+            Mode::Scrub => &["database_url", "key_file", "keep", "yes", "dry_run"],
+            Mode::Doctor => &[
+                "database_url",
+                "key_file",
+                "token_url",
+                "request_timeout_ms",
+                "check_endpoint",
+                "production_key_id",
+                "production_key_file",
+            ],
+            Mode::Serve => &[
+                "client_id",
+                "client_secret",
+                "scenario",
+                "scenarios",
+                "port",
+                "host",
+                "read_timeout_ms",
+            ],
+        }
+    }
 }
+
+/// The options every mode takes.
+pub const COMMON_ARGS: &[&str] = &[
+    "mode",
+    "format",
+    "environment",
+    "i_know_this_is_production",
+    "log",
+    "verbose",
+    "help",
+    "version",
+];
 
 /// How results are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -165,6 +305,11 @@ pub struct Cli {
     /// Override the production guard (for deliberate maintenance on a production store).
     #[arg(long)]
     pub i_know_this_is_production: bool,
+
+    /// The options given on the command line itself (clap ids), as opposed to the environment
+    /// or defaults: a mode refuses those it does not take. Filled by [`Cli::try_parse_args`].
+    #[arg(skip)]
+    pub given: Vec<String>,
 
     /// The credential to act on.
     #[arg(long, value_name = "N")]
@@ -386,6 +531,47 @@ pub struct Cli {
         help_heading = "Doctor"
     )]
     pub production_key_file: Option<PathBuf>,
+}
+
+/// What the command line asks for: a run, or a help text to print.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run with these flags.
+    Run(Box<Cli>),
+    /// Print this help text (`--help` / `-h`, for `--mode MODE` when given) and exit 0.
+    Help(String),
+}
+
+impl Cli {
+    /// Parses `args` (the program name first). `--help` is answered here, per mode: with
+    /// `--mode MODE` it shows what that mode takes, without it the list of modes.
+    ///
+    /// # Errors
+    /// clap's error for flags that do not parse (it prints itself, with exit code 2).
+    pub fn try_parse_args<I, T>(args: I) -> Result<Parsed, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        if let Some(long) = help::asked_for(&args) {
+            return Ok(Parsed::Help(help::render(help::mode_in(&args), long)));
+        }
+        let matches = Self::command().try_get_matches_from(&args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        cli.given = Self::command()
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .map(str::to_owned)
+            .collect();
+        Ok(Parsed::Run(Box::new(cli)))
+    }
+
+    /// Whether option `id` (a clap id) was given on the command line.
+    pub fn was_given(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
+    }
 }
 
 #[cfg(test)]

@@ -6,19 +6,20 @@
 //! lets open requests finish and prints a summary. The HTTP front end and its limits are in
 //! [`crate::serve`]; the admin API in [`crate::serve::admin`].
 
-use crate::cli::Cli;
+use super::{admin::Admin, App, Limits};
 use crate::error::{Error, Result};
 use crate::report::Report;
-use crate::scenario::{self, setup};
-use crate::serve::{self, admin::Admin, App, Limits};
+use crate::scenarios::{self, setup};
+use crate::serve;
 use crate::settings::Settings;
+use crate::task::ServeArgs;
 use mock_server::{ClientRegistration, MockConfig, MockGoogle};
 use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Requests the admin API can list (the latest ones): a few hundred bytes each, so a server
 /// under a benchmark keeps tens of megabytes, not gigabytes.
@@ -41,18 +42,18 @@ pub struct ServeReport {
 /// [`Error::Input`] for a malformed scenario file, [`Error::Usage`] for an unknown
 /// `--scenario`, [`Error::Config`] when the address cannot be listened on or the client given
 /// by `--client-id` cannot be registered.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
-    let scenarios = scenario::load_all(cli.scenarios.as_deref())
+pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
+    let scenarios = scenarios::load_all(args.scenarios_dir.as_deref())
         .map_err(|e| Error::input(e.file, e.problem))?;
-    if let Some(name) = &cli.scenario {
-        scenario::find(&scenarios, name)
+    if let Some(name) = &args.scenario {
+        scenarios::find(&scenarios, name)
             .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     }
-    let address = SocketAddr::new(cli.host, cli.port);
+    let address = SocketAddr::new(args.host, args.port);
     let backlog = u32::try_from(Limits::default().max_connections).unwrap_or(u32::MAX);
     let listener = serve::listen(address, backlog).map_err(|e| {
         Error::config(
-            format!("--host {} --port {}", cli.host, cli.port),
+            format!("--host {} --port {}", args.host, args.port),
             format!("cannot listen: {e}"),
         )
     })?;
@@ -79,13 +80,13 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ServeReport> {
     let mock = MockGoogle::detached(config, &url)
         .map_err(|e| Error::config("--client-id", e.to_string()))?;
     let admin = Admin::new(scenarios);
-    if let Some(name) = &cli.scenario {
+    if let Some(name) = &args.scenario {
         admin
             .switch(&mock, name)
             .map_err(|e| Error::config(format!("--scenario {name}"), e.to_string()))?;
     }
     let limits = Limits {
-        read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
+        read_timeout: args.read_timeout,
         ..Limits::default()
     };
     let app = Arc::new(App::new(mock, admin, limits));

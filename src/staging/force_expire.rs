@@ -9,15 +9,15 @@
 //! Each step is reported pass/fail; a failed step skips the ones after it. `--no-refresh` stops
 //! after step 2, leaving the credential expired for the application's own workers to refresh.
 
-use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::exit_code;
-use crate::modes::real::action_for;
-use crate::modes::staging::{self, Check, Snapshot, Status};
 use crate::refresh::EngineError;
 use crate::report::Report;
 use crate::settings::Settings;
+use crate::staging::real::action_for;
+use crate::staging::{self, Check, Snapshot, Status};
 use crate::store::HistoryEntry;
+use crate::task::ForceExpireArgs;
 use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -79,7 +79,7 @@ fn fold(name: &str, checks: &[Check]) -> Check {
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
 /// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`]. A failed step is a finding
 /// in the report (exit 1).
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<ForceExpireReport> {
+pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExpireReport> {
     let staging::Opened {
         id,
         keyring,
@@ -87,11 +87,11 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ForceExpireReport> {
         row,
         secrets,
         before,
-    } = staging::open_credential(settings, cli, "force-expire", staging::Access::Write).await?;
+    } = staging::open_credential(settings, args.credential_id, staging::Access::Write).await?;
     let mut report = ForceExpireReport {
         credential_id: id,
         name: row.name.clone(),
-        no_refresh: cli.no_refresh,
+        no_refresh: args.no_refresh,
         steps: vec![fold(STEP_VALID, &staging::usability_checks(&row, &before))],
         before,
         after: None,
@@ -138,8 +138,8 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ForceExpireReport> {
             "written, but the stored expiry is not in the past",
         ),
     });
-    if !report.passed() || cli.no_refresh {
-        report.skip_rest(if cli.no_refresh {
+    if !report.passed() || args.no_refresh {
+        report.skip_rest(if args.no_refresh {
             "--no-refresh"
         } else {
             "step 2 failed"

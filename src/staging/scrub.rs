@@ -11,7 +11,6 @@
 //!
 //! Without `--yes` (or with `--dry-run`) it only shows what it would do.
 
-use crate::cli::Cli;
 use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -19,6 +18,7 @@ use crate::exit_code;
 use crate::report::Report;
 use crate::settings::Settings;
 use crate::store::{CredentialRow, CredentialState, HistoryEntry};
+use crate::task::ScrubArgs;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -104,16 +104,22 @@ fn to_wipe(row: &CredentialRow, decrypted: Option<&GoogleCredential>) -> Vec<Str
 /// [`Error::Usage`] when a `--keep` id names no credential (nothing is changed then);
 /// [`Error::Config`] for the key; [`Error::Store`]. A row that changed during the scrub is
 /// reported in the report (exit 1).
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<ScrubReport> {
+pub async fn run(settings: &Settings, args: &ScrubArgs) -> Result<ScrubReport> {
     let keyring = settings.keyring()?;
-    let store = settings.open_store().await?;
+    let apply = args.apply;
+    // The preview only reads: no file created, no migration, nothing written.
+    let store = if apply {
+        settings.open_store().await?
+    } else {
+        settings.open_store_read_only().await?
+    };
     let rows = store.list().await?;
-    if let Some(missing) = cli.keep.iter().find(|k| !rows.iter().any(|r| r.id == **k)) {
+    let keep: Vec<i64> = args.keep.iter().map(|k| k.get()).collect();
+    if let Some(missing) = keep.iter().find(|k| !rows.iter().any(|r| r.id == **k)) {
         return Err(Error::Usage(format!(
             "--keep {missing}: no credential has this id; nothing was scrubbed"
         )));
     }
-    let apply = cli.yes && !cli.dry_run;
     let mut report = ScrubReport {
         applied: apply,
         key_id: keyring.current().id().to_owned(),
@@ -123,7 +129,7 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ScrubReport> {
         failed: Vec::new(),
     };
     for row in rows {
-        if cli.keep.contains(&row.id) {
+        if keep.contains(&row.id) {
             report.kept.push(row.id);
             continue;
         }

@@ -5,12 +5,12 @@
 //! own transaction with a compare-and-swap on its version, so a concurrent refresh is never
 //! overwritten and an interrupted rekey leaves every row readable with one of the two keys.
 
-use crate::cli::Cli;
 use crate::error::Result;
 use crate::exit_code;
 use crate::report::Report;
 use crate::settings::Settings;
 use crate::store::HistoryEntry;
+use crate::task::RekeyArgs;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -38,11 +38,11 @@ pub struct RekeyReport {
 /// # Errors
 /// [`crate::error::Error::Config`] for keys; [`crate::error::Error::Store`]. Rows that cannot
 /// be decrypted are reported in the report (exit 2), and left as they are.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<RekeyReport> {
+pub async fn run(settings: &Settings, args: &RekeyArgs) -> Result<RekeyReport> {
     let keyring = settings.keyring()?;
     let store = settings.open_store().await?;
     let mut report = RekeyReport {
-        dry_run: cli.dry_run,
+        dry_run: args.dry_run,
         key_id: keyring.current().id().to_owned(),
         rekeyed: Vec::new(),
         already_current: Vec::new(),
@@ -72,7 +72,7 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<RekeyReport> {
                 continue;
             }
         };
-        if cli.dry_run {
+        if args.dry_run {
             report.rekeyed.push(row.id);
             continue;
         }

@@ -2,7 +2,11 @@
 //! that shows tokens as fingerprints only, pass/fail checks, and the proof that an access token
 //! works (tokeninfo says it is ours with the scopes we expect; a harmless Gmail read succeeds).
 
-use crate::cli::Cli;
+pub mod copy;
+pub mod force_expire;
+pub mod real;
+pub mod scrub;
+
 use crate::credential::{fingerprint, GoogleCredential};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -10,6 +14,7 @@ use crate::google_api::{self, ApiEndpoints, ApiResult};
 use crate::report::human_span;
 use crate::settings::Settings;
 use crate::store::{CredentialRow, CredentialState, Store};
+use crate::task::CredentialId;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -277,21 +282,18 @@ pub enum Access {
     ReadOnly,
 }
 
-/// Opens `--credential-id` for `--mode mode`: key, store, row, decrypted payload, snapshot.
+/// Opens credential `id`: key, store, row, decrypted payload, snapshot.
 ///
 /// # Errors
-/// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
+/// [`Error::NotFound`]; [`Error::Config`] for the
 /// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`] (with [`Access::ReadOnly`],
 /// also when no oauthtest store exists at the URL).
 pub async fn open_credential(
     settings: &Settings,
-    cli: &Cli,
-    mode: &str,
+    id: CredentialId,
     access: Access,
 ) -> Result<Opened> {
-    let id = cli
-        .credential_id
-        .ok_or_else(|| Error::Usage(format!("--mode {mode} needs --credential-id N")))?;
+    let id = id.get();
     let keyring = Arc::new(settings.keyring()?);
     let store = Arc::new(match access {
         Access::Write => settings.open_store().await?,

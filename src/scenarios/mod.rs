@@ -5,6 +5,7 @@
 //! adds the user's own, replacing shipped ones of the same name. Unknown fields are errors, and
 //! every error names the file, line and field. See `docs/scenarios.md` for every field.
 
+pub mod mode;
 pub mod run;
 pub mod setup;
 pub mod target;

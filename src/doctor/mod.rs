@@ -12,7 +12,7 @@
 //! ([`Store::connect_without_migrating`]), and the endpoint check is a plain request that sends
 //! no credential. Keys are shown by id only, credentials by id and count only.
 
-use crate::cli::{Cli, Environment, Mode};
+use crate::cli::{Environment, Mode};
 use crate::crypto::{CryptoError, Keyring};
 use crate::error::{Error, Result};
 use crate::exit_code;
@@ -21,6 +21,7 @@ use crate::settings::{Settings, OLD_KEYS_VAR};
 use crate::store::{
     redact_url, BackendKind, CredentialState, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE,
 };
+use crate::task::DoctorArgs;
 use clap::ValueEnum;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -101,7 +102,7 @@ impl DoctorReport {
 ///
 /// # Errors
 /// None today; the signature is every mode's.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<DoctorReport> {
+pub async fn run(settings: &Settings, args: &DoctorArgs) -> Result<DoctorReport> {
     let mut findings = Vec::new();
     let (key, keyring) = check_key(settings);
     findings.push(key);
@@ -114,8 +115,8 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<DoctorReport> {
     };
     findings.push(check_migrations(status.as_ref()));
     findings.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
-    findings.push(check_endpoint(settings, cli.check_endpoint).await);
-    findings.push(check_environment(settings, cli));
+    findings.push(check_endpoint(settings, args.check_endpoint).await);
+    findings.push(check_environment(settings, args.production_override));
     if let Some(store) = store {
         store.close().await;
     }
@@ -545,7 +546,7 @@ fn join(numbers: &[i64]) -> String {
 }
 
 /// What the production guard will do in this environment.
-fn check_environment(settings: &Settings, cli: &Cli) -> Finding {
+fn check_environment(settings: &Settings, production_override: bool) -> Finding {
     const CHECK: &str = "environment";
     let guarded: Vec<_> = Mode::value_variants()
         .iter()
@@ -568,7 +569,7 @@ fn check_environment(settings: &Settings, cli: &Cli) -> Finding {
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_owned());
     match env {
-        Environment::Production if cli.i_know_this_is_production => Finding::new(
+        Environment::Production if production_override => Finding::new(
             CHECK,
             Status::Warn,
             format!(

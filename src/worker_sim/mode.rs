@@ -1,15 +1,15 @@
 //! `--mode worker-sim` (alias `celery-sim`): many concurrent workers, one refresh per expiry,
-//! nothing lost. See [`crate::simulate`] for what a run does and [`crate::simulate::invariants`]
+//! nothing lost. See [`crate::worker_sim`] for what a run does and [`crate::worker_sim::invariants`]
 //! for what it proves.
 
-use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::google_api::ApiEndpoints;
 use crate::report::Report;
 use crate::settings::Settings;
-use crate::simulate::invariants::{judge, Judgement};
-use crate::simulate::{
+use crate::task::{WorkerSimArgs, WorkerSimExternalArgs};
+use crate::worker_sim::invariants::{judge, Judgement};
+use crate::worker_sim::{
     build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
     ProcessTotals, SimConfig, REQUEST_TIMEOUT,
 };
@@ -40,7 +40,7 @@ pub struct WorkerSimReport {
     latency_ms: Latency,
     peak_memory_kb: Option<u64>,
     judged_from: &'static str,
-    invariants: Vec<crate::simulate::invariants::Invariant>,
+    invariants: Vec<crate::worker_sim::invariants::Invariant>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,55 +73,34 @@ fn peak_memory_kb() -> Option<u64> {
         .ok()
 }
 
-fn sim_config(settings: &Settings, cli: &Cli) -> Result<SimConfig> {
-    let name = cli.scenario.as_deref().unwrap_or("success");
+fn sim_config(settings: &Settings, args: &WorkerSimArgs) -> Result<SimConfig> {
+    let name = args.scenario.as_str();
     let behaviour = Behaviour::parse(name).ok_or_else(|| {
         Error::Usage(format!(
             "--scenario {name}: worker-sim knows {}",
             Behaviour::NAMES
         ))
     })?;
-    if cli.workers == 0 || cli.jobs == 0 || cli.credentials == 0 || cli.processes == 0 {
-        return Err(Error::Usage(
-            "--workers, --jobs, --credentials and --processes must each be at least 1".into(),
-        ));
-    }
-    if cli.token_ttl_secs == 0 {
-        return Err(Error::Usage("--token-ttl-secs must be at least 1".into()));
-    }
     Ok(SimConfig {
-        workers: cli.workers,
-        jobs: cli.jobs,
-        credentials: cli.credentials,
-        token_ttl: Duration::from_secs(cli.token_ttl_secs),
+        workers: args.workers,
+        jobs: args.jobs,
+        credentials: args.credentials,
+        token_ttl: args.token_ttl,
         behaviour,
-        processes: cli.processes,
-        database_url: settings
-            .database_url_explicit
-            .then(|| settings.database_url.clone()),
+        processes: args.processes,
+        database_url: args.database_url.clone(),
         progress: true,
-        coordinate: !cli.unsafe_no_refresh_coordination,
+        coordinate: args.coordinate,
         request_timeout: settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
     })
 }
 
-/// Runs worker-sim.
+/// Runs worker-sim on synthetic credentials and the embedded mock.
 ///
 /// # Errors
 /// [`Error::Usage`] for bad flags; store, key and mock errors.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
-    if cli.token_url.is_some() || cli.worker_child {
-        return run_external(settings, cli).await;
-    }
-    if cli.credential_id.is_some() {
-        return Err(Error::Usage(
-            "--mode worker-sim --credential-id N runs against a real token endpoint: give \
-             --token-url (Google's, or a running `oauthtest --mode serve`); without it worker-sim \
-             uses --credentials synthetic credentials and the embedded mock"
-                .into(),
-        ));
-    }
-    let config = sim_config(settings, cli)?;
+pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimReport> {
+    let config = sim_config(settings, args)?;
     let rig = build_rig(&config).await?;
     let api = ApiEndpoints {
         profile_url: rig.mock.api_url(),
@@ -216,15 +195,11 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
         Some(&judgement),
         "the mock's journal",
     );
-    if let Some(path) = &cli.report {
-        let page = crate::simulate::html::render(
+    if let Some(path) = &args.report {
+        let page = crate::worker_sim::html::render(
             &format!(
                 "oauthtest worker-sim: {} ({} workers × {} processes, {} jobs, {} credentials)",
-                cli.scenario.as_deref().unwrap_or("success"),
-                config.workers,
-                config.processes,
-                config.jobs,
-                config.credentials
+                args.scenario, config.workers, config.processes, config.jobs, config.credentials
             ),
             &report.summary_rows(),
             &judgement,
@@ -277,26 +252,24 @@ fn build_report(
 
 /// Jobs on stored credentials against a token endpoint given by URL: a child process of a
 /// multi-process run, or a run against Google or a running `serve`.
-async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport> {
-    if cli.token_url.is_none() {
-        return Err(Error::Usage("--worker-child needs --token-url".into()));
-    }
+pub async fn run_external(
+    settings: &Settings,
+    args: &WorkerSimExternalArgs,
+) -> Result<WorkerSimReport> {
     let token_url = settings.token_url.to_string();
-    let ids: Vec<i64> = match (&cli.credential_ids, cli.credential_id) {
-        (Some(list), _) => list
-            .split(',')
-            .map(|s| s.trim().parse::<i64>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::Usage("--credential-ids must be comma-separated ids".into()))?,
-        (None, Some(id)) => vec![id],
-        (None, None) => {
-            return Err(Error::Usage(
-                "worker-sim with --token-url needs --credential-id N (a stored credential)".into(),
-            ))
-        }
+    let ids: Vec<i64> = args.credential_ids.iter().map(|id| id.get()).collect();
+    let config = SimConfig {
+        workers: args.workers,
+        jobs: args.jobs,
+        credentials: ids.len(),
+        token_ttl: Duration::ZERO,
+        behaviour: Behaviour::Success,
+        processes: 1,
+        database_url: None,
+        progress: !args.child,
+        coordinate: args.coordinate,
+        request_timeout: settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
     };
-    let mut config = sim_config(settings, cli)?;
-    config.credentials = ids.len();
     let keyring = Arc::new(settings.keyring()?);
     let store = Arc::new(settings.open_store().await?);
     for id in &ids {
@@ -318,7 +291,7 @@ async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport>
         Arc::new(ids),
         config.workers,
         config.jobs,
-        !cli.worker_child,
+        config.progress,
         None,
     )
     .await?;
@@ -334,7 +307,7 @@ async fn run_external(settings: &Settings, cli: &Cli) -> Result<WorkerSimReport>
         None,
         "this process's own counts",
     );
-    if cli.worker_child {
+    if args.child {
         report.child = Some(totals);
     }
     Ok(report)

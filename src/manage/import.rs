@@ -4,12 +4,12 @@
 //! hand: it reads the shapes in [`crate::import_format`], seals the payload with the current key,
 //! bound to the new row, and prints the new id.
 
-use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::import_format::{self, ClientDefaults, Shape, MAX_IMPORT_BYTES};
 use crate::report::Report;
 use crate::settings::Settings;
 use crate::store::{HistoryEntry, NewCredential};
+use crate::task::ImportArgs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::{self, Read, Write};
@@ -35,11 +35,8 @@ pub struct ImportReport {
 /// # Errors
 /// [`Error::Input`] naming the file and field; [`Error::Config`] for a missing or bad key;
 /// [`Error::Store`]. Nothing is written unless everything succeeded.
-pub async fn run(settings: &Settings, cli: &Cli) -> Result<ImportReport> {
-    let path = cli
-        .file
-        .as_deref()
-        .ok_or_else(|| Error::Usage("--mode import needs --file PATH".into()))?;
+pub async fn run(settings: &Settings, args: &ImportArgs) -> Result<ImportReport> {
+    let path = args.file.as_path();
     let (source_name, bytes) = read_source(path)?;
     let defaults = ClientDefaults {
         client_id: settings.client_id.clone(),
@@ -51,9 +48,9 @@ pub async fn run(settings: &Settings, cli: &Cli) -> Result<ImportReport> {
     let keyring = settings.keyring()?;
     let store = settings.open_store().await?;
     let new = NewCredential {
-        user_id: cli.user_id,
-        credential_type: cli.credential_type.clone(),
-        name: cli.name.clone(),
+        user_id: args.user_id,
+        credential_type: args.credential_type.clone(),
+        name: args.name.clone(),
     };
     let history = HistoryEntry::new(
         "import",

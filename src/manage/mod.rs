@@ -1,0 +1,7 @@
+//! The modes that manage oauthtest's own store: `list` what is stored, `import` a credential,
+//! `keygen` a key, `rekey` every credential to the current key.
+
+pub mod import;
+pub mod keygen;
+pub mod list;
+pub mod rekey;

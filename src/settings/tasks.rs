@@ -1,0 +1,325 @@
+//! The command line's mode-specific flags, validated into one [`Task`].
+//!
+//! A flag the mode does not take is refused, naming the modes that take it: a flag that is
+//! silently ignored (`mock --report`, `rekey --credential-id`) makes a user believe it did
+//! something. Sizes and times are range-checked here, with the limit in the message.
+
+use crate::cli::{Cli, Mode, COMMON_ARGS};
+use crate::error::{Error, Result};
+use crate::task::*;
+use clap::CommandFactory as _;
+use std::time::Duration;
+
+/// The `--long` spelling of the option with clap id `id`.
+fn flag_of(id: &str) -> String {
+    Cli::command()
+        .get_arguments()
+        .find(|a| a.get_id() == id)
+        .and_then(|a| a.get_long().map(|l| format!("--{l}")))
+        .unwrap_or_else(|| id.to_owned())
+}
+
+/// `--mode a, --mode b or --mode c`.
+fn modes_sentence(modes: &[Mode]) -> String {
+    let names: Vec<String> = modes
+        .iter()
+        .map(|m| format!("--mode {}", m.name()))
+        .collect();
+    match names.split_last() {
+        None => "no mode".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Refuses every option given on the command line that `cli.mode` does not take.
+fn refuse_untaken(cli: &Cli) -> Result<()> {
+    let takes = cli.mode.takes();
+    for id in &cli.given {
+        if COMMON_ARGS.contains(&id.as_str()) || takes.contains(&id.as_str()) {
+            continue;
+        }
+        let modes: Vec<Mode> = Mode::ALL
+            .into_iter()
+            .filter(|m| m.takes().contains(&id.as_str()))
+            .collect();
+        return Err(Error::Usage(format!(
+            "--mode {} does not take {}; it is for {} (see oauthtest --mode {} --help)",
+            cli.mode.name(),
+            flag_of(id),
+            modes_sentence(&modes),
+            cli.mode.name(),
+        )));
+    }
+    Ok(())
+}
+
+fn credential_id(flag: &str, value: i64) -> Result<CredentialId> {
+    CredentialId::new(value).ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} {value}: a credential id is a positive number (see --mode list)"
+        ))
+    })
+}
+
+fn required_id(cli: &Cli, why: &str) -> Result<CredentialId> {
+    match cli.credential_id {
+        Some(v) => credential_id("--credential-id", v),
+        None => Err(Error::Usage(why.into())),
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    flag: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T> {
+    if value < min || value > max {
+        return Err(Error::Usage(format!(
+            "{flag} {value} is out of range: it must be from {min} to {max}"
+        )));
+    }
+    Ok(value)
+}
+
+fn nonempty(value: Option<&String>) -> Option<String> {
+    value.filter(|s| !s.trim().is_empty()).cloned()
+}
+
+fn database_url_if_named(cli: &Cli) -> Option<String> {
+    nonempty(cli.database_url.as_ref())
+}
+
+fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
+    let target = match &cli.target_cmd {
+        Some(cmd) if cmd.trim().is_empty() => {
+            return Err(Error::Usage(
+                "--target-cmd is empty; give the command that runs your refresh code".into(),
+            ))
+        }
+        Some(cmd) => Some(TargetArgs {
+            cmd: cmd.clone(),
+            timeout: Duration::from_secs(in_range(
+                "--target-timeout",
+                cli.target_timeout,
+                1,
+                MAX_COMMAND_TIMEOUT_SECS,
+            )?),
+        }),
+        None => {
+            if cli.was_given("target_timeout") {
+                return Err(Error::Usage(
+                    "--target-timeout goes with --target-cmd CMD".into(),
+                ));
+            }
+            None
+        }
+    };
+    Ok(MockArgs {
+        scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        scenarios_dir: cli.scenarios.clone(),
+        target,
+        report: (mode == Mode::MockAll)
+            .then(|| cli.report.clone())
+            .flatten(),
+        database_url: database_url_if_named(cli),
+    })
+}
+
+fn worker_sim(cli: &Cli) -> Result<Task> {
+    let workers = in_range("--workers", cli.workers, 1, MAX_WORKERS)?;
+    let jobs = in_range("--jobs", cli.jobs, 1, MAX_JOBS)?;
+    let coordinate = !cli.unsafe_no_refresh_coordination;
+    if cli.token_url.is_some() || cli.worker_child {
+        if cli.token_url.is_none() {
+            return Err(Error::Usage("--worker-child needs --token-url".into()));
+        }
+        // The embedded-mock options mean nothing against a token endpoint given by URL.
+        for id in [
+            "scenario",
+            "report",
+            "processes",
+            "credentials",
+            "token_ttl_secs",
+        ] {
+            if cli.was_given(id) {
+                return Err(Error::Usage(format!(
+                    "{} is for worker-sim on the embedded mock; with --token-url worker-sim runs \
+                     on stored credentials (--credential-id) against that endpoint",
+                    flag_of(id)
+                )));
+            }
+        }
+        let credential_ids = match (&cli.credential_ids, cli.credential_id) {
+            (Some(list), _) => list
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(CredentialId::new)
+                        .ok_or_else(|| {
+                            Error::Usage("--credential-ids must be comma-separated ids".into())
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            (None, Some(id)) => vec![credential_id("--credential-id", id)?],
+            (None, None) => {
+                return Err(Error::Usage(
+                    "worker-sim with --token-url needs --credential-id N (a stored credential)"
+                        .into(),
+                ))
+            }
+        };
+        return Ok(Task::WorkerSimExternal(WorkerSimExternalArgs {
+            credential_ids,
+            workers,
+            jobs,
+            child: cli.worker_child,
+            coordinate,
+        }));
+    }
+    if cli.credential_id.is_some() || cli.credential_ids.is_some() {
+        return Err(Error::Usage(
+            "--mode worker-sim --credential-id N runs against a real token endpoint: give \
+             --token-url (Google's, or a running `oauthtest --mode serve`); without it worker-sim \
+             uses --credentials synthetic credentials and the embedded mock"
+                .into(),
+        ));
+    }
+    Ok(Task::WorkerSim(WorkerSimArgs {
+        scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        workers,
+        jobs,
+        credentials: in_range("--credentials", cli.credentials, 1, MAX_CREDENTIALS)?,
+        processes: in_range("--processes", cli.processes, 1, MAX_PROCESSES)?,
+        token_ttl: Duration::from_secs(in_range(
+            "--token-ttl-secs",
+            cli.token_ttl_secs,
+            1,
+            MAX_TOKEN_TTL_SECS,
+        )?),
+        coordinate,
+        report: cli.report.clone(),
+        database_url: database_url_if_named(cli),
+    }))
+}
+
+/// The mode's task from the command line.
+///
+/// # Errors
+/// [`Error::Usage`] naming the flag at fault.
+pub fn task_from(cli: &Cli) -> Result<Task> {
+    refuse_untaken(cli)?;
+    if cli.was_given("dry_run") && !matches!(cli.mode, Mode::Real | Mode::Rekey | Mode::Scrub) {
+        // Unreachable through `takes`, kept so that a mode given `dry_run` by mistake in its
+        // table cannot write under a flag that promises it will not.
+        return Err(Error::Usage(format!(
+            "--mode {} has no dry run",
+            cli.mode.name()
+        )));
+    }
+    Ok(match cli.mode {
+        Mode::List => Task::List(ListArgs {
+            credential_id: cli
+                .credential_id
+                .map(|v| credential_id("--credential-id", v))
+                .transpose()?,
+        }),
+        Mode::Import => Task::Import(ImportArgs {
+            file: cli.file.clone().ok_or_else(|| {
+                Error::Usage("--mode import needs --file PATH (or --file - to read stdin)".into())
+            })?,
+            user_id: cli.user_id,
+            credential_type: cli.credential_type.clone(),
+            name: cli.name.clone(),
+        }),
+        Mode::Keygen => Task::Keygen,
+        Mode::Rekey => Task::Rekey(RekeyArgs {
+            dry_run: cli.dry_run,
+        }),
+        Mode::Mock | Mode::MockAll => {
+            let args = mock_args(cli, cli.mode)?;
+            if cli.mode == Mode::Mock {
+                Task::Mock(args)
+            } else {
+                Task::MockAll(args)
+            }
+        }
+        Mode::WorkerSim => worker_sim(cli)?,
+        Mode::Real => {
+            if cli.check_token && !cli.dry_run {
+                return Err(Error::Usage(
+                    "--check-token goes with --dry-run (it only reads); without --dry-run real \
+                     refreshes the credential and checks the new token anyway"
+                        .into(),
+                ));
+            }
+            Task::Real(RealArgs {
+                credential_id: required_id(
+                    cli,
+                    "--mode real needs --credential-id N (see --mode list)",
+                )?,
+                dry_run: cli.dry_run,
+                check_token: cli.check_token,
+            })
+        }
+        Mode::ForceExpire => Task::ForceExpire(ForceExpireArgs {
+            credential_id: required_id(
+                cli,
+                "--mode force-expire needs --credential-id N (see --mode list)",
+            )?,
+            no_refresh: cli.no_refresh,
+        }),
+        Mode::Copy => {
+            let credential_id = required_id(
+                cli,
+                "--mode copy copies exactly one credential: pass --credential-id N \
+                 (copying a whole store is refused)",
+            )?;
+            let from_database_url = nonempty(cli.from_database_url.as_ref()).ok_or_else(|| {
+                Error::Usage(
+                    "--mode copy needs --from-database-url URL (the store to copy from)".into(),
+                )
+            })?;
+            Task::Copy(CopyArgs {
+                credential_id,
+                from_database_url,
+            })
+        }
+        Mode::Scrub => {
+            if cli.yes && cli.dry_run {
+                return Err(Error::Usage(
+                    "--yes and --dry-run contradict each other: --yes wipes, --dry-run (the \
+                     default without --yes) only shows what would be wiped"
+                        .into(),
+                ));
+            }
+            Task::Scrub(ScrubArgs {
+                keep: cli
+                    .keep
+                    .iter()
+                    .map(|&v| credential_id("--keep", v))
+                    .collect::<Result<_>>()?,
+                apply: cli.yes,
+            })
+        }
+        Mode::Doctor => Task::Doctor(DoctorArgs {
+            check_endpoint: cli.check_endpoint,
+            production_override: cli.i_know_this_is_production,
+        }),
+        Mode::Serve => Task::Serve(ServeArgs {
+            host: cli.host,
+            port: cli.port,
+            read_timeout: Duration::from_millis(in_range(
+                "--read-timeout-ms",
+                cli.read_timeout_ms,
+                1,
+                MAX_TIMEOUT_MS,
+            )?),
+            scenario: cli.scenario.clone(),
+            scenarios_dir: cli.scenarios.clone(),
+        }),
+    })
+}

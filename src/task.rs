@@ -1,0 +1,274 @@
+//! What one run does: a typed task per mode, each holding exactly its validated arguments.
+//!
+//! [`crate::settings::Settings::from_cli`] is the only reader of the raw command line; it
+//! returns the common settings and one [`Task`]. Modes receive their own arguments from the
+//! task and never see a flag. Each task also says what it will do to the store ([`Effect`]),
+//! and the production guard decides on that, not on which flags were typed.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The id of a stored credential: a positive integer, as `--mode list` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CredentialId(i64);
+
+impl CredentialId {
+    /// `value` if it is a valid id (at least 1).
+    pub fn new(value: i64) -> Option<Self> {
+        (value >= 1).then_some(Self(value))
+    }
+
+    /// The id as stored.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a task does to the credential store it is pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Never opens a store (keygen, serve, mock on its own temporary store).
+    None,
+    /// Opens the store read-only: no file created, no migration, no row written.
+    ReadOnly,
+    /// Inserts and removes temporary rows of its own in the store it is pointed at.
+    TemporaryRows,
+    /// Changes stored credentials.
+    Writes,
+}
+
+/// `--mode list`.
+#[derive(Debug, Clone)]
+pub struct ListArgs {
+    /// One credential and its history, instead of all.
+    pub credential_id: Option<CredentialId>,
+}
+
+/// `--mode import`.
+#[derive(Debug, Clone)]
+pub struct ImportArgs {
+    /// The JSON file, or `-` for stdin.
+    pub file: PathBuf,
+    /// The owning user.
+    pub user_id: i64,
+    /// The credential type.
+    pub credential_type: String,
+    /// The credential's name.
+    pub name: String,
+}
+
+/// `--mode rekey`.
+#[derive(Debug, Clone)]
+pub struct RekeyArgs {
+    /// Count only; write nothing.
+    pub dry_run: bool,
+}
+
+/// `--mode mock-all --target-cmd` and `--mode mock --target-cmd`.
+#[derive(Debug, Clone)]
+pub struct TargetArgs {
+    /// The command, run with `sh -c`.
+    pub cmd: String,
+    /// How long one run may take.
+    pub timeout: Duration,
+}
+
+/// `--mode mock` and `--mode mock-all`.
+#[derive(Debug, Clone)]
+pub struct MockArgs {
+    /// mock: the scenario to run.
+    pub scenario: String,
+    /// Extra scenario files.
+    pub scenarios_dir: Option<PathBuf>,
+    /// The user's refresh code, instead of oauthtest's engine.
+    pub target: Option<TargetArgs>,
+    /// mock-all: also write the report here.
+    pub report: Option<PathBuf>,
+    /// The store to put temporary rows in, when one was named.
+    pub database_url: Option<String>,
+}
+
+/// The largest `--workers`, `--credentials` and `--processes` worker-sim accepts.
+pub const MAX_WORKERS: usize = 10_000;
+/// The largest `--credentials`.
+pub const MAX_CREDENTIALS: usize = 100_000;
+/// The largest `--processes`.
+pub const MAX_PROCESSES: usize = 64;
+/// The largest `--jobs`.
+pub const MAX_JOBS: u64 = 100_000_000;
+/// The largest `--token-ttl-secs`.
+pub const MAX_TOKEN_TTL_SECS: u64 = 86_400;
+/// The largest `--target-timeout` and `--trigger-timeout`, in seconds.
+pub const MAX_COMMAND_TIMEOUT_SECS: u64 = 3_600;
+/// The largest `--read-timeout-ms` and `--request-timeout-ms`.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// `--mode worker-sim` on synthetic credentials and the embedded mock.
+#[derive(Debug, Clone)]
+pub struct WorkerSimArgs {
+    /// The behaviour of the mock (`--scenario`).
+    pub scenario: String,
+    /// Concurrent workers per process.
+    pub workers: usize,
+    /// Jobs in all.
+    pub jobs: u64,
+    /// Synthetic credentials.
+    pub credentials: usize,
+    /// Processes sharing the store and the mock.
+    pub processes: usize,
+    /// Access-token lifetime at the mock.
+    pub token_ttl: Duration,
+    /// Refresh coordination off (a demonstration).
+    pub coordinate: bool,
+    /// Also write the report here (HTML for `.html`, JSON for `.json`).
+    pub report: Option<PathBuf>,
+    /// The store to put temporary rows in, when one was named.
+    pub database_url: Option<String>,
+}
+
+/// `--mode worker-sim --token-url URL`: workers on stored credentials against a real (or
+/// `serve`'s) token endpoint; also what a worker-sim child process runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSimExternalArgs {
+    /// The stored credentials to work on.
+    pub credential_ids: Vec<CredentialId>,
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Jobs in all.
+    pub jobs: u64,
+    /// This process is a child of a worker-sim parent.
+    pub child: bool,
+    /// Refresh coordination off (a demonstration).
+    pub coordinate: bool,
+}
+
+/// `--mode real`.
+#[derive(Debug, Clone)]
+pub struct RealArgs {
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// Report only; write nothing.
+    pub dry_run: bool,
+    /// With the dry run, also ask tokeninfo about the current access token.
+    pub check_token: bool,
+}
+
+/// `--mode force-expire`.
+#[derive(Debug, Clone)]
+pub struct ForceExpireArgs {
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// Only expire it; do not refresh.
+    pub no_refresh: bool,
+}
+
+/// `--mode copy`.
+#[derive(Debug, Clone)]
+pub struct CopyArgs {
+    /// The credential in the source store.
+    pub credential_id: CredentialId,
+    /// The store to copy from.
+    pub from_database_url: String,
+}
+
+/// `--mode scrub`.
+#[derive(Debug, Clone)]
+pub struct ScrubArgs {
+    /// Credentials to leave as they are.
+    pub keep: Vec<CredentialId>,
+    /// Really wipe; otherwise only show what would be wiped.
+    pub apply: bool,
+}
+
+/// `--mode doctor`.
+#[derive(Debug, Clone)]
+pub struct DoctorArgs {
+    /// Also check that the token endpoint answers.
+    pub check_endpoint: bool,
+    /// The production guard's override was given.
+    pub production_override: bool,
+}
+
+/// `--mode serve`.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    pub host: IpAddr,
+    /// The port; 0 picks a free one.
+    pub port: u16,
+    /// How long a client may take to send its request.
+    pub read_timeout: Duration,
+    /// A scenario to apply at start.
+    pub scenario: Option<String>,
+    /// Extra scenario files.
+    pub scenarios_dir: Option<PathBuf>,
+}
+
+/// One run's work: the mode and exactly its validated arguments.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// `--mode list`.
+    List(ListArgs),
+    /// `--mode import`.
+    Import(ImportArgs),
+    /// `--mode keygen`.
+    Keygen,
+    /// `--mode rekey`.
+    Rekey(RekeyArgs),
+    /// `--mode mock`.
+    Mock(MockArgs),
+    /// `--mode mock-all`.
+    MockAll(MockArgs),
+    /// `--mode worker-sim` on the embedded mock.
+    WorkerSim(WorkerSimArgs),
+    /// `--mode worker-sim --token-url` (or a worker-sim child).
+    WorkerSimExternal(WorkerSimExternalArgs),
+    /// `--mode real`.
+    Real(RealArgs),
+    /// `--mode force-expire`.
+    ForceExpire(ForceExpireArgs),
+    /// `--mode copy`.
+    Copy(CopyArgs),
+    /// `--mode scrub`.
+    Scrub(ScrubArgs),
+    /// `--mode doctor`.
+    Doctor(DoctorArgs),
+    /// `--mode serve`.
+    Serve(ServeArgs),
+}
+
+impl Task {
+    /// What this task does to the store it is pointed at: the production guard's input.
+    pub fn effect(&self) -> Effect {
+        match self {
+            Task::Keygen | Task::Serve(_) => Effect::None,
+            Task::List(_) | Task::Doctor(_) => Effect::ReadOnly,
+            Task::Rekey(a) if a.dry_run => Effect::ReadOnly,
+            Task::Real(a) if a.dry_run => Effect::ReadOnly,
+            Task::Scrub(a) if !a.apply => Effect::ReadOnly,
+            Task::Mock(a) | Task::MockAll(a) => match (&a.database_url, &a.target) {
+                (Some(_), None) => Effect::TemporaryRows,
+                _ => Effect::None,
+            },
+            Task::WorkerSim(a) => match a.database_url {
+                Some(_) => Effect::TemporaryRows,
+                None => Effect::None,
+            },
+            Task::Import(_)
+            | Task::Rekey(_)
+            | Task::Real(_)
+            | Task::ForceExpire(_)
+            | Task::Copy(_)
+            | Task::Scrub(_)
+            | Task::WorkerSimExternal(_) => Effect::Writes,
+        }
+    }
+}
