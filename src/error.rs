@@ -49,8 +49,15 @@ pub enum Error {
         problem: String,
     },
     /// No credential has this id.
-    #[error("credential {0} not found")]
-    NotFound(i64),
+    #[error("credential {id} not found in {store}{}", count_note(*.count))]
+    NotFound {
+        /// The id asked for.
+        id: i64,
+        /// The store looked in (password removed).
+        store: String,
+        /// How many credentials it holds, when that could be counted.
+        count: Option<usize>,
+    },
     /// The production guard refused a mode that changes stored credentials.
     #[error("refusing to run --mode {mode}: the environment is production (--env / OAUTHTEST_ENV), and {reason}; pass --i-know-this-is-production to override")]
     ProductionGuard {
@@ -75,7 +82,7 @@ impl Error {
             | Error::Store(_)
             | Error::Decrypt { .. }
             | Error::Payload { .. }
-            | Error::NotFound(_)
+            | Error::NotFound { .. }
             | Error::ProductionGuard { .. } => exit_code::USAGE_OR_INPUT,
             Error::Internal(_) => exit_code::INTERNAL,
         }
@@ -90,7 +97,7 @@ impl Error {
             Error::Store(_) => "store",
             Error::Decrypt { .. } => "decrypt",
             Error::Payload { .. } => "payload",
-            Error::NotFound(_) => "not_found",
+            Error::NotFound { .. } => "not_found",
             Error::ProductionGuard { .. } => "production_guard",
             Error::Internal(_) => "internal",
         }
@@ -122,6 +129,24 @@ impl Error {
             source_name: source_name.into(),
             problem: problem.into(),
         }
+    }
+}
+
+fn count_note(count: Option<usize>) -> String {
+    count.map_or_else(String::new, |n| {
+        format!(
+            " ({})",
+            crate::report::count(n, "credential", "credentials")
+        )
+    })
+}
+
+/// The error for credential `id` missing from `store`, saying how many it holds.
+pub async fn not_found(store: &crate::store::Store, id: i64) -> Error {
+    Error::NotFound {
+        id,
+        store: store.url().to_owned(),
+        count: store.list().await.ok().map(|rows| rows.len()),
     }
 }
 

@@ -288,10 +288,12 @@ impl Engine {
     }
 
     async fn load(&self, id: i64) -> Result<CredentialRow, EngineError> {
-        self.store
-            .get(id)
-            .await?
-            .ok_or(EngineError::Credential(Error::NotFound(id)))
+        match self.store.get(id).await? {
+            Some(row) => Ok(row),
+            None => Err(EngineError::Credential(
+                crate::error::not_found(&self.store, id).await,
+            )),
+        }
     }
 
     fn reconnect_error(row: &CredentialRow) -> EngineError {

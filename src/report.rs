@@ -28,6 +28,12 @@ pub trait Report {
     fn exit_code(&self) -> u8 {
         exit_code::SUCCESS
     }
+
+    /// Whether the JSON form is printed on one line, as one of a stream of JSON lines (`serve`,
+    /// whose first line is printed as it starts), rather than pretty-printed.
+    fn json_lines(&self) -> bool {
+        false
+    }
 }
 
 /// Prints `report` in `format` to `out`.
@@ -37,6 +43,10 @@ pub trait Report {
 pub fn emit(report: &dyn Report, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Text => report.render_text(out)?,
+        Format::Json if report.json_lines() => {
+            serde_json::to_writer(&mut *out, &report.to_json())?;
+            writeln!(out)?;
+        }
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
             writeln!(out)?;
@@ -47,6 +57,29 @@ pub fn emit(report: &dyn Report, format: Format, out: &mut dyn Write) -> io::Res
         },
     }
     out.flush()
+}
+
+/// Writes a `--report` file beside its target and renames it into place, so a reader never sees
+/// half a report.
+///
+/// # Errors
+/// [`crate::error::Error::Config`] naming `--report PATH`.
+pub fn write_report_file(path: &std::path::Path, body: &[u8]) -> crate::error::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            crate::error::Error::config(
+                format!("--report {}", path.display()),
+                format!("cannot write: {e}"),
+            )
+        })
+}
+
+/// `1 credential`, `3 credentials`: a count with the noun that agrees with it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A signed number of seconds as a short human span: `52m`, `3h 5m`, `2d 4h`, `40s`.

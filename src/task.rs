@@ -103,7 +103,7 @@ pub const MAX_CREDENTIALS: usize = 100_000;
 /// The largest `--processes`.
 pub const MAX_PROCESSES: usize = 64;
 /// The largest `--jobs`.
-pub const MAX_JOBS: u64 = 100_000_000;
+pub const MAX_JOBS: u64 = 1_000_000_000;
 /// The largest `--token-ttl-secs`.
 pub const MAX_TOKEN_TTL_SECS: u64 = 86_400;
 /// The largest `--target-timeout` and `--trigger-timeout`, in seconds.
@@ -144,6 +144,9 @@ pub struct WorkerSimExternalArgs {
     pub workers: usize,
     /// Jobs in all.
     pub jobs: u64,
+    /// The access-token lifetime the parent's mock gives (children only; the refresh margin
+    /// follows it).
+    pub token_ttl: Duration,
     /// This process is a child of a worker-sim parent.
     pub child: bool,
     /// Refresh coordination off (a demonstration).
@@ -215,6 +218,8 @@ pub struct ServeArgs {
 /// One run's work: the mode and exactly its validated arguments.
 #[derive(Debug, Clone)]
 pub enum Task {
+    /// `--mode init`.
+    Init,
     /// `--mode list`.
     List(ListArgs),
     /// `--mode import`.
@@ -262,7 +267,8 @@ impl Task {
                 Some(_) => Effect::TemporaryRows,
                 None => Effect::None,
             },
-            Task::Import(_)
+            Task::Init
+            | Task::Import(_)
             | Task::Rekey(_)
             | Task::Real(_)
             | Task::ForceExpire(_)

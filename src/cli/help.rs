@@ -40,6 +40,7 @@ pub fn mode_in(args: &[OsString]) -> Option<Mode> {
 /// One line per mode, for `oauthtest --help`.
 fn summary(mode: Mode) -> &'static str {
     match mode {
+        Mode::Init => "create the store and apply migrations (changes no credential)",
         Mode::List => "the stored Google credentials and their state, never a secret",
         Mode::Import => "encrypt and store a credential from a JSON file (--file)",
         Mode::Keygen => "print a new random encryption key",
@@ -59,6 +60,10 @@ fn summary(mode: Mode) -> &'static str {
 /// A few typical command lines for `--mode MODE --help`.
 fn examples(mode: Mode) -> &'static [&'static str] {
     match mode {
+        Mode::Init => &[
+            "oauthtest --mode init",
+            "DATABASE_URL=postgres://app@db/staging oauthtest --mode init",
+        ],
         Mode::List => &[
             "oauthtest --mode list",
             "oauthtest --mode list --credential-id 3 --format json",

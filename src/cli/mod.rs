@@ -28,6 +28,9 @@ pub enum Mode {
     /// Encrypt and store a credential from a JSON file (--file, or - for stdin): an OAuth 2.0
     /// Playground token response or an authorized_user file. Prints the new id.
     Import,
+    /// Create the store (a SQLite file, or oauthtest's tables in a PostgreSQL database) and
+    /// apply migrations; changes no credential. The read-only modes never create a store.
+    Init,
     /// Print a new random encryption key (32 bytes, base64) for OAUTHTEST_ENCRYPTION_KEY.
     Keygen,
     /// Re-encrypt every stored credential with the current key (old keys from
@@ -70,6 +73,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::List => "list",
+            Mode::Init => "init",
             Mode::Import => "import",
             Mode::Keygen => "keygen",
             Mode::Rekey => "rekey",
@@ -93,9 +97,8 @@ impl Mode {
         }
     }
 
-    /// Whether the mode changes stored credentials (and so is subject to the production guard).
-    /// A mode counts even when a flag (`--dry-run`, no `--yes`) keeps one run from writing: the
-    /// guard is about what the mode is for, and a preview in production needs the override too.
+    /// Whether the mode can change stored credentials. Some runs of it only read (`--dry-run`,
+    /// scrub without `--yes`): the production guard decides on [`crate::task::Task::effect`].
     pub fn writes_credentials(self) -> bool {
         matches!(
             self,
@@ -104,7 +107,8 @@ impl Mode {
     }
 
     /// Every mode, in the order `--help` lists them.
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 14] = [
+        Mode::Init,
         Mode::List,
         Mode::Import,
         Mode::Keygen,
@@ -125,6 +129,7 @@ impl Mode {
     /// take it; `--mode MODE --help` shows exactly these.
     pub fn takes(self) -> &'static [&'static str] {
         match self {
+            Mode::Init => &["database_url"],
             Mode::List => &["database_url", "key_file", "credential_id"],
             Mode::Import => &[
                 "database_url",

@@ -267,8 +267,8 @@ async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
                     "use sqlite://PATH or postgres://USER@HOST:PORT/DB"
                 }
                 _ if shown.starts_with("sqlite:") => {
-                    "check the path: the file must exist and be readable (the first oauthtest \
-                     run that opens the store, e.g. `oauthtest --mode list`, creates it)"
+                    "check the path: the file must exist and be readable (`oauthtest --mode \
+                     init` creates it)"
                 }
                 _ => {
                     "check that the server is up and that the URL's user, host, port and \
@@ -317,8 +317,8 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
             format!("no oauthtest store in this database yet (no {MIGRATIONS_TABLE} table)"),
         )
         .fix(
-            "create it: the first oauthtest run that opens the store read-write applies the \
-             migrations, e.g. `oauthtest --mode list`",
+            "create it: `oauthtest --mode init` applies the migrations (and changes no \
+             credential)",
         );
     }
     let mut problems = Vec::new();
@@ -351,9 +351,7 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if !status.pending.is_empty() {
         problems.push(format!("pending: {}", join(&status.pending)));
         fixes.push(
-            "apply them: any oauthtest run that opens the store read-write does, e.g. \
-             `oauthtest --mode list`"
-                .to_owned(),
+            "apply them: `oauthtest --mode init` does (and changes no credential)".to_owned(),
         );
     }
     Finding::new(

@@ -38,6 +38,12 @@ pub struct ImportReport {
 pub async fn run(settings: &Settings, args: &ImportArgs) -> Result<ImportReport> {
     let path = args.file.as_path();
     let (source_name, bytes) = read_source(path)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::input(
+            &source_name,
+            "empty; expected a JSON token response or an authorized_user file",
+        ));
+    }
     let defaults = ClientDefaults {
         client_id: settings.client_id.clone(),
         client_secret: settings.client_secret.clone(),

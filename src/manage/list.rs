@@ -3,7 +3,7 @@
 //! Reads only columns kept beside the envelope, so it needs no key and cannot leak one. With
 //! `--credential-id`, shows that credential and its history.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::{human_span, write_table, Report};
 use crate::settings::Settings;
 use crate::store::{BackendKind, CredentialRow, HistoryRow};
@@ -90,7 +90,9 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<ListReport> {
     let now = Utc::now();
     let (rows, history) = match args.credential_id.map(|id| id.get()) {
         Some(id) => {
-            let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
+            let Some(row) = store.get(id).await? else {
+                return Err(crate::error::not_found(&store, id).await);
+            };
             (vec![row], Some(store.history(id).await?))
         }
         None => (store.list().await?, None),

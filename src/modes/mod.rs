@@ -12,6 +12,7 @@ use crate::{doctor, manage, scenarios, serve, staging, worker_sim};
 /// Whatever the mode fails with; see [`crate::error::Error`].
 pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>> {
     Ok(match task {
+        Task::Init => Box::new(manage::init::run(settings).await?),
         Task::List(args) => Box::new(manage::list::run(settings, &args).await?),
         Task::Import(args) => Box::new(manage::import::run(settings, &args).await?),
         Task::Keygen => Box::new(manage::keygen::run()),

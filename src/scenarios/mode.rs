@@ -144,12 +144,7 @@ fn write_report_file(report: &MockReport, path: &std::path::Path) -> Result<()> 
             String::from_utf8_lossy(&out).into_owned()
         }
     };
-    let shown = path.display().to_string();
-    // Write beside the target and rename, so a reader never sees half a report.
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, body)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::config(format!("--report {shown}"), format!("cannot write: {e}")))
+    crate::report::write_report_file(path, body.as_bytes())
 }
 
 fn xml_escape(s: &str) -> String {
@@ -226,10 +221,10 @@ impl Report for MockReport {
         }
         writeln!(
             out,
-            "{} passed, {} failed ({} scenarios in {} ms)",
+            "{} passed, {} failed ({} in {} ms)",
             self.results.len() - self.failed(),
             self.failed(),
-            self.results.len(),
+            crate::report::count(self.results.len(), "scenario", "scenarios"),
             self.duration_ms
         )
     }

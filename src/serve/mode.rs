@@ -97,7 +97,13 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
     let started = Instant::now();
     {
         let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{url}")
+        let first = match settings.format {
+            crate::cli::Format::Json => {
+                serde_json::json!({"mode": "serve", "event": "listening", "url": url}).to_string()
+            }
+            _ => url.clone(),
+        };
+        writeln!(stdout, "{first}")
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot print the URL: {e}")))?;
     }
@@ -160,9 +166,14 @@ impl Report for ServeReport {
         )
     }
 
+    fn json_lines(&self) -> bool {
+        true
+    }
+
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": "serve",
+            "event": "stopped",
             "url": self.url,
             "stopped_by": self.stopped_by,
             "mock_requests": self.mock_requests,

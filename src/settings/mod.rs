@@ -96,6 +96,18 @@ impl Settings {
     pub fn from_cli(cli: &Cli) -> Result<(Self, Task)> {
         let task = tasks::task_from(cli)?;
         guard(cli, &task)?;
+        if let Some(url) = cli.database_url.as_deref() {
+            let rest = url
+                .trim()
+                .strip_prefix("sqlite:")
+                .map(|r| r.trim_start_matches('/'));
+            if rest.is_some_and(str::is_empty) {
+                return Err(Error::config(
+                    "--database-url / DATABASE_URL",
+                    "sqlite:// has no path; give sqlite://PATH, e.g. sqlite://oauthtest.db",
+                ));
+            }
+        }
         let settings = Self {
             format: cli.format,
             database_url_explicit: cli

@@ -44,10 +44,10 @@ fn refuse_untaken(cli: &Cli) -> Result<()> {
             .filter(|m| m.takes().contains(&id.as_str()))
             .collect();
         return Err(Error::Usage(format!(
-            "--mode {} does not take {}; it is for {} (see oauthtest --mode {} --help)",
-            cli.mode.name(),
+            "{} works with {}, not --mode {} (see oauthtest --mode {} --help)",
             flag_of(id),
             modes_sentence(&modes),
+            cli.mode.name(),
             cli.mode.name(),
         )));
     }
@@ -143,7 +143,8 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             "credentials",
             "token_ttl_secs",
         ] {
-            if cli.was_given(id) {
+            // A child is told its parent's token lifetime.
+            if cli.was_given(id) && !(cli.worker_child && id == "token_ttl_secs") {
                 return Err(Error::Usage(format!(
                     "{} is for worker-sim on the embedded mock; with --token-url worker-sim runs \
                      on stored credentials (--credential-id) against that endpoint",
@@ -176,6 +177,12 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             credential_ids,
             workers,
             jobs,
+            token_ttl: Duration::from_secs(in_range(
+                "--token-ttl-secs",
+                cli.token_ttl_secs,
+                1,
+                MAX_TOKEN_TTL_SECS,
+            )?),
             child: cli.worker_child,
             coordinate,
         }));
@@ -235,6 +242,7 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             credential_type: cli.credential_type.clone(),
             name: cli.name.clone(),
         }),
+        Mode::Init => Task::Init,
         Mode::Keygen => Task::Keygen,
         Mode::Rekey => Task::Rekey(RekeyArgs {
             dry_run: cli.dry_run,

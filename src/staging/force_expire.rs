@@ -9,7 +9,7 @@
 //! Each step is reported pass/fail; a failed step skips the ones after it. `--no-refresh` stops
 //! after step 2, leaving the credential expired for the application's own workers to refresh.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_code;
 use crate::refresh::EngineError;
 use crate::report::Report;
@@ -118,7 +118,9 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
     let written = store
         .rewrite(&row, &expired, row.state(), &keyring, &history)
         .await?;
-    let expired_row = store.get(id).await?.ok_or(Error::NotFound(id))?;
+    let Some(expired_row) = store.get(id).await? else {
+        return Err(crate::error::not_found(&store, id).await);
+    };
     let now_expired = expired_row.expires_at.is_some_and(|e| e <= Utc::now());
     let expired_snapshot = Snapshot::new(&expired_row, &expired, settings);
     report.steps.push(match (written, now_expired) {

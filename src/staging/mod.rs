@@ -9,7 +9,7 @@ pub mod scrub;
 
 use crate::credential::{fingerprint, GoogleCredential};
 use crate::crypto::Keyring;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::google_api::{self, ApiEndpoints, ApiResult};
 use crate::report::human_span;
 use crate::settings::Settings;
@@ -299,7 +299,9 @@ pub async fn open_credential(
         Access::Write => settings.open_store().await?,
         Access::ReadOnly => Store::connect_read_only(&settings.database_url).await?,
     });
-    let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
+    let Some(row) = store.get(id).await? else {
+        return Err(crate::error::not_found(&store, id).await);
+    };
     let secrets = row.decrypt(&keyring)?;
     let before = Snapshot::new(&row, &secrets, settings);
     Ok(Opened {
@@ -322,7 +324,9 @@ pub async fn snapshot(
     keyring: &Keyring,
     settings: &Settings,
 ) -> Result<Snapshot> {
-    let row = store.get(id).await?.ok_or(Error::NotFound(id))?;
+    let Some(row) = store.get(id).await? else {
+        return Err(crate::error::not_found(store, id).await);
+    };
     Ok(Snapshot::new(&row, &row.decrypt(keyring)?, settings))
 }
 

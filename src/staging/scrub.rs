@@ -187,8 +187,8 @@ impl Report for ScrubReport {
         };
         writeln!(
             out,
-            "{head}: {} credential(s) {}, {} kept, {} already clean, {} failed.",
-            self.scrubbed.len(),
+            "{head}: {} {}, {} kept, {} already clean, {} failed.",
+            crate::report::count(self.scrubbed.len(), "credential", "credentials"),
             if self.applied {
                 "wiped and marked needs_reconnect"
             } else {

@@ -252,7 +252,10 @@ impl Store {
         if let Err(e) = probe {
             return Err(StoreError::Query {
                 url: store.url.clone(),
-                reason: format!("no oauthtest store can be read there ({e})"),
+                reason: format!(
+                    "no oauthtest store can be read there ({e}); `oauthtest --mode init` creates \
+                     one"
+                ),
             });
         }
         Ok(store)
@@ -308,7 +311,9 @@ impl Store {
                 if file != Path::new(":memory:") && !file.exists() {
                     return Err(StoreError::Unreachable {
                         url: shown,
-                        reason: "no such file (opened read-only, so none is created)".into(),
+                        reason: "no such file (opened read-only, so none is created); \
+                                 `oauthtest --mode init` creates it"
+                            .into(),
                     });
                 }
                 options.read_only(true)

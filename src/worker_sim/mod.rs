@@ -461,6 +461,8 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
             &jobs.to_string(),
             "--workers",
             &config.workers.to_string(),
+            "--token-ttl-secs",
+            &config.token_ttl.as_secs().to_string(),
             "--request-timeout-ms",
             &config.request_timeout.as_millis().to_string(),
         ])

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::google_api::ApiEndpoints;
-use crate::report::Report;
+use crate::report::{count, Report};
 use crate::settings::Settings;
 use crate::task::{WorkerSimArgs, WorkerSimExternalArgs};
 use crate::worker_sim::invariants::{judge, Judgement};
@@ -196,25 +196,26 @@ pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimR
         "the mock's journal",
     );
     if let Some(path) = &args.report {
-        let page = crate::worker_sim::html::render(
-            &format!(
-                "oauthtest worker-sim: {} ({} workers × {} processes, {} jobs, {} credentials)",
-                args.scenario, config.workers, config.processes, config.jobs, config.credentials
-            ),
-            &report.summary_rows(),
-            &judgement,
-            &hist,
-            config.credentials,
-        );
-        let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, page)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                Error::config(
-                    format!("--report {}", path.display()),
-                    format!("cannot write: {e}"),
-                )
-            })?;
+        // As mock-all does: by extension, JSON for .json, else a self-contained HTML page.
+        let body = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        } else {
+            crate::worker_sim::html::render(
+                &format!(
+                    "oauthtest worker-sim: {} ({} × {}, {} jobs, {})",
+                    args.scenario,
+                    count(config.workers, "worker", "workers"),
+                    count(config.processes, "process", "processes"),
+                    config.jobs,
+                    count(config.credentials, "credential", "credentials"),
+                ),
+                &report.summary_rows(),
+                &judgement,
+                &hist,
+                config.credentials,
+            )
+        };
+        crate::report::write_report_file(path, body.as_bytes())?;
     }
     rig.store.close().await;
     Ok(report)
@@ -262,7 +263,7 @@ pub async fn run_external(
         workers: args.workers,
         jobs: args.jobs,
         credentials: ids.len(),
-        token_ttl: Duration::ZERO,
+        token_ttl: args.token_ttl,
         behaviour: Behaviour::Success,
         processes: 1,
         database_url: None,
@@ -274,7 +275,7 @@ pub async fn run_external(
     let store = Arc::new(settings.open_store().await?);
     for id in &ids {
         if store.get(*id).await?.is_none() {
-            return Err(Error::NotFound(*id));
+            return Err(crate::error::not_found(&store, *id).await);
         }
     }
     let api = settings.api.clone();
@@ -349,8 +350,10 @@ impl WorkerSimReport {
             (
                 "shape".into(),
                 format!(
-                    "{} workers × {} processes, {} credentials",
-                    self.workers, self.processes, self.credentials
+                    "{} × {}, {}",
+                    count(self.workers, "worker", "workers"),
+                    count(self.processes, "process", "processes"),
+                    count(self.credentials, "credential", "credentials")
                 ),
             ),
             (

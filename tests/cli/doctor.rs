@@ -186,7 +186,7 @@ fn missing_key_fails_the_key_check_with_a_keygen_fix() {
 #[test]
 fn malformed_keys_fail_naming_the_setting_and_never_the_value() {
     let db = TestDb::sqlite();
-    run(db.cmd(), &["--mode", "list"], None).assert_code(0);
+    run(db.cmd(), &["--mode", "init"], None).assert_code(0);
     let bad = "not-a-key-PLANTED-0b1d";
     let r = doctor(&db, Some(bad), &[]);
     r.assert_code(1);
@@ -355,7 +355,7 @@ fn the_default_store_warns_in_staging_when_database_url_is_not_set() {
     c.env("OAUTHTEST_ENCRYPTION_KEY", &key)
         .env("OAUTHTEST_ENV", "staging");
     // Create the default store first, so only the warning is left.
-    run(oauthtest_cmd(dir.path()), &["--mode", "list"], None).assert_code(0);
+    run(oauthtest_cmd(dir.path()), &["--mode", "init"], None).assert_code(0);
     let r = run(c, &["--mode", "doctor", "--format", "json"], None);
     r.assert_code(0);
     assert_finding(&r, "database", "warn", "DATABASE_URL is not set");
@@ -377,13 +377,13 @@ async fn a_database_without_a_store_fails_migrations_and_doctor_does_not_create_
         r.assert_code(1);
         assert_finding(&r, "database", "ok", "is reachable");
         let f = assert_finding(&r, "migrations", "fail", "no oauthtest store");
-        assert!(f["fix"].as_str().unwrap().contains("--mode list"), "{f}");
+        assert!(f["fix"].as_str().unwrap().contains("--mode init"), "{f}");
         assert_finding(&r, "credentials", "skip", "no oauthtest store yet");
     }
     // The fix it names works.
     let mut c = db.cmd();
     c.env("OAUTHTEST_ENCRYPTION_KEY", &key);
-    run(c, &["--mode", "list"], None).assert_code(0);
+    run(c, &["--mode", "init"], None).assert_code(0);
     doctor(&db, Some(&key), &[]).assert_code(0);
 }
 
@@ -428,7 +428,7 @@ async fn migrations_that_are_not_current_fail_and_doctor_never_applies_them(db: 
     .await;
     check("pending: 20261122000001");
     let f = check("not current (0 of 1 applied)");
-    assert!(f["fix"].as_str().unwrap().contains("--mode list"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("--mode init"), "{f}");
 
     // Applied by a newer oauthtest (this binary does not carry it).
     exec(

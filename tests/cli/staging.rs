@@ -150,21 +150,12 @@ impl Staging {
         for (k, v) in env {
             c.env(k, v);
         }
-        let (token, tokeninfo, api) = (
-            self.mock.token_url(),
-            self.mock.tokeninfo_url(),
-            self.mock.api_url(),
-        );
-        let mut all = args.to_vec();
-        all.extend([
-            "--token-url",
-            &token,
-            "--tokeninfo-url",
-            &tokeninfo,
-            "--api-url",
-            &api,
-        ]);
-        run(c, &all, None)
+        // Through the environment, which every mode may inherit: a flag a mode does not take
+        // would be refused.
+        c.env("OAUTHTEST_TOKEN_URL", self.mock.token_url())
+            .env("OAUTHTEST_TOKENINFO_URL", self.mock.tokeninfo_url())
+            .env("OAUTHTEST_API_URL", self.mock.api_url());
+        run(c, args, None)
     }
 
     fn endpoints_hit(&self) -> Vec<Endpoint> {
@@ -1039,9 +1030,10 @@ async fn scrub_shows_its_plan_then_wipes_every_credential_but_the_kept_ones(db: 
     );
     assert!(preview.stdout.contains("unreadable payload"), "{preview}");
     assert!(preview.stdout.contains("Run again with --yes"), "{preview}");
-    let dry = scrub(&["--keep", &keep_s, "--yes", "--dry-run", "--format", "json"]);
-    dry.assert_code(0);
-    assert_eq!(dry.json()["applied"], false);
+    // --yes with --dry-run is a contradiction, refused before anything is opened.
+    scrub(&["--keep", &keep_s, "--yes", "--dry-run"])
+        .assert_code(2)
+        .assert_stderr_has("--yes and --dry-run contradict each other");
     for (id, cols) in ids.iter().zip(&before) {
         assert_eq!(
             &columns(&store.get(*id).await.unwrap().unwrap()),

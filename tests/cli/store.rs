@@ -195,6 +195,11 @@ async fn bad_import_inputs_write_nothing(db: TestDb) {
         .assert_one_line_error()
         .assert_stderr_has("missing.json: cannot read");
 
+    // No failed import created the store; init does, empty.
+    run(db.cmd(), &["--mode", "list"], None)
+        .assert_code(2)
+        .assert_stderr_has("--mode init");
+    run(db.cmd(), &["--mode", "init"], None).assert_code(0);
     let list = run(db.cmd(), &["--mode", "list", "--format", "json"], None);
     list.assert_code(0);
     assert_eq!(
@@ -394,6 +399,7 @@ on_both_backends!(
     unknown_credential_id_is_named
 );
 async fn unknown_credential_id_is_named(db: TestDb) {
+    run(db.cmd(), &["--mode", "init"], None).assert_code(0);
     let r = run(
         db.cmd(),
         &["--mode", "list", "--credential-id", "4242"],
@@ -401,7 +407,8 @@ async fn unknown_credential_id_is_named(db: TestDb) {
     );
     r.assert_code(2)
         .assert_one_line_error()
-        .assert_stderr_has("credential 4242 not found");
+        .assert_stderr_has("credential 4242 not found in ")
+        .assert_stderr_has("(0 credentials)");
 }
 
 #[test]
@@ -420,8 +427,19 @@ fn unreachable_database_is_named_and_exits_2() {
 }
 
 #[test]
-fn default_store_is_a_sqlite_file_created_on_first_use() {
+fn default_store_is_a_sqlite_file_created_by_init_and_never_by_list() {
     let dir = tempfile::tempdir().unwrap();
+    run(oauthtest_cmd(dir.path()), &["--mode", "list"], None)
+        .assert_code(2)
+        .assert_one_line_error()
+        .assert_stderr_has("sqlite://oauthtest.db: cannot connect: no such file");
+    assert!(!dir.path().join("oauthtest.db").exists());
+    let init = run(oauthtest_cmd(dir.path()), &["--mode", "init"], None);
+    init.assert_code(0);
+    assert!(
+        init.stdout.contains("Store ready at sqlite://oauthtest.db"),
+        "{init}"
+    );
     let r = run(oauthtest_cmd(dir.path()), &["--mode", "list"], None);
     r.assert_code(0);
     assert!(r.stdout.contains("No credentials stored"), "{r}");
@@ -438,11 +456,11 @@ fn dotenv_fills_unset_variables_but_flags_and_environment_win() {
         format!("DATABASE_URL=sqlite://{}\n", a.display()),
     )
     .unwrap();
-    run(oauthtest_cmd(dir.path()), &["--mode", "list"], None).assert_code(0);
+    run(oauthtest_cmd(dir.path()), &["--mode", "init"], None).assert_code(0);
     assert!(a.is_file(), ".env must apply");
     let mut c = oauthtest_cmd(dir.path());
     c.env("DATABASE_URL", format!("sqlite://{}", b.display()));
-    run(c, &["--mode", "list"], None).assert_code(0);
+    run(c, &["--mode", "init"], None).assert_code(0);
     assert!(b.is_file(), "the environment must win over .env");
     let flag = dir.path().join("c.db");
     let mut c = oauthtest_cmd(dir.path());
@@ -451,7 +469,7 @@ fn dotenv_fills_unset_variables_but_flags_and_environment_win() {
         c,
         &[
             "--mode",
-            "list",
+            "init",
             "--database-url",
             &format!("sqlite://{}", flag.display()),
         ],
