@@ -66,6 +66,12 @@ pub enum Error {
         /// What the mode would do to the store.
         reason: &'static str,
     },
+    /// SIGINT or SIGTERM stopped the run; its temporary rows are removed on the way out.
+    #[error("interrupted by {signal}; the run stopped before it finished (nothing it judged is reported)")]
+    Interrupted {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+    },
     /// Anything else: a bug or an unexpected failure of the tool itself.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -84,6 +90,7 @@ impl Error {
             | Error::Payload { .. }
             | Error::NotFound { .. }
             | Error::ProductionGuard { .. } => exit_code::USAGE_OR_INPUT,
+            Error::Interrupted { signal } => exit_code::interrupted(signal),
             Error::Internal(_) => exit_code::INTERNAL,
         }
     }
@@ -99,6 +106,7 @@ impl Error {
             Error::Payload { .. } => "payload",
             Error::NotFound { .. } => "not_found",
             Error::ProductionGuard { .. } => "production_guard",
+            Error::Interrupted { .. } => "interrupted",
             Error::Internal(_) => "internal",
         }
     }

@@ -20,9 +20,11 @@ pub mod report;
 pub mod scenarios;
 pub mod serve;
 pub mod settings;
+pub mod signals;
 pub mod staging;
 pub mod store;
 pub mod task;
+pub mod temp_rows;
 pub mod worker_sim;
 
 pub use error::{Error, Result};
@@ -33,5 +35,13 @@ pub use error::{Error, Result};
 /// [`Error`], each variant with its exit code.
 pub async fn run(cli: &cli::Cli) -> Result<Box<dyn report::Report>> {
     let (settings, task) = settings::Settings::from_cli(cli)?;
-    modes::dispatch(&settings, task).await
+    // serve stops on these signals by itself, with its own summary.
+    if matches!(task, task::Task::Serve(_)) {
+        return modes::dispatch(&settings, task).await;
+    }
+    let signals = signals::Signals::install()?;
+    tokio::select! {
+        report = modes::dispatch(&settings, task) => report,
+        signal = signals.wait() => Err(Error::Interrupted { signal }),
+    }
 }

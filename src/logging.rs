@@ -20,6 +20,7 @@
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::{self, IsTerminal, Write};
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
 
 /// Where the log filter came from, for the message when it does not parse.
@@ -54,12 +55,37 @@ pub fn init(directives: &str) -> Result<(), String> {
         .map_err(|e| format!("{FILTER_SOURCES}: not a valid log filter ({e})"))?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Stderr)
         .with_ansi(colour_on_stderr())
         .log_internal_errors(false)
         .with_target(true)
         .try_init();
     Ok(())
+}
+
+static STDERR_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a log line could not be written to stderr (closed, full): the run then ends with
+/// [`INTERNAL`](crate::exit_code::INTERNAL), since what it was asked to say was lost.
+pub fn stderr_failed() -> bool {
+    STDERR_FAILED.load(Ordering::Relaxed)
+}
+
+/// stderr for the subscriber: a failed write is remembered, never a panic.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write(buf).inspect_err(|_| {
+            STDERR_FAILED.store(true, Ordering::Relaxed);
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush().inspect_err(|_| {
+            STDERR_FAILED.store(true, Ordering::Relaxed);
+        })
+    }
 }
 
 /// Replaces the process's panic hook with one that reports a panic without its message (see the

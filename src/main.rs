@@ -1,7 +1,7 @@
 //! The `oauthtest` binary: parse flags, set up logging, run, map the outcome to an exit code.
 
 use oauthtest::cli::{Cli, Format, Parsed};
-use oauthtest::{exit_code, logging, report};
+use oauthtest::{exit_code, logging, report, temp_rows};
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
@@ -69,6 +69,37 @@ fn main() -> ExitCode {
             oauthtest::run(&cli).await
         })
     }));
+    // Whatever ended the run (success, error, signal, panic): no temporary row stays behind.
+    // Tasks a cancelled run left are stopped first, so none writes a row after the clean-up.
+    let normally = matches!(&ran, Ok(Ok(_)));
+    if temp_rows::anything_to_remove(normally) {
+        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(cleanup) => {
+                let removed = cleanup.block_on(temp_rows::remove_all(!normally));
+                tracing::info!(removed, "removed the run's temporary rows");
+            }
+            Err(e) => say(&format!(
+                "error: cannot remove the run's temporary rows: {e}"
+            )),
+        }
+    }
+    let code = finish(ran, &cli, json);
+    if logging::stderr_failed() {
+        return ExitCode::from(exit_code::INTERNAL);
+    }
+    code
+}
+
+/// The run's outcome printed, as an exit code.
+fn finish(
+    ran: std::thread::Result<oauthtest::Result<Box<dyn report::Report>>>,
+    cli: &Cli,
+    json: bool,
+) -> ExitCode {
     // The hook has reported the panic; its payload is dropped unread.
     let Ok(outcome) = ran else {
         if json {

@@ -82,6 +82,11 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// [`count`] for a `u64`.
+pub fn count_u64(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A signed number of seconds as a short human span: `52m`, `3h 5m`, `2d 4h`, `40s`.
 pub fn human_span(seconds: i64) -> String {
     let s = seconds.unsigned_abs();

@@ -130,7 +130,8 @@ impl Mode {
     pub fn takes(self) -> &'static [&'static str] {
         match self {
             Mode::Init => &["database_url"],
-            Mode::List => &["database_url", "key_file", "credential_id"],
+            // list reads only the columns beside the envelope: it needs no key.
+            Mode::List => &["database_url", "credential_id"],
             Mode::Import => &[
                 "database_url",
                 "key_file",

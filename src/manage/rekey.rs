@@ -40,7 +40,12 @@ pub struct RekeyReport {
 /// be decrypted are reported in the report (exit 2), and left as they are.
 pub async fn run(settings: &Settings, args: &RekeyArgs) -> Result<RekeyReport> {
     let keyring = settings.keyring()?;
-    let store = settings.open_store().await?;
+    // A dry run only reads: no file created, no migration, nothing written.
+    let store = if args.dry_run {
+        settings.open_store_read_only().await?
+    } else {
+        settings.open_store().await?
+    };
     let mut report = RekeyReport {
         dry_run: args.dry_run,
         key_id: keyring.current().id().to_owned(),

@@ -121,12 +121,21 @@ async fn execute(
         client_secret: Some(seeded.client_secret),
         id_token: None,
     };
+    let temporary = options.database_url.is_some();
+    if temporary {
+        crate::temp_rows::expect(&url);
+    }
+    let name = format!("oauthtest scenario {}", scenario.name);
     let id = store
         .insert(
             &NewCredential {
                 user_id: 0,
                 credential_type: "gmailOAuth2".into(),
-                name: format!("oauthtest scenario {}", scenario.name),
+                name: if temporary {
+                    crate::temp_rows::name(&name)
+                } else {
+                    name
+                },
             },
             &secrets,
             &keyring,
@@ -134,6 +143,9 @@ async fn execute(
         )
         .await
         .map_err(|e| e.to_string())?;
+    if temporary {
+        crate::temp_rows::register(&url, id);
+    }
 
     let outcome = run_job_and_verify(
         scenario,
@@ -145,8 +157,8 @@ async fn execute(
         result,
     )
     .await;
-    if options.database_url.is_some() {
-        let _ = store.delete(&[id]).await;
+    if options.database_url.is_some() && store.delete(&[id]).await.is_ok() {
+        crate::temp_rows::release(&url, &[id]);
     }
     store.close().await;
     outcome

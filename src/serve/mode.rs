@@ -93,7 +93,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
 
     // Signal handlers first: a signal that arrives right after the URL is printed must stop the
     // server cleanly, not kill it.
-    let signals = Signals::install()?;
+    let signals = crate::signals::Signals::install()?;
     let started = Instant::now();
     {
         let mut stdout = io::stdout().lock();
@@ -123,34 +123,6 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         rejected: app.stats.rejected.load(Ordering::Relaxed),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
-}
-
-/// SIGINT and SIGTERM, installed before the server starts.
-struct Signals {
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let install = |kind: SignalKind, name: &str| {
-            signal(kind).map_err(|e| {
-                Error::Internal(anyhow::anyhow!("cannot install the {name} handler: {e}"))
-            })
-        };
-        Ok(Self {
-            terminate: install(SignalKind::terminate(), "SIGTERM")?,
-            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
-        })
-    }
-
-    async fn wait(mut self) -> &'static str {
-        tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
-        }
-    }
 }
 
 impl Report for ServeReport {

@@ -35,6 +35,8 @@ pub struct CopyReport {
     has_refresh_token: bool,
     expires_at: Option<DateTime<Utc>>,
     scopes: Vec<String>,
+    /// Earlier copies of the same source credential in this store: this copy is another row.
+    copied_before: Vec<i64>,
 }
 
 /// Copies credential `--credential-id` from `--from-database-url` into this store.
@@ -99,6 +101,7 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
             keyring.current().id()
         )),
     );
+    let copied_before = earlier_copies(&store, id, &shown).await?;
     let new_id = store
         .insert_with_state(&new, &secrets, row.state(), &keyring, &history)
         .await?;
@@ -134,7 +137,25 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
         has_refresh_token: secrets.refresh_token.is_some(),
         expires_at: secrets.expiry,
         scopes: secrets.scopes.clone(),
+        copied_before,
     })
+}
+
+/// The credentials of `store` that are earlier copies of credential `id` of the source `shown`,
+/// found by the history line each copy writes.
+async fn earlier_copies(store: &Store, id: i64, shown: &str) -> Result<Vec<i64>> {
+    let mark = format!("from credential {id} of {shown};");
+    let mut found = Vec::new();
+    for row in store.list().await? {
+        let history = store.history(row.id).await?;
+        if history
+            .iter()
+            .any(|h| h.mode == "copy" && h.detail.as_deref().is_some_and(|d| d.starts_with(&mark)))
+        {
+            found.push(row.id);
+        }
+    }
+    Ok(found)
 }
 
 impl Report for CopyReport {
@@ -159,7 +180,19 @@ impl Report for CopyReport {
             } else {
                 "absent"
             }
-        )
+        )?;
+        if !self.copied_before.is_empty() {
+            let ids: Vec<String> = self.copied_before.iter().map(ToString::to_string).collect();
+            writeln!(
+                out,
+                "Warning: credential {} of {} was copied here before (credential {}); this copy \
+                 is a second row for the same source credential. Remove the one you do not want.",
+                self.source_id,
+                self.source,
+                ids.join(", ")
+            )?;
+        }
+        Ok(())
     }
 
     fn to_json(&self) -> serde_json::Value {

@@ -91,6 +91,10 @@ pub struct SimConfig {
     pub request_timeout: Duration,
 }
 
+/// The variable a worker-sim child is told its parent's pid in, to notice a parent that died
+/// before the child could ask to die with it.
+pub const PARENT_PID_VAR: &str = "OAUTHTEST_WORKER_PARENT_PID";
+
 /// worker-sim's default time limit for one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -383,6 +387,10 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
     let scopes = vec!["https://www.googleapis.com/auth/gmail.readonly".to_owned()];
     let mut credentials = Vec::with_capacity(config.credentials);
     let expired = Utc::now() - TimeDelta::seconds(60);
+    let temporary = config.database_url.is_some();
+    if temporary {
+        crate::temp_rows::expect(&url);
+    }
     for i in 0..config.credentials {
         let client = client_id(i);
         let refresh = mock.issue_refresh_token(&client, &scopes);
@@ -405,13 +413,20 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
                 &NewCredential {
                     user_id: i64::try_from(i).unwrap_or(0),
                     credential_type: "gmailOAuth2".into(),
-                    name: format!("worker-sim credential {i}"),
+                    name: if temporary {
+                        crate::temp_rows::name(&format!("worker-sim credential {i}"))
+                    } else {
+                        format!("worker-sim credential {i}")
+                    },
                 },
                 &secrets,
                 &keyring,
                 &HistoryEntry::new("worker-sim", "seed", "ok", None),
             )
             .await?;
+        if temporary {
+            crate::temp_rows::register(&url, id);
+        }
         credentials.push(SimCredential {
             id,
             client_id: client,
@@ -474,6 +489,7 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
         // The parent passed the production guard for this store (its own temporary one, or the
         // one it was told to use); the child works on the parent's rows only.
         .env_remove("OAUTHTEST_ENV")
+        .env(PARENT_PID_VAR, std::process::id().to_string())
         .env("DATABASE_URL", &rig.url)
         .env("OAUTHTEST_ENCRYPTION_KEY", rig.key_b64.expose_secret())
         .env_remove("OAUTHTEST_ENCRYPTION_KEY_FILE")

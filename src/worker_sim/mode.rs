@@ -5,13 +5,13 @@
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::google_api::ApiEndpoints;
-use crate::report::{count, Report};
+use crate::report::{count, count_u64, Report};
 use crate::settings::Settings;
 use crate::task::{WorkerSimArgs, WorkerSimExternalArgs};
-use crate::worker_sim::invariants::{judge, Judgement};
+use crate::worker_sim::invariants::{judge, Invariant, Judgement};
 use crate::worker_sim::{
     build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
-    ProcessTotals, SimConfig, REQUEST_TIMEOUT,
+    ProcessTotals, SimConfig, PARENT_PID_VAR, REQUEST_TIMEOUT,
 };
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -155,19 +155,23 @@ pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimR
     .await?;
     let mut hist = deserialize_histogram(&totals.latency_histogram)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("latency histogram unreadable")))?;
-    for child in children {
+    // A worker process that dies (killed, crashed) is a finding about the run, not a bug of
+    // oauthtest's: its jobs are not counted and the run fails on it.
+    let mut lost_processes = Vec::new();
+    for (n, child) in children.into_iter().enumerate() {
         let out = child
             .wait_with_output()
             .await
             .map_err(|e| Error::Internal(e.into()))?;
-        if !out.status.success() {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "a worker process failed ({})",
-                out.status
-            )));
-        }
-        let theirs: ProcessTotals = serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("worker process output: {e}")))?;
+        let theirs = if out.status.success() {
+            serde_json::from_slice::<ProcessTotals>(&out.stdout).ok()
+        } else {
+            None
+        };
+        let Some(theirs) = theirs else {
+            lost_processes.push(format!("worker process {} ({})", n + 2, out.status));
+            continue;
+        };
         if let Some(h) = deserialize_histogram(&theirs.latency_histogram) {
             let _ = hist.add(&h);
         }
@@ -182,10 +186,28 @@ pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimR
         }
     }
     let elapsed = started.elapsed();
-    let judgement = judge(&rig, &config, &totals, &revoked).await?;
+    let mut judgement = judge(&rig, &config, &totals, &revoked).await?;
+    if config.processes > 1 {
+        judgement.invariants.push(Invariant {
+            name: "every worker process finished",
+            held: lost_processes.is_empty(),
+            detail: if lost_processes.is_empty() {
+                format!(
+                    "{} finished and reported",
+                    count(config.processes, "process", "processes")
+                )
+            } else {
+                format!(
+                    "{} ended without reporting; their jobs are not counted",
+                    lost_processes.join(", ")
+                )
+            },
+        });
+    }
     if config.database_url.is_some() {
         let ids: Vec<i64> = rig.credentials.iter().map(|c| c.id).collect();
         rig.store.delete(&ids).await?;
+        crate::temp_rows::release(&rig.url, &ids);
     }
     let report = build_report(
         &config,
@@ -257,6 +279,21 @@ pub async fn run_external(
     settings: &Settings,
     args: &WorkerSimExternalArgs,
 ) -> Result<WorkerSimReport> {
+    if args.child {
+        // Die with the parent: a child left running after its parent is gone would keep
+        // working on rows nobody judges. The parent may already be gone before this line runs
+        // (killed while the child started): then the child's parent is no longer the pid the
+        // parent gave it, and it stops at once.
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+        let parent = std::env::var(PARENT_PID_VAR)
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok());
+        let now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+        if parent.is_some_and(|p| now != Some(p)) {
+            return Err(Error::Interrupted { signal: "SIGTERM" });
+        }
+    }
     let token_url = settings.token_url.to_string();
     let ids: Vec<i64> = args.credential_ids.iter().map(|id| id.get()).collect();
     let config = SimConfig {
@@ -310,6 +347,27 @@ pub async fn run_external(
     );
     if args.child {
         report.child = Some(totals);
+    } else {
+        // Against a token endpoint given by URL the journal is not read: what this process saw
+        // is judged, and a run whose every job failed fails.
+        let failed = totals.jobs_failed;
+        report.invariants.push(Invariant {
+            name: "no job fails",
+            held: failed == 0,
+            detail: if failed == 0 {
+                format!(
+                    "{} succeeded",
+                    count_u64(totals.jobs_succeeded, "job", "jobs")
+                )
+            } else {
+                format!(
+                    "{} of {} failed: {:?}",
+                    failed,
+                    count_u64(failed + totals.jobs_succeeded, "job", "jobs"),
+                    totals.failures_by_outcome
+                )
+            },
+        });
     }
     Ok(report)
 }
@@ -404,7 +462,12 @@ impl Report for WorkerSimReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.invariants.iter().all(|i| i.held) {
+        // A child reports its counts to its parent, which judges; any other run that judged
+        // nothing must not pass.
+        if self.child.is_some() {
+            return exit_code::SUCCESS;
+        }
+        if !self.invariants.is_empty() && self.invariants.iter().all(|i| i.held) {
             exit_code::SUCCESS
         } else {
             exit_code::CHECK_FAILED

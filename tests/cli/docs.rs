@@ -2,7 +2,7 @@
 //! in README.md, docs/ and the CI templates is run or checked here against the real thing.
 
 use crate::support::*;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use oauthtest::cli::Cli;
 use oauthtest::scenarios::run::{run_scenario, RunOptions};
 use std::collections::BTreeSet;

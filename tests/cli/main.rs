@@ -2,6 +2,7 @@
 
 mod support;
 
+mod command_line;
 mod crash;
 mod docs;
 mod doctor;

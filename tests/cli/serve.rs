@@ -54,7 +54,11 @@ impl Serve {
         let first = first_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("serve printed its URL within 30 s");
-        let url = first.trim().to_owned();
+        // With --format json the first line is `{"event": "listening", "url": …}`.
+        let url = match serde_json::from_str::<serde_json::Value>(&first) {
+            Ok(v) => v["url"].as_str().unwrap_or_default().to_owned(),
+            Err(_) => first.trim().to_owned(),
+        };
         assert!(
             url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
             "first line is not the URL: {first:?}\nstderr: {}",

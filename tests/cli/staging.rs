@@ -863,6 +863,31 @@ async fn copy_reencrypts_one_credential_with_this_stores_key(source: TestDb) {
         source_before
     );
     assert_eq!(source_store.history(mine).await.unwrap().len(), 1);
+
+    // Copied again: a second row, and the report says so.
+    assert_eq!(v["copied_before"], serde_json::json!([]));
+    let mut c = dest.cmd();
+    c.env("OAUTHTEST_ENCRYPTION_KEY", &dest_key)
+        .env("OAUTHTEST_FROM_ENCRYPTION_KEY", &source_key);
+    let again = run(
+        c,
+        &[
+            "--mode",
+            "copy",
+            "--credential-id",
+            &mine.to_string(),
+            "--from-database-url",
+            &source.url,
+        ],
+        None,
+    );
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains(&format!(
+            "was copied here before (credential {new_id}); this copy is a second row"
+        )),
+        "{again}"
+    );
 }
 
 #[tokio::test]

@@ -289,3 +289,94 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Everything a store holds, to prove a run wrote nothing: every table's rows (all tables, not
+/// only oauthtest's), and on SQLite the bytes of the database file.
+/// A store that does not exist yet is described as such, so creating one is a change too.
+pub async fn store_snapshot(db: &TestDb) -> Vec<(String, Vec<u8>)> {
+    use sqlx::{Column as _, Connection as _, Row as _};
+    let mut parts = Vec::new();
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+            let tables: Vec<(String,)> = sqlx::query_as(
+                "SELECT table_schema::text || '.' || table_name::text FROM information_schema.tables \
+                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables");
+            for (table,) in tables {
+                let mut rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT row_to_json(t)::text FROM {table} t"
+                )))
+                .fetch_all(&mut conn)
+                .await
+                .expect("read table");
+                rows.sort();
+                let text: Vec<String> = rows.into_iter().map(|(r,)| r).collect();
+                parts.push((format!("table {table}"), text.join("\n").into_bytes()));
+            }
+            let _ = conn.close().await;
+        }
+        Backend::Sqlite => {
+            // The database file's bytes (its write-ahead log is not compared: SQLite itself
+            // rewrites it when the last connection closes; what it holds is read through the
+            // tables below).
+            let file = PathBuf::from(db.url.trim_start_matches("sqlite://"));
+            parts.push((
+                format!("file {}", file.display()),
+                std::fs::read(&file).unwrap_or_else(|_| b"(absent)".to_vec()),
+            ));
+            if !file.exists() {
+                return parts;
+            }
+            let mut conn = sqlx::SqliteConnection::connect(&format!("{}?mode=ro", db.url))
+                .await
+                .expect("connect");
+            let tables: Vec<(String,)> =
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("list tables");
+            for (table,) in tables {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM \"{table}\"")))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("read table");
+                let mut text = Vec::new();
+                for row in rows {
+                    for column in row.columns() {
+                        let value: Option<Vec<u8>> =
+                            row.try_get_unchecked(column.ordinal()).unwrap_or(None);
+                        text.extend(format!("{}=", column.name()).bytes());
+                        text.extend(value.unwrap_or_default());
+                        text.push(b' ');
+                    }
+                    text.push(b'\n');
+                }
+                parts.push((format!("table {table}"), text));
+            }
+            let _ = conn.close().await;
+        }
+    }
+    parts
+}
+
+/// The names of what differs between two [`store_snapshot`]s.
+pub fn snapshot_changes(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut changed: Vec<String> = Vec::new();
+    for (name, bytes) in after {
+        match before.iter().find(|(n, _)| n == name) {
+            Some((_, old)) if old == bytes => {}
+            Some(_) => changed.push(format!("{name} changed")),
+            None => changed.push(format!("{name} appeared")),
+        }
+    }
+    for (name, _) in before {
+        if !after.iter().any(|(n, _)| n == name) {
+            changed.push(format!("{name} disappeared"));
+        }
+    }
+    changed
+}

@@ -1,0 +1,124 @@
+//! Temporary rows a run put into a store it was pointed at, removed on every path out of it.
+//!
+//! `mock`, `mock-all` and `worker-sim` given `--database-url` seed their credentials into that
+//! store and delete them when they are done. A run can also end early: an error, SIGINT or
+//! SIGTERM, a panic. Each seeded row is named with this run's mark ([`name`]) and registered
+//! here as it is written, and released when the mode deletes it; after every run the binary
+//! calls [`remove_all`], which deletes whatever is still registered and, when the run did not
+//! end normally, every row carrying this run's mark (a row whose insert was committed just as the
+//! task writing it was cancelled is never registered). Only a `kill -9` leaves rows behind, and
+//! their name says what they are: `… (temporary, run 3f2a9c1d)`.
+//!
+//! This is process-wide state on purpose, like a signal handler: the rows must be found from
+//! `main` after the task that wrote them was cancelled or panicked.
+
+use crate::store::Store;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+#[derive(Default)]
+struct Registry {
+    /// Stores this run put temporary rows into (or was about to).
+    stores: Vec<String>,
+    /// Rows not removed yet.
+    rows: Vec<(String, i64)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    stores: Vec::new(),
+    rows: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // A panic while the lock was held leaves the lists as they were: still the right lists.
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// This run's mark: 8 hex digits, the same for every temporary row the process writes.
+pub fn run_mark() -> &'static str {
+    static MARK: OnceLock<String> = OnceLock::new();
+    MARK.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned())
+}
+
+/// The name of a temporary row: `what`, marked as temporary and as this run's.
+pub fn name(what: &str) -> String {
+    format!("{what} {}", suffix())
+}
+
+fn suffix() -> String {
+    format!("(temporary, run {})", run_mark())
+}
+
+/// Whether `name` is the name of a temporary row (of any run).
+pub fn is_temporary(name: &str) -> bool {
+    name.contains("(temporary, run ")
+}
+
+/// Records that temporary rows are about to be written into the store at `url`.
+pub fn expect(url: &str) {
+    let mut r = registry();
+    if !r.stores.iter().any(|u| u == url) {
+        r.stores.push(url.to_owned());
+    }
+}
+
+/// Records that row `id` of the store at `url` is temporary.
+pub fn register(url: &str, id: i64) {
+    expect(url);
+    registry().rows.push((url.to_owned(), id));
+}
+
+/// Records that rows `ids` of the store at `url` were removed by their owner.
+pub fn release(url: &str, ids: &[i64]) {
+    registry()
+        .rows
+        .retain(|(u, id)| !(u == url && ids.contains(id)));
+}
+
+/// Whether [`remove_all`] has anything to do after a run that ended normally (`normally`) or
+/// not.
+pub fn anything_to_remove(normally: bool) -> bool {
+    let r = registry();
+    !r.rows.is_empty() || (!normally && !r.stores.is_empty())
+}
+
+/// Deletes every registered row (and its history), and with `by_mark` every row of the touched
+/// stores carrying this run's mark; returns how many were deleted. A store that cannot be
+/// reached keeps its rows (logged).
+pub async fn remove_all(by_mark: bool) -> usize {
+    let (stores, rows) = {
+        let mut r = registry();
+        (std::mem::take(&mut r.stores), std::mem::take(&mut r.rows))
+    };
+    let suffix = suffix();
+    let mut removed = 0;
+    for url in &stores {
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .filter(|(u, _)| u == url)
+            .map(|(_, id)| *id)
+            .collect();
+        let store = match Store::connect(url).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove temporary rows");
+                continue;
+            }
+        };
+        if by_mark {
+            if let Ok(all) = store.list().await {
+                ids.extend(
+                    all.iter()
+                        .filter(|row| row.name.ends_with(&suffix))
+                        .map(|row| row.id),
+                );
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if store.delete(&ids).await.is_ok() {
+            removed += ids.len();
+        }
+        store.close().await;
+    }
+    removed
+}
