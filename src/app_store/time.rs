@@ -97,6 +97,14 @@ mod tests {
         ] {
             assert_eq!(TimeFormat::Sql.parse(text), Some(want), "{text}");
         }
+        let whole: DateTime<Utc> = "2026-12-01T07:03:06Z".parse().unwrap();
+        for text in [
+            "2026-12-01 07:03:06+00",
+            "2026-12-01 07:03:06",
+            "2026-12-01T07:03:06",
+        ] {
+            assert_eq!(TimeFormat::Sql.parse(text), Some(whole), "{text}");
+        }
         assert_eq!(TimeFormat::Sql.parse("yesterday"), None);
     }
 

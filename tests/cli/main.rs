@@ -2,6 +2,7 @@
 
 mod support;
 
+mod app_store;
 mod crash;
 mod docs;
 mod doctor;

@@ -216,3 +216,87 @@ impl Gcm {
             .ok_or(GcmError::Failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gcm(nonce_len: usize, order: GcmOrder, encoding: GcmEncoding, apart: bool) -> Gcm {
+        Gcm {
+            keys: vec![parse_key(&"ab".repeat(32)).unwrap()],
+            nonce_len,
+            order,
+            encoding,
+            iv_apart: apart,
+            tag_apart: apart,
+        }
+    }
+
+    #[test]
+    fn every_layout_round_trips_and_rejects_a_changed_byte() {
+        for nonce_len in [12, 16] {
+            for order in [GcmOrder::NonceCiphertextTag, GcmOrder::NonceTagCiphertext] {
+                for encoding in [
+                    GcmEncoding::Base64,
+                    GcmEncoding::Base64Url,
+                    GcmEncoding::Hex,
+                ] {
+                    for apart in [false, true] {
+                        let g = gcm(nonce_len, order, encoding, apart);
+                        let sealed = g.encrypt(b"{\"a\":1}");
+                        assert_eq!(sealed.iv.is_some(), apart);
+                        assert_eq!(&g.decrypt(&sealed).ok().unwrap()[..], b"{\"a\":1}");
+                        let mut raw = g.decode("value", &sealed.data).ok().unwrap();
+                        let i = nonce_len.min(raw.len() - 1);
+                        raw[i] ^= 1;
+                        let tampered = Sealed {
+                            data: g.encode(&raw),
+                            ..sealed.clone()
+                        };
+                        assert!(
+                            g.decrypt(&tampered).is_err(),
+                            "{nonce_len} {order:?} {encoding:?} {apart}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_order_is_what_it_says() {
+        let a = gcm(12, GcmOrder::NonceCiphertextTag, GcmEncoding::Hex, false);
+        let b = gcm(12, GcmOrder::NonceTagCiphertext, GcmEncoding::Hex, false);
+        let sealed = a.encrypt(b"payload");
+        assert!(b.decrypt(&sealed).is_err());
+        let raw = hex::decode(&sealed.data).unwrap();
+        let (nonce, rest) = raw.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        let swapped = Sealed {
+            data: hex::encode([nonce, tag, ct].concat()),
+            iv: None,
+            tag: None,
+        };
+        assert_eq!(&b.decrypt(&swapped).ok().unwrap()[..], b"payload");
+    }
+
+    #[test]
+    fn keys_are_hex_or_base64_of_32_bytes() {
+        assert!(parse_key(&"0f".repeat(32)).is_ok());
+        assert!(parse_key(&STANDARD.encode([7u8; 32])).is_ok());
+        assert!(parse_key(&URL_SAFE_NO_PAD.encode([0xfbu8; 32])).is_ok());
+        assert!(parse_key(&STANDARD.encode([7u8; 16])).is_err());
+        assert!(parse_key("not a key").is_err());
+    }
+
+    #[test]
+    fn a_cut_value_is_named_as_cut() {
+        let g = gcm(12, GcmOrder::NonceCiphertextTag, GcmEncoding::Base64, false);
+        let short = Sealed {
+            data: STANDARD.encode([0u8; 20]),
+            iv: None,
+            tag: None,
+        };
+        assert!(matches!(g.decrypt(&short), Err(GcmError::Malformed(m)) if m.contains("cut")));
+    }
+}

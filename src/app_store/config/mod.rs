@@ -321,3 +321,6 @@ impl StoreConfig {
             && (self.payload.expiry.is_some() || self.payload.expires_in.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests;

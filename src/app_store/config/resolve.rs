@@ -140,17 +140,28 @@ pub(super) fn preset(name: &str) -> Option<&'static str> {
 }
 
 pub(super) fn merge_store(over: &mut RawStore, base: &mut RawStore) {
+    // A key file given replaces the preset's key variable, and the other way round.
+    if over.key_file.is_some() {
+        base.key_env = None;
+    }
+    if over.key_env.is_some() {
+        base.key_file = None;
+    }
     merge_fields!(over, base; table, id_column, data_column, type_column, google_types,
         name_column, user_column, updated_at_column, updated_at_format, created_at_column, expiry_column,
         expiry_column_format, new_id, cipher, key_env, key_file, old_keys_env, gcm_nonce_len,
         gcm_order, gcm_encoding, iv_column, tag_column, encrypt_cmd, decrypt_cmd,
         command_timeout_secs, reconnect);
-    // A key file replaces the preset's key variable and the other way round.
-    if over.key_file.is_some() && base.key_file.is_none() && over.key_env == base.key_env {
-        over.key_env = None;
-    }
     match (&mut over.payload, base.payload.take()) {
         (Some(o), Some(mut b)) => {
+            // An expiry given replaces the preset's expires_in, and the other way round.
+            if o.expiry.is_some() {
+                b.expires_in = None;
+            }
+            if o.expires_in.is_some() {
+                b.expiry = None;
+                b.expiry_format = None;
+            }
             merge_fields!(o, b; access_token, refresh_token, expiry, expiry_format, expires_in,
                 client_id, client_secret, scopes);
         }
