@@ -1226,3 +1226,243 @@ fn every_toml_example_in_the_app_store_doc_is_a_valid_config() {
     }
     assert!(checked >= 6, "{checked} blocks");
 }
+
+#[tokio::test]
+async fn crypto_js_and_node_gcm_values_that_were_changed_or_sealed_with_another_key_are_refused() {
+    // n8n: crypto-js, OpenSSL format (no MAC: the padding and the JSON catch it).
+    if available(Lib::CryptoJs) {
+        let db = TestDb::sqlite();
+        n8n_table(&db).await;
+        let app = App::new(Lib::CryptoJs, &[("N8N_ENCRYPTION_KEY", "right passphrase")]);
+        let other = App::new(Lib::CryptoJs, &[("N8N_ENCRYPTION_KEY", "another instance")]);
+        let good = app.seal(&n8n_payload());
+        let mut raw = good.clone().into_bytes();
+        let i = raw.len() - 30;
+        raw[i] = if raw[i] == b'A' { b'B' } else { b'A' };
+        for (id, value) in [
+            ("good", good.clone()),
+            ("other", other.seal(&n8n_payload())),
+            ("tampered", String::from_utf8(raw).unwrap()),
+            ("cut", good[..good.len() - 8].to_owned()),
+        ] {
+            sql(&db, &format!("INSERT INTO credentials_entity (id, name, data, type) VALUES ({}, 'x', {}, 'gmailOAuth2')", lit(id), lit(&value))).await;
+        }
+        let store = AppStore::connect(config(&db, "preset = \"n8n\"\n"), &db.url)
+            .await
+            .unwrap();
+        let cipher = Cipher::from_config(store.config(), &app.lookup()).unwrap();
+        assert!(store.load(&cipher, &RowId::new("good")).await.is_ok());
+        for id in ["other", "tampered", "cut"] {
+            let e = store.load(&cipher, &RowId::new(id)).await.unwrap_err();
+            assert_clean(&e, &[&format!("credentials_entity row {id}")]);
+        }
+        let audit = store.audit(&cipher).await.unwrap();
+        let ok: Vec<_> = audit
+            .iter()
+            .map(|(id, r)| (id.as_str(), r.is_ok()))
+            .collect();
+        assert_eq!(
+            ok,
+            [
+                ("cut", false),
+                ("good", true),
+                ("other", false),
+                ("tampered", false)
+            ]
+        );
+    }
+    // Node's AES-256-GCM: the tag catches every change.
+    if available(Lib::NodeGcm) {
+        let db = TestDb::sqlite();
+        sql(
+            &db,
+            "CREATE TABLE oauth_accounts (id INTEGER PRIMARY KEY, secret TEXT NOT NULL)",
+        )
+        .await;
+        let key = "5a".repeat(32);
+        let app = App::new(Lib::NodeGcm, &[("APP_GCM_KEY", &key)]);
+        let other = App::new(Lib::NodeGcm, &[("APP_GCM_KEY", &"a5".repeat(32))]);
+        let good = app.seal(&gcm_payload());
+        let mut raw = base64_decode(&good);
+        let last = raw.len() - 1;
+        raw[last] ^= 0x01;
+        for (id, value) in [
+            (1, good.clone()),
+            (2, other.seal(&gcm_payload())),
+            (3, base64_encode(&raw)),
+        ] {
+            sql(
+                &db,
+                &format!("INSERT INTO oauth_accounts VALUES ({id}, {})", lit(&value)),
+            )
+            .await;
+        }
+        let cfg = format!("[store]\ntable = \"oauth_accounts\"\ndata_column = \"secret\"\ncipher = \"aes-256-gcm\"\nkey_env = \"APP_GCM_KEY\"\ngcm_order = \"nonce|tag|ciphertext\"\n{GCM_PAYLOAD_MAP}");
+        let store = AppStore::connect(config(&db, &cfg), &db.url).await.unwrap();
+        let cipher = Cipher::from_config(store.config(), &app.lookup()).unwrap();
+        assert!(store.load(&cipher, &RowId::from(1)).await.is_ok());
+        for id in [2, 3] {
+            assert_clean(
+                &load_err(&store, &cipher, id).await,
+                &[
+                    &format!("oauth_accounts row {id}"),
+                    "AES-256-GCM authentication failed",
+                ],
+            );
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test]
+async fn a_reconnect_mark_in_the_payload_and_an_expiry_column_work_on_sqlite() {
+    let db = TestDb::sqlite();
+    sql(&db, "CREATE TABLE tokens (id INTEGER PRIMARY KEY, provider TEXT, body TEXT NOT NULL, expires_at INTEGER)").await;
+    let payload = json!({"at": PLANTED_ACCESS, "rt": PLANTED_REFRESH, "meta": {"reauth": false, "note": "kept"}});
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO tokens VALUES (1, 'google', {}, 1795000000)",
+            lit(&payload.to_string())
+        ),
+    )
+    .await;
+    let store = AppStore::connect(
+        config(
+            &db,
+            r#"
+[store]
+table = "tokens"
+data_column = "body"
+type_column = "provider"
+google_types = ["google"]
+expiry_column = "expires_at"
+expiry_column_format = "unix_s"
+cipher = "plain"
+[store.payload]
+access_token = "/at"
+refresh_token = "/rt"
+[store.reconnect]
+pointer = "/meta/reauth"
+value = true
+"#,
+        ),
+        &db.url,
+    )
+    .await
+    .unwrap();
+    assert!(!store.config().list_needs_key());
+    let rows = store.list().await.unwrap();
+    assert_eq!(rows[0].expiry, Some(at("2026-11-18T11:06:40Z")));
+    assert_eq!(
+        rows[0].reconnect_marked, None,
+        "a payload mark needs the payload"
+    );
+    let cipher = Cipher::from_config(store.config(), &|_: &str| None).unwrap();
+    let cred = store.open(&cipher, rows[0].clone()).await.unwrap();
+    assert!(!cred.needs_reconnect);
+    let mut dead = refreshed(&cred.secrets, at("2020-01-01T00:00:00Z"));
+    dead.access_token = None;
+    let marked = store.write_back(&cipher, &cred, &dead, true).await.unwrap();
+    assert!(marked.needs_reconnect);
+    let stored: Value =
+        serde_json::from_str(&column(&db, "SELECT body FROM tokens").await.unwrap()).unwrap();
+    assert_eq!(
+        stored,
+        json!({"at": null, "rt": PLANTED_REFRESH, "meta": {"reauth": true, "note": "kept"}})
+    );
+    assert_eq!(
+        column(&db, "SELECT expires_at FROM tokens")
+            .await
+            .as_deref(),
+        Some("1577836800")
+    );
+    assert!(
+        store
+            .load(&cipher, &RowId::from(1))
+            .await
+            .unwrap()
+            .needs_reconnect
+    );
+}
+
+#[tokio::test]
+async fn copy_brings_the_whole_payload_from_production_sealed_with_stagings_key() {
+    if !available(Lib::Fernet) {
+        return;
+    }
+    let (prod_db, staging_db) = (TestDb::sqlite(), TestDb::sqlite());
+    let prod = App::new(Lib::Fernet, &[("APP_ENCRYPTION_KEY", &fernet_key())]);
+    let staging = App::new(Lib::Fernet, &[("APP_ENCRYPTION_KEY", &fernet_key())]);
+    fastapi_table(&prod_db).await;
+    fastapi_table(&staging_db).await;
+    let sealed = prod.seal(&fastapi_payload());
+    fastapi_row(&prod_db, 7, "gmailOAuth2", "My test account", &sealed).await;
+    let source = AppStore::connect_read_only(config(&prod_db, FASTAPI_CONFIG), &prod_db.url)
+        .await
+        .unwrap();
+    let source_cipher = Cipher::from_config(source.config(), &prod.lookup()).unwrap();
+    let target = AppStore::connect(config(&staging_db, FASTAPI_CONFIG), &staging_db.url)
+        .await
+        .unwrap();
+    let target_cipher = Cipher::from_config(target.config(), &staging.lookup()).unwrap();
+    assert_ne!(source_cipher.key_id(), target_cipher.key_id());
+    let from = source.load(&source_cipher, &RowId::from(1)).await.unwrap();
+    let new = NewAppCredential {
+        credential_type: from.row.credential_type.clone(),
+        name: from.row.name.clone(),
+        user_id: Some("1".into()),
+    };
+    let copied = target
+        .insert_copy(&target_cipher, &from, &new)
+        .await
+        .unwrap();
+    let stored = column(
+        &staging_db,
+        &format!(
+            "SELECT encrypted_data FROM credentials WHERE id = {}",
+            copied.row.id
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        staging.open(&stored),
+        fastapi_payload(),
+        "every field, readable with staging's key"
+    );
+    assert!(
+        prod.run("decrypt", &stored).is_err(),
+        "not with production's"
+    );
+    assert_eq!(
+        column(
+            &prod_db,
+            "SELECT encrypted_data FROM credentials WHERE id = 1"
+        )
+        .await,
+        Some(sealed)
+    );
+    // The source is read-only: a write through it fails and changes nothing.
+    let e = source
+        .write_back(
+            &source_cipher,
+            &from,
+            &refreshed(&from.secrets, Utc::now()),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_clean(&e, &["database"]);
+}

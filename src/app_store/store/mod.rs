@@ -417,6 +417,25 @@ impl AppStore {
         })
     }
 
+    /// Every Google row, each decrypted and mapped (`doctor`): the credential (whose
+    /// `missing_fields` name optional mapped fields the row lacks), or why the row does not
+    /// decrypt or map. Writes nothing.
+    ///
+    /// # Errors
+    /// [`AppStoreError::Database`] when the rows cannot be listed; a row's own failure is in its
+    /// entry.
+    pub async fn audit(
+        &self,
+        cipher: &Cipher,
+    ) -> Result<Vec<(RowId, Result<AppCredential, AppStoreError>)>, AppStoreError> {
+        let mut out = Vec::new();
+        for row in self.list().await? {
+            let id = row.id.clone();
+            out.push((id, self.open(cipher, row).await));
+        }
+        Ok(out)
+    }
+
     /// [`AppStore::get`] then [`AppStore::open`].
     ///
     /// # Errors

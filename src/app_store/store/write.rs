@@ -228,6 +228,58 @@ impl AppStore {
         secrets: &GoogleCredential,
     ) -> Result<AppCredential, AppStoreError> {
         let c = &self.cfg;
+        let mut payload = payload::skeleton(&c.payload);
+        payload::apply(
+            &c.payload,
+            &mut payload,
+            &empty_credential(),
+            secrets,
+            Utc::now(),
+        )
+        .map_err(|e| self.payload_error(&RowId::new("(new)"), e))?;
+        self.insert_payload(cipher, new, payload, secrets.expiry, false)
+            .await
+    }
+
+    /// Inserts a copy of `from` (read from another store, usually production's, with its own
+    /// cipher) sealed with this store's `cipher` (`copy`): the whole payload comes along, every
+    /// field as the application wrote it, with this store's mapping applied over it; a row
+    /// marked "must reconnect" stays marked. `new` gives the columns (type, name, user).
+    ///
+    /// # Errors
+    /// As [`AppStore::insert`].
+    pub async fn insert_copy(
+        &self,
+        cipher: &Cipher,
+        from: &AppCredential,
+        new: &NewAppCredential,
+    ) -> Result<AppCredential, AppStoreError> {
+        let c = &self.cfg;
+        let mut payload = from.payload.clone();
+        let here = payload::read(&c.payload, &payload, from.row.updated_at)
+            .map(|m| m.secrets)
+            .unwrap_or_else(|_| empty_credential());
+        payload::apply(&c.payload, &mut payload, &here, &from.secrets, Utc::now())
+            .map_err(|e| self.payload_error(&RowId::new("(new)"), e))?;
+        self.insert_payload(
+            cipher,
+            new,
+            payload,
+            from.secrets.expiry,
+            from.needs_reconnect,
+        )
+        .await
+    }
+
+    async fn insert_payload(
+        &self,
+        cipher: &Cipher,
+        new: &NewAppCredential,
+        mut payload: Payload,
+        expiry: Option<DateTime<Utc>>,
+        mark_reconnect: bool,
+    ) -> Result<AppCredential, AppStoreError> {
+        let c = &self.cfg;
         let unsupported = |problem: String| AppStoreError::Unsupported {
             table: self.table(),
             problem,
@@ -250,20 +302,8 @@ impl AppStore {
             }
             NewIdPolicy::Database => None,
         };
-        let mut payload = payload::skeleton(&c.payload);
-        let empty = GoogleCredential {
-            access_token: None,
-            refresh_token: None,
-            expiry: None,
-            scopes: Vec::new(),
-            token_type: String::new(),
-            client_id: None,
-            client_secret: None,
-            id_token: None,
-        };
         let now = Utc::now();
-        payload::apply(&c.payload, &mut payload, &empty, secrets, now)
-            .map_err(|e| self.payload_error(&RowId::new("(new)"), e))?;
+        self.mark_in_payload(&mut payload, mark_reconnect, &RowId::new("(new)"))?;
         let seal_id = id.clone().unwrap_or_else(|| RowId::new(""));
         let sealed = self.seal(cipher, &seal_id, &payload).await?;
         let pg = self.db.postgres();
@@ -279,9 +319,7 @@ impl AppStore {
             (c.updated_at_column.as_ref(), stamp),
             (
                 c.expiry_column.as_ref(),
-                secrets
-                    .expiry
-                    .map(|at| c.expiry_column_format.format(at, pg)),
+                expiry.map(|at| c.expiry_column_format.format(at, pg)),
             ),
         ];
         values.extend(
@@ -291,6 +329,10 @@ impl AppStore {
         );
         if let Some(id) = &id {
             values.push((&c.id_column, Some(id.to_string())));
+        }
+        if let (true, Some(col), Some(m)) = (mark_reconnect, self.reconnect_column(), &c.reconnect)
+        {
+            values.push((col, Some(mark_text(&m.value, pg))));
         }
         let columns: Vec<_> = values.iter().map(|(col, _)| col.quoted()).collect();
         let slots: Vec<_> = values
@@ -315,5 +357,19 @@ impl AppStore {
             .map(|r| self.row(r))
             .ok_or_else(|| unsupported("the insert returned no row".into()))?;
         self.mapped(row, payload)
+    }
+}
+
+/// A credential with nothing in it: what a new row's mapped fields are compared against.
+fn empty_credential() -> GoogleCredential {
+    GoogleCredential {
+        access_token: None,
+        refresh_token: None,
+        expiry: None,
+        scopes: Vec::new(),
+        token_type: String::new(),
+        client_id: None,
+        client_secret: None,
+        id_token: None,
     }
 }
