@@ -12,7 +12,7 @@ use super::sql::Ident;
 use crate::store::redact_url;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, Row, SqlitePool};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -79,6 +79,16 @@ impl Db {
             if read_only {
                 options = options.options([("default_transaction_read_only", "on")]);
             }
+            // One direct connection first: a pool would retry until its timeout and report only
+            // "pool timed out", hiding the real cause (refused, unknown database, auth).
+            let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+                .await
+                .map_err(|_| AppStoreError::Database {
+                    url: shown.clone(),
+                    reason: "cannot connect: no answer within 10 s".into(),
+                })?
+                .map_err(unreachable)?;
+            let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))

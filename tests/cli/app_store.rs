@@ -1466,3 +1466,49 @@ async fn copy_brings_the_whole_payload_from_production_sealed_with_stagings_key(
         .unwrap_err();
     assert_clean(&e, &["database"]);
 }
+
+#[tokio::test]
+async fn fernet_tokens_in_a_bytea_column_and_a_key_file_work_on_postgres() {
+    if !available(Lib::Fernet) {
+        return;
+    }
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let key = fernet_key();
+    let app = App::new(Lib::Fernet, &[("APP_ENCRYPTION_KEY", &key)]);
+    let key_file = db.write("app.key", &format!("{key}\n"));
+    sql(&db, "CREATE TABLE credentials (id SERIAL PRIMARY KEY, user_id INT, type TEXT, name TEXT, encrypted_data BYTEA,
+              created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ)").await;
+    sql(&db, &format!("INSERT INTO credentials (user_id, type, name, encrypted_data) VALUES (1, 'gmailOAuth2', 'n', convert_to({}, 'UTF8'))",
+                      lit(&app.seal(&fastapi_payload())))).await;
+    let cfg = format!(
+        "preset = \"fernet\"\n[store]\nkey_file = {:?}\n",
+        key_file.display().to_string()
+    );
+    let store = AppStore::connect(config(&db, &cfg), &db.url).await.unwrap();
+    let cipher = Cipher::from_config(store.config(), &|_: &str| None).unwrap();
+    let cred = store.load(&cipher, &RowId::from(1)).await.unwrap();
+    store
+        .write_back(
+            &cipher,
+            &cred,
+            &refreshed(&cred.secrets, at("2031-05-06T07:08:09Z")),
+            false,
+        )
+        .await
+        .unwrap();
+    let stored = column(
+        &db,
+        "SELECT convert_from(encrypted_data, 'UTF8') FROM credentials",
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.open(&stored)["access_token"], json!(NEW_ACCESS));
+    let missing = format!(
+        "preset = \"fernet\"\n[store]\nkey_file = \"{}/nope.key\"\n",
+        db.path().display()
+    );
+    let e = Cipher::from_config(&config(&db, &missing), &|_: &str| None).unwrap_err();
+    assert_clean(&e, &["store.key_file: cannot read", "nope.key"]);
+}
