@@ -1512,3 +1512,72 @@ async fn fernet_tokens_in_a_bytea_column_and_a_key_file_work_on_postgres() {
     let e = Cipher::from_config(&config(&db, &missing), &|_: &str| None).unwrap_err();
     assert_clean(&e, &["store.key_file: cannot read", "nope.key"]);
 }
+
+async fn two_writers_racing_on_one_row_leave_exactly_one_write(db: TestDb) {
+    sql(
+        &db,
+        &format!(
+            "CREATE TABLE creds ({}, data TEXT NOT NULL, updated_at TEXT)",
+            id_column(&db)
+        ),
+    )
+    .await;
+    let payload = json!({"a": PLANTED_ACCESS, "r": PLANTED_REFRESH, "e": null});
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO creds (data) VALUES ({})",
+            lit(&payload.to_string())
+        ),
+    )
+    .await;
+    let cfg = config(&db, "[store]\ntable = \"creds\"\ndata_column = \"data\"\nupdated_at_column = \"updated_at\"\ncipher = \"plain\"\n[store.payload]\naccess_token = \"/a\"\nrefresh_token = \"/r\"\nexpiry = \"/e\"\nexpiry_format = \"unix_ms\"\n");
+    let store = AppStore::connect(cfg, &db.url).await.unwrap();
+    let cipher = Cipher::from_config(store.config(), &|_: &str| None).unwrap();
+    let cred = store.load(&cipher, &RowId::from(1)).await.unwrap();
+    let (a, b) = (
+        refreshed(&cred.secrets, at("2031-01-01T00:00:00Z")),
+        refreshed(&cred.secrets, at("2032-01-01T00:00:00Z")),
+    );
+    let (ra, rb) = tokio::join!(
+        store.write_back(&cipher, &cred, &a, false),
+        store.write_back(&cipher, &cred, &b, false)
+    );
+    let results = [ra, rb];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert!(loser.is_changed_meanwhile(), "{loser}");
+    let winner = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    let stored: Value =
+        serde_json::from_str(&column(&db, "SELECT data FROM creds").await.unwrap()).unwrap();
+    assert_eq!(
+        stored["e"],
+        json!(winner.secrets.expiry.unwrap().timestamp_millis()),
+        "the stored row is the winner's"
+    );
+}
+crate::on_both_backends!(
+    racing_writers,
+    two_writers_racing_on_one_row_leave_exactly_one_write
+);
+
+#[tokio::test]
+async fn a_command_that_hangs_is_stopped_and_named() {
+    let db = TestDb::sqlite();
+    sql(
+        &db,
+        "CREATE TABLE creds (id INTEGER PRIMARY KEY, data TEXT NOT NULL)",
+    )
+    .await;
+    sql(&db, "INSERT INTO creds VALUES (1, 'sealed')").await;
+    let store = AppStore::connect(config(&db, "[store]\ntable = \"creds\"\ndata_column = \"data\"\ncipher = \"command\"\nencrypt_cmd = [\"cat\"]\ndecrypt_cmd = \"exec sleep 30\"\ncommand_timeout_secs = 1\n[store.payload]\naccess_token = \"/a\"\nrefresh_token = \"/r\"\n"), &db.url).await.unwrap();
+    let cipher = Cipher::from_config(store.config(), &|_: &str| None).unwrap();
+    assert_clean(
+        &load_err(&store, &cipher, 1).await,
+        &["creds row 1: store.decrypt_cmd: did not finish within 1 s"],
+    );
+}
