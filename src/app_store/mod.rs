@@ -18,6 +18,17 @@
 //! oauthtest never creates, alters or migrates the application's table: it needs SELECT and
 //! UPDATE (and INSERT for `import`).
 //!
+//! A mode uses it in this order:
+//!
+//! ```text
+//! let cfg = StoreConfig::discover(flag, &cwd, &process_env)?;   // None: the native store
+//! let store = AppStore::connect(cfg, database_url).await?;      // table and columns checked
+//! let rows = store.list().await?;                               // no key needed
+//! let cipher = Cipher::from_config(store.config(), &process_env)?;
+//! let cred = store.load(&cipher, &RowId::new(id)).await?;       // tokens in cred.secrets
+//! let cred = store.write_back(&cipher, &cred, &refreshed, false).await?;
+//! ```
+//!
 //! # Security
 //! Keys, tokens and client secrets are held in secret types whose `Debug` is redacted; no
 //! error message quotes a key, a payload or a stored value.
