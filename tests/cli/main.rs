@@ -2,12 +2,16 @@
 
 mod support;
 
+mod container;
 mod crash;
 mod docs;
 mod doctor;
 mod faults;
 mod fuzz_regressions;
 mod leak_audit;
+#[path = "../../build/probe.rs"]
+mod probe;
+mod pytest_plugin;
 mod scenarios;
 mod serve;
 mod serve_abuse;
