@@ -253,3 +253,34 @@ def test_a_users_run_without_the_binary_fails_with_the_install_hint(pytester, pl
     result = pytester.runpytest(*plugin_args, f"--oauthtest-bin={tmp_path / 'nowhere'}")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*oauthtest:*is not an executable oauthtest binary*"])
+
+
+def test_serve_options_from_the_command_line_reach_the_session_server(pytester, plugin_args):
+    pytester.makepyfile(
+        test_app=textwrap.dedent(
+            """
+            def test_scenario_in_force(oauthtest_server):
+                assert oauthtest_server.scenario()["scenario"] == "invalid_grant_revoked"
+            """
+        )
+    )
+    result = pytester.runpytest(*plugin_args, "--oauthtest-arg=--scenario=invalid_grant_revoked")
+    result.assert_outcomes(passed=1)
+
+
+def test_google_credentials_without_google_auth_fail_with_the_install_hint(pytester, plugin_args):
+    pytester.makeconftest(
+        textwrap.dedent(
+            """
+            import sys, pytest
+
+            @pytest.fixture(autouse=True)
+            def no_google_auth(monkeypatch):  # as if google-auth were not installed
+                monkeypatch.setitem(sys.modules, "google.oauth2.credentials", None)
+            """
+        )
+    )
+    pytester.makepyfile(test_app="def test_it(no_google_auth, google_credentials):\n    pass\n")
+    result = pytester.runpytest(*plugin_args)
+    result.assert_outcomes(errors=1)
+    result.stdout.re_match_lines([r".*need google-auth: pip install 'pytest-oauthtest\[google-auth\]'"])

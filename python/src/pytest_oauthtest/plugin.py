@@ -55,7 +55,8 @@ def _start(config: pytest.Config) -> OAuthTestServer:
     try:
         return OAuthTestServer(binary=binary, args=args).start()
     except OAuthTestError as error:
-        pytest.fail(f"oauthtest: {error}", pytrace=False)
+        message = f"oauthtest: {error}"
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -91,4 +92,5 @@ def google_credentials(oauthtest: OAuthTestServer):
     try:
         return oauthtest.credentials()
     except OAuthTestError as error:
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    pytest.fail(message, pytrace=False)
