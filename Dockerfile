@@ -14,14 +14,14 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-alpine AS build
-RUN apk add --no-cache musl-dev
+# A C compiler and musl's headers for SQLite's and ring's C code.
+RUN apk add --no-cache gcc musl-dev
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin oauthtest \
-    && cp target/release/oauthtest /oauthtest \
-    && strip /oauthtest
+    CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked --bin oauthtest \
+    && cp target/release/oauthtest /oauthtest
 
 FROM busybox:1.37-musl
 COPY --from=build /oauthtest /usr/local/bin/oauthtest
