@@ -1,15 +1,71 @@
 //! Compiles the shipped scenarios (`scenarios/*.toml`) into the binary, so `mock-all` works from
-//! any directory.
+//! any directory; and, for test builds off CI, finds which of the tests' outside dependencies are
+//! missing, so that `cargo test` reports the tests needing them as ignored instead of passed.
 
 use std::fs;
 use std::path::Path;
 
+// Also compiled into the integration tests (tests/cli/main.rs), which test it.
+#[path = "build/probe.rs"]
+mod probe;
+use probe::{postgres_answers, python_imports};
+
 fn main() {
+    embed_scenarios();
+    probe_test_dependencies();
+}
+
+/// Each test dependency: its cfg (set when it is missing) and what the warning calls it.
+const TEST_DEPENDENCIES: &[(&str, &str)] = &[
+    ("oauthtest_no_postgres", "PostgreSQL"),
+    (
+        "oauthtest_no_google_auth",
+        "python3 with google-auth and requests",
+    ),
+    ("oauthtest_no_pytest", "python3 with pytest"),
+];
+
+/// Sets `cfg(oauthtest_no_…)` for each dependency of the integration tests that is missing here:
+/// the tests needing it carry `#[cfg_attr(oauthtest_no_…, ignore = "…")]`. Under CI (`CI` set)
+/// nothing is probed and nothing is ignored: those tests run and fail if their dependency is
+/// missing. Release builds (`cargo install`) probe nothing either.
+///
+/// The answer holds until this script runs again: after starting PostgreSQL or installing a
+/// Python package, `touch build.rs` (or change `OAUTHTEST_TEST_PROBE`) re-probes.
+fn probe_test_dependencies() {
+    for (cfg, _) in TEST_DEPENDENCIES {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+    }
+    for var in ["CI", "OAUTHTEST_TEST_POSTGRES_URL", "OAUTHTEST_TEST_PROBE"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    if std::env::var_os("CI").is_some() || std::env::var("PROFILE").as_deref() == Ok("release") {
+        return;
+    }
+    let postgres = std::env::var("OAUTHTEST_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let present = [
+        postgres_answers(&postgres),
+        python_imports("google.auth, requests"),
+        python_imports("pytest"),
+    ];
+    for ((cfg, what), present) in TEST_DEPENDENCIES.iter().zip(present) {
+        if !present {
+            println!("cargo::rustc-cfg={cfg}");
+            println!(
+                "cargo::warning={what} is missing: the tests that need it are built as ignored \
+                 (after installing or starting it, `touch build.rs` to re-probe)"
+            );
+        }
+    }
+}
+
+fn embed_scenarios() {
     // Read at run time, not with env!(): a build-script binary reused from another checkout of
     // the same sources would otherwise embed that checkout's scenarios.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let dir = Path::new(&manifest_dir).join("scenarios");
-    println!("cargo:rerun-if-changed={}", dir.display());
+    println!("cargo::rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
@@ -20,7 +76,7 @@ fn main() {
     files.sort();
     let mut out = String::from("&[\n");
     for path in &files {
-        println!("cargo:rerun-if-changed={}", path.display());
+        println!("cargo::rerun-if-changed={}", path.display());
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

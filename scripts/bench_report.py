@@ -430,6 +430,10 @@ def cmd_render(argv):
         if lines:
             md += [""] + lines
     text = "\n".join(md) + "\n"
+    # A hand-written "Build cost" section at the end of the old file is kept.
+    old = out.read_text() if out.exists() else ""
+    if "\n## Build cost\n" in old:
+        text += old[old.index("\n## Build cost\n"):]
     out.write_text(text)
     print(text, end="")
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The pre-deploy checklist: the gate before promoting to production. One PASS/FAIL/SKIP line per
-# check, a summary line, exit 1 if any check failed. Works from any directory; see --help.
+# The pre-deploy checklist: the gate before promoting an application to production. One
+# PASS/FAIL/SKIP line per check, a summary line, exit 1 if any check failed. Works from any
+# directory, and from a copy in the application's own repository; see --help.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 Usage: scripts/pre_deploy_check.sh [options]
 
-The gate before promoting to production. Checks, in order, one line each:
+The gate before promoting an application to production: its stored credentials, its store and
+its settings, checked with the oauthtest binary. Checks, in order, one line each:
   tool NAME       each required tool is installed (with an install hint when not)
-  tests           cargo test --workspace --locked: oauthtest's own test suite
+  tests           oauthtest's own test suite: skipped unless --oauthtest-tests
   mock-all        oauthtest --mode mock-all: every scenario, JUnit report written to --report
   migrations      the store's migrations are current (from oauthtest --mode doctor)
   configuration   the rest of oauthtest --mode doctor: key, production key kept apart,
@@ -20,7 +22,9 @@ The gate before promoting to production. Checks, in order, one line each:
                   the repository (file:line and kind are shown, never the secret)
 
 Options:
-  --skip-tests           do not run the test suite (its line says SKIP)
+  --oauthtest-tests      also run oauthtest's own test suite (cargo test --workspace --locked);
+                         needs this script inside an oauthtest checkout, and cargo
+  --skip-tests           do not run oauthtest's test suite (the default; kept for old callers)
   --report FILE          where mock-all writes its JUnit report [default: mock-all.xml]
   --scenarios DIR        add the scenario files in DIR to mock-all
   --credential-id N      also check stored credential N on staging, changing nothing
@@ -33,8 +37,13 @@ Options:
 
 Environment: oauthtest's own settings (OAUTHTEST_ENCRYPTION_KEY, DATABASE_URL, OAUTHTEST_ENV,
 OAUTHTEST_PRODUCTION_KEY_ID, ...; a .env in the current directory too), and
-  OAUTHTEST_BIN   an oauthtest binary to use [default: build target/release/oauthtest]
+  OAUTHTEST_BIN   the oauthtest binary to use [default: oauthtest on PATH; in an oauthtest
+                  checkout without one, cargo build --release]
   CARGO           the cargo to run [default: cargo]
+
+Install oauthtest once (it is cached by the CI templates in docs/ci/):
+  cargo install --locked --git <oauthtest's repository URL> oauthtest
+  cargo install --locked --path .      (in an oauthtest checkout)
 
 Exit status: 0 every check passed, 1 a check failed, 2 usage error.
 EOF
@@ -43,7 +52,7 @@ EOF
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${CARGO:=cargo}"
 : "${OAUTHTEST_BIN:=}"
-skip_tests=false
+run_tests=false
 check_endpoint=()
 report="mock-all.xml"
 scenarios=""
@@ -59,7 +68,8 @@ usage_error() {
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --skip-tests) skip_tests=true; shift ;;
+    --skip-tests) run_tests=false; shift ;;
+    --oauthtest-tests) run_tests=true; shift ;;
     --check-endpoint) check_endpoint=(--check-endpoint); shift ;;
     --report | --scenarios | --credential-id | --repo | --secrets-ignore)
       [ $# -ge 2 ] || usage_error "$1 needs a value"
@@ -102,14 +112,21 @@ have_git=true
 need grep grep "install GNU grep (Debian/Ubuntu: apt-get install grep)" || true
 need git git "install git (Debian/Ubuntu: apt-get install git; macOS: xcode-select --install)" \
   || have_git=false
+# An oauthtest checkout (this script in its scripts/): the only place its tests or a build can run.
+checkout=false
+if grep -qs '^name = "oauthtest"$' "$root/Cargo.toml"; then checkout=true; fi
+on_path=""
+if [ -z "$OAUTHTEST_BIN" ]; then on_path=$(command -v oauthtest 2>/dev/null || true); fi
 have_cargo=true
-if ! $skip_tests || [ -z "$OAUTHTEST_BIN" ]; then
+if $run_tests || { [ -z "$OAUTHTEST_BIN" ] && [ -z "$on_path" ] && $checkout; }; then
   need cargo "$CARGO" "install Rust with rustup: https://rustup.rs" || have_cargo=false
 fi
 
 # --- tests ---------------------------------------------------------------------------------------
-if $skip_tests; then
-  skip "tests (--skip-tests)"
+if ! $run_tests; then
+  skip "tests (oauthtest's own suite; --oauthtest-tests runs it)"
+elif ! $checkout; then
+  fail "tests: --oauthtest-tests needs this script inside an oauthtest checkout ($root is not one)"
 elif ! $have_cargo; then
   fail "tests: not run, cargo is missing"
 elif (cd "$root" && "$CARGO" test --workspace --locked) >"$work/tests.log" 2>&1; then
@@ -128,6 +145,11 @@ if [ -n "$OAUTHTEST_BIN" ]; then
   else
     fail "tool oauthtest: OAUTHTEST_BIN=$OAUTHTEST_BIN is not an executable"
   fi
+elif [ -n "$on_path" ]; then
+  bin="$on_path"
+elif ! $checkout; then
+  fail "tool oauthtest: not on PATH and OAUTHTEST_BIN is not set; install it with \
+cargo install --locked --git <oauthtest's repository URL> oauthtest"
 elif $have_cargo; then
   if "$CARGO" build --release --locked --quiet --bin oauthtest \
     --manifest-path "$root/Cargo.toml" >"$work/build.log" 2>&1; then
@@ -237,7 +259,8 @@ scan_secrets() {
   fi
   while IFS= read -r -d '' path; do
     path="${path#./}"
-    case "$path" in target/* | */target/* | .git/* | */.git/*) continue ;; esac
+    # .oauthtest/: where the CI templates cache the installed binary.
+    case "$path" in target/* | */target/* | .git/* | */.git/* | .oauthtest/*) continue ;; esac
     keep=true
     for glob in ${globs[@]+"${globs[@]}"}; do
       # shellcheck disable=SC2053 # the glob is meant to match as a pattern

@@ -16,6 +16,8 @@ const DOCS: &[&str] = &[
     "docs/scenarios.md",
     "docs/ci/github-actions.yml",
     "docs/ci/gitlab-ci.yml",
+    "docs/container.md",
+    "python/README.md",
 ];
 
 /// Modes whose documented commands run here for real (no credential from Google, no network).
@@ -778,4 +780,412 @@ fn every_script_and_document_the_docs_name_exists() {
             "README.md no longer names {path}: {checked:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CI templates' script steps, run for real in a scratch application repository.
+
+/// An application's repository as the templates expect it: a git repository holding the
+/// checklist script (copied in, as their header says), with staging's settings and a store that
+/// holds one credential outside it. `tools` holds a stand-in `cargo` that installs this build's
+/// binary for `cargo install --locked --root R --git G --rev V oauthtest` and logs each call.
+struct ScratchApp {
+    repo: tempfile::TempDir,
+    outside: tempfile::TempDir,
+    settings: Vec<(String, String)>,
+}
+
+impl ScratchApp {
+    fn new() -> Self {
+        let repo = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(repo.path())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(repo.path().join("app.py"), "print('my application')\n").unwrap();
+        std::fs::create_dir(repo.path().join("scripts")).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(CHECKLIST),
+            repo.path().join(CHECKLIST),
+        )
+        .unwrap();
+        git(&["add", "."]);
+
+        let store = outside.path().join("staging.db");
+        let key = new_key(outside.path());
+        std::fs::write(outside.path().join("token.json"), playground_json()).unwrap();
+        let mut import = oauthtest_cmd(outside.path());
+        import
+            .env("DATABASE_URL", format!("sqlite://{}", store.display()))
+            .env("OAUTHTEST_ENCRYPTION_KEY", &key)
+            .env("GOOGLE_CLIENT_ID", "cid.apps.googleusercontent.com")
+            .env("GOOGLE_CLIENT_SECRET", PLANTED_CLIENT_SECRET);
+        run(import, &["--mode", "import", "--file", "token.json"], None).assert_code(0);
+
+        let tools = outside.path().join("tools");
+        std::fs::create_dir(&tools).unwrap();
+        let fake_cargo = tools.join("cargo");
+        std::fs::write(
+            &fake_cargo,
+            format!(
+                "#!/bin/sh\n\
+                 echo \"$*\" >> '{log}'\n\
+                 [ \"$1 $2 $3\" = 'install --locked --root' ] || {{ echo \"cargo: unexpected $*\" >&2; exit 101; }}\n\
+                 mkdir -p \"$4/bin\" && cp '{bin}' \"$4/bin/oauthtest\"\n",
+                log = outside.path().join("cargo.log").display(),
+                bin = env!("CARGO_BIN_EXE_oauthtest"),
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake_cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let settings = [
+            (
+                "STAGING_DATABASE_URL",
+                format!("sqlite://{}", store.display()),
+            ),
+            ("STAGING_OAUTHTEST_ENCRYPTION_KEY", key),
+            ("PRODUCTION_OAUTHTEST_KEY_ID", "0123456789abcdef".to_owned()),
+            (
+                "STAGING_GOOGLE_CLIENT_ID",
+                "cid.apps.googleusercontent.com".to_owned(),
+            ),
+            (
+                "STAGING_GOOGLE_CLIENT_SECRET",
+                PLANTED_CLIENT_SECRET.to_owned(),
+            ),
+            ("STAGING_TEST_CREDENTIAL_ID", "1".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            repo,
+            outside,
+            settings,
+        }
+    }
+
+    fn setting(&self, name: &str) -> String {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("the scratch app has no setting {name}"))
+    }
+
+    /// The `cargo` calls the stand-in saw.
+    fn cargo_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.outside.path().join("cargo.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `script` as a CI runner runs a step: bash failing on the first error, in the repository,
+    /// with `env` and a PATH of the system's tools, the stand-in cargo and `extra_path` only (so
+    /// an oauthtest binary can come only from the template's own install step).
+    fn sh(&self, script: &str, env: &[(String, String)], extra_path: &[String]) -> Run {
+        let mut c = std::process::Command::new("bash");
+        c.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .current_dir(self.repo.path())
+            .env_clear();
+        let mut path: Vec<String> = extra_path.to_vec();
+        path.push(self.outside.path().join("tools").display().to_string());
+        path.push("/usr/local/bin:/usr/bin:/bin".to_owned());
+        c.env("PATH", path.join(":"))
+            .env("HOME", self.outside.path())
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        run(c, &[], None)
+    }
+}
+
+/// A GitHub Actions expression in the template, as the runner would give it.
+fn github_expression(app: &ScratchApp, text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("a closed ${{ }}") + start;
+        let expr = rest[start + 3..end].trim();
+        let value = if expr == "github.workspace" {
+            app.repo.path().display().to_string()
+        } else if let Some(name) = expr
+            .strip_prefix("secrets.")
+            .or_else(|| expr.strip_prefix("vars."))
+        {
+            app.setting(name)
+        } else {
+            panic!("docs/ci/github-actions.yml: an expression this test does not know: {expr}");
+        };
+        out.push_str(&value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn yaml_env(map: &Yaml, resolve: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
+    map.as_hash()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        Yaml::String(s) => s.clone(),
+                        Yaml::Integer(i) => i.to_string(),
+                        other => panic!("a variable that is not a string: {other:?}"),
+                    };
+                    (k.as_str().unwrap().to_owned(), resolve(&value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs every `run:` step of a GitHub job in `app`, as the runner would (checkout: the repository
+/// is there; cache: `.oauthtest/` stays between calls; the other actions only read files).
+/// Returns the last step's run, or the first that failed, with its name.
+fn run_github_job(app: &ScratchApp, job: &str) -> (String, Run) {
+    let workflow = YamlLoader::load_from_str(&read("docs/ci/github-actions.yml"))
+        .unwrap()
+        .remove(0);
+    let resolve = |s: &str| github_expression(app, s);
+    let mut env = yaml_env(&workflow["env"], &resolve);
+    env.extend(yaml_env(&workflow["jobs"][job]["env"], &resolve));
+    let github_path = app.outside.path().join(format!("github_path_{job}"));
+    std::fs::write(&github_path, "").unwrap();
+    env.push(("GITHUB_PATH".into(), github_path.display().to_string()));
+    env.push(("CI".into(), "true".into()));
+    let mut last = None;
+    for step in workflow["jobs"][job]["steps"].as_vec().expect("steps") {
+        if let Some(action) = step["uses"].as_str() {
+            let known = [
+                "actions/checkout@",
+                "actions/cache@",
+                "actions/upload-artifact@",
+                "mikepenz/action-junit-report@",
+            ];
+            assert!(
+                known.iter().any(|k| action.starts_with(k)),
+                "GitHub job {job}: an action this test does not know: {action}"
+            );
+            continue;
+        }
+        let script = resolve(step["run"].as_str().expect("a run step"));
+        let name = step["name"].as_str().unwrap_or(&script).to_owned();
+        let added: Vec<String> = std::fs::read_to_string(&github_path)
+            .unwrap()
+            .lines()
+            .rev()
+            .map(str::to_owned)
+            .collect();
+        let r = app.sh(&script, &env, &added);
+        let failed = r.code != 0;
+        last = Some((name, r));
+        if failed {
+            break;
+        }
+    }
+    last.expect("the job has run steps")
+}
+
+/// Runs a GitLab job's `before_script` and `script` (its own or from what it `extends`) in one
+/// shell, as the runner does, with the file's and the job's variables and staging's settings as
+/// CI/CD variables.
+fn run_gitlab_job(app: &ScratchApp, job: &str) -> Run {
+    let pipeline = YamlLoader::load_from_str(&read("docs/ci/gitlab-ci.yml"))
+        .unwrap()
+        .remove(0);
+    let own = &pipeline[job];
+    let base = own["extends"]
+        .as_str()
+        .map(|name| &pipeline[name])
+        .unwrap_or(&Yaml::BadValue);
+    let pick = |key: &str| {
+        if own[key].is_badvalue() {
+            &base[key]
+        } else {
+            &own[key]
+        }
+    };
+    let plain = |s: &str| s.to_owned();
+    let mut env = yaml_env(&pipeline["variables"], &plain);
+    env.extend(yaml_env(&base["variables"], &plain));
+    env.extend(yaml_env(&own["variables"], &plain));
+    env.push(("CI".into(), "true".into()));
+    env.push((
+        "CI_PROJECT_DIR".into(),
+        app.repo.path().display().to_string(),
+    ));
+    for (variable, setting) in [
+        ("DATABASE_URL", "STAGING_DATABASE_URL"),
+        (
+            "OAUTHTEST_ENCRYPTION_KEY",
+            "STAGING_OAUTHTEST_ENCRYPTION_KEY",
+        ),
+        ("OAUTHTEST_PRODUCTION_KEY_ID", "PRODUCTION_OAUTHTEST_KEY_ID"),
+        ("GOOGLE_CLIENT_ID", "STAGING_GOOGLE_CLIENT_ID"),
+        ("GOOGLE_CLIENT_SECRET", "STAGING_GOOGLE_CLIENT_SECRET"),
+        ("STAGING_TEST_CREDENTIAL_ID", "STAGING_TEST_CREDENTIAL_ID"),
+    ] {
+        env.push((variable.into(), app.setting(setting)));
+    }
+    let lines = |y: &Yaml| -> Vec<String> {
+        y.as_vec()
+            .map(|v| v.iter().map(|l| l.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let mut script = lines(pick("before_script"));
+    script.extend(lines(pick("script")));
+    assert!(!script.is_empty(), "GitLab job {job} has no script");
+    app.sh(&script.join("\n"), &env, &[])
+}
+
+#[track_caller]
+fn assert_checklist_passed(r: &Run) {
+    r.assert_code(0);
+    let summary = r.stdout.lines().last().unwrap_or("");
+    assert!(
+        summary.starts_with("pre-deploy: ") && summary.contains(" 0 failed"),
+        "{r}"
+    );
+    for line in [
+        "PASS  mock-all",
+        "PASS  migrations",
+        "PASS  configuration",
+        "PASS  credential 1",
+        "PASS  secrets",
+        "SKIP  tests",
+    ] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(line)),
+            "no {line:?}\n{r}"
+        );
+    }
+    assert_no_secrets(&format!("{}{}", r.stdout, r.stderr), &[]);
+}
+
+#[test]
+fn the_github_template_installs_once_then_runs_mock_all_and_the_checklist_in_an_app_repository() {
+    let app = ScratchApp::new();
+    let (step, r) = run_github_job(&app, "mock-all");
+    assert_eq!(step, "Every scenario against the mock", "{r}");
+    r.assert_code(0);
+    let xml = std::fs::read_to_string(app.repo.path().join("mock-all.xml")).unwrap();
+    assert!(xml.contains("<testsuite") && !xml.contains("<failure"));
+    let calls = app.cargo_calls();
+    assert_eq!(calls.len(), 1, "installed once: {calls:?}");
+    assert!(
+        calls[0].starts_with("install --locked --root ")
+            && calls[0]
+                .ends_with(" --git https://github.com/your-org/oauthtest --rev v0.1.0 oauthtest"),
+        "{calls:?}"
+    );
+
+    // The next job finds the cached binary: no second install.
+    let (step, r) = run_github_job(&app, "pre-deploy");
+    assert_eq!(step, "Pre-deploy checklist", "{r}");
+    assert_checklist_passed(&r);
+    assert_eq!(app.cargo_calls().len(), 1, "{:?}", app.cargo_calls());
+}
+
+#[test]
+fn the_gitlab_template_installs_once_then_runs_mock_all_and_the_checklist_in_an_app_repository() {
+    let app = ScratchApp::new();
+    let r = run_gitlab_job(&app, "oauthtest-mock-all");
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("27 passed, 0 failed") || r.stdout.contains(" 0 failed"),
+        "{r}"
+    );
+    assert!(app.repo.path().join("mock-all.xml").exists());
+    assert_eq!(app.cargo_calls().len(), 1, "{:?}", app.cargo_calls());
+
+    let r = run_gitlab_job(&app, "oauthtest-pre-deploy");
+    assert_checklist_passed(&r);
+    assert_eq!(app.cargo_calls().len(), 1, "{:?}", app.cargo_calls());
+}
+
+#[test]
+fn the_templates_checklist_step_fails_the_job_on_a_wrong_key_or_a_committed_secret() {
+    let mut app = ScratchApp::new();
+    // Wrong staging key: every stored credential fails to decrypt.
+    let good_key = app.setting("STAGING_OAUTHTEST_ENCRYPTION_KEY");
+    let wrong = new_key(app.outside.path());
+    for (k, v) in app.settings.iter_mut() {
+        if k == "STAGING_OAUTHTEST_ENCRYPTION_KEY" {
+            *v = wrong.clone();
+        }
+    }
+    let (step, r) = run_github_job(&app, "pre-deploy");
+    assert_eq!(step, "Pre-deploy checklist", "{r}");
+    r.assert_code(1);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL  configuration")),
+        "{r}"
+    );
+    assert_no_secrets(&format!("{}{}", r.stdout, r.stderr), &[&wrong, &good_key]);
+
+    // The right key, but the application committed a refresh token.
+    for (k, v) in app.settings.iter_mut() {
+        if k == "STAGING_OAUTHTEST_ENCRYPTION_KEY" {
+            *v = good_key.clone();
+        }
+    }
+    let leaked = format!("1//0{}", "gLx9-Qz_7".repeat(8));
+    std::fs::write(
+        app.repo.path().join("settings.py"),
+        format!("RT = '{leaked}'\n"),
+    )
+    .unwrap();
+    let r = run_gitlab_job(&app, "oauthtest-pre-deploy");
+    r.assert_code(1);
+    assert!(
+        r.stdout.contains("FAIL  secrets")
+            && r.stdout.contains("settings.py:1: Google refresh token"),
+        "{r}"
+    );
+    assert!(
+        !r.stdout.contains(".oauthtest/"),
+        "the cached binary is not scanned\n{r}"
+    );
+    assert!(
+        !format!("{}{}", r.stdout, r.stderr).contains(&leaked),
+        "{r}"
+    );
+}
+
+#[test]
+fn the_copied_checklist_without_an_installed_oauthtest_fails_saying_how_to_install_it() {
+    let app = ScratchApp::new();
+    let ci = [("CI".to_owned(), "true".to_owned())];
+    let r = app.sh(
+        "scripts/pre_deploy_check.sh --report mock-all.xml",
+        &ci,
+        &[],
+    );
+    r.assert_code(1);
+    assert!(
+        r.stdout.contains(
+            "FAIL  tool oauthtest: not on PATH and OAUTHTEST_BIN is not set; install it with \
+             cargo install --locked --git"
+        ),
+        "{r}"
+    );
+    assert!(r.stdout.contains("FAIL  mock-all: not run"), "{r}");
+    assert!(
+        app.cargo_calls().is_empty(),
+        "outside an oauthtest checkout nothing is built: {:?}",
+        app.cargo_calls()
+    );
 }

@@ -949,6 +949,7 @@ fn checklist_fails_the_tests_line_when_the_suite_fails_and_names_a_missing_tool(
     }
     let report = db.path().join("r.xml");
     let args = [
+        "--oauthtest-tests",
         "--repo",
         repo.path().to_str().unwrap(),
         "--report",
@@ -957,6 +958,11 @@ fn checklist_fails_the_tests_line_when_the_suite_fails_and_names_a_missing_tool(
     let mut with_fake = as_refs(&env);
     let cargo_path = cargo.to_str().unwrap().to_owned();
     with_fake.push(("CARGO", &cargo_path));
+    // By default oauthtest's own suite is not the application's check: skipped, cargo unused.
+    let r = checklist(db.path(), &with_fake, &args[1..]);
+    r.assert_code(0);
+    assert_line(&r, "SKIP  tests");
+    assert!(!r.stdout.contains("fake cargo"), "{r}");
     let r = checklist(db.path(), &with_fake, &args);
     r.assert_code(1);
     assert_line(&r, "FAIL  tests");

@@ -286,6 +286,10 @@ async fn admin_sql(sql: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    oauthtest_no_postgres,
+    ignore = "PostgreSQL did not answer when the tests were built (start it, then `touch build.rs`)"
+)]
 async fn postgres_gone_mid_run_stops_worker_sim_with_a_clear_error_and_no_lost_token() {
     let Some(db) = TestDb::postgres().await else {
         return;
@@ -430,7 +434,9 @@ async fn a_full_disk_is_a_clear_sqlite_full_error_and_nothing_is_half_written() 
             std::env::var_os("CI").is_none(),
             "no private tmpfs can be mounted here (unshare and mount), which CI needs\n{r}"
         );
-        eprintln!("SKIPPED: disk-full test: cannot mount a private tmpfs here\n{r}");
+        skipped(&format!(
+            "disk-full test: cannot mount a private tmpfs here\n{r}"
+        ));
         return;
     }
     let read = |name: &str| std::fs::read_to_string(db.path().join(name)).unwrap_or_default();

@@ -803,6 +803,10 @@ async fn no_secret_leaks_from_any_mode_format_or_log_level_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    oauthtest_no_postgres,
+    ignore = "PostgreSQL did not answer when the tests were built (start it, then `touch build.rs`)"
+)]
 async fn no_secret_leaks_from_the_modes_that_touch_a_postgres_store() {
     if let Some(db) = TestDb::postgres().await {
         leak_audit(db, matrix_for(Backend::Postgres)).await;

@@ -4,12 +4,16 @@ mod support;
 
 mod app_store;
 mod command_line;
+mod container;
 mod crash;
 mod docs;
 mod doctor;
 mod faults;
 mod fuzz_regressions;
 mod leak_audit;
+#[path = "../../build/probe.rs"]
+mod probe;
+mod pytest_plugin;
 mod scenarios;
 mod serve;
 mod serve_abuse;

@@ -240,6 +240,10 @@ fn mock_all_junit_format_is_xml_on_stdout() {
 
 /// With a database given, mock-all uses temporary rows in it and removes them afterwards.
 #[tokio::test]
+#[cfg_attr(
+    oauthtest_no_postgres,
+    ignore = "PostgreSQL did not answer when the tests were built (start it, then `touch build.rs`)"
+)]
 async fn mock_all_in_a_given_postgres_store_leaves_no_rows() {
     let Some(db) = TestDb::postgres().await else {
         return;
