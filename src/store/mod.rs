@@ -216,6 +216,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// For PostgreSQL's "database does not exist" (SQLSTATE 3D000): the database's name and how to
+/// create it.
+fn missing_database(e: &sqlx::Error, options: &PgConnectOptions) -> Option<String> {
+    let db = e.as_database_error()?;
+    if db.code().as_deref() != Some("3D000") {
+        return None;
+    }
+    let name = options.get_database().unwrap_or("(the user's name)");
+    Some(format!(
+        "database \"{name}\" does not exist on that server; create it (`createdb {name}`, or \
+         `CREATE DATABASE {name};` in psql), then run `oauthtest --mode init`"
+    ))
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }
@@ -292,7 +306,13 @@ impl Store {
                     url: shown.clone(),
                     reason: "no answer within 10 s".into(),
                 })?
-                .map_err(unreachable)?;
+                .map_err(|e| match missing_database(&e, &options) {
+                    Some(reason) => StoreError::Unreachable {
+                        url: shown.clone(),
+                        reason,
+                    },
+                    None => unreachable(e),
+                })?;
             let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(16)

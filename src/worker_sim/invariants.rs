@@ -3,6 +3,7 @@
 
 use super::{margin_for, Behaviour, ProcessTotals, Rig, SimConfig};
 use crate::error::Result;
+use crate::report::{count, count_u64};
 use crate::store::CredentialState;
 use mock_server::{Endpoint, TokenStatus};
 use secrecy::ExposeSecret;
@@ -110,8 +111,10 @@ pub async fn judge(
         name: "one refresh per credential per expiry",
         held: duplicates == 0,
         detail: format!(
-            "{successes} successful refreshes for {expiries} expiries ({per_expiry:.2} per expiry); \
-             {duplicates} made while the previous token was still fresh"
+            "{} for {} ({per_expiry:.2} per expiry); {duplicates} made while the previous token \
+             was still fresh",
+            count(successes, "successful refresh", "successful refreshes"),
+            count(expiries, "expiry", "expiries"),
         ),
     });
 
@@ -137,7 +140,9 @@ pub async fn judge(
         detail: if unexpected.is_empty() {
             format!(
                 "{} succeeded, {} failed ({:?})",
-                totals.jobs_succeeded, totals.jobs_failed, totals.failures_by_outcome
+                count_u64(totals.jobs_succeeded, "job", "jobs"),
+                totals.jobs_failed,
+                totals.failures_by_outcome
             )
         } else {
             format!("unexpected failures: {}", unexpected.join(", "))
@@ -190,8 +195,8 @@ pub async fn judge(
             held: marked_wrong.is_empty() && not_marked.is_empty(),
             detail: if marked_wrong.is_empty() && not_marked.is_empty() {
                 format!(
-                    "{} revoked credentials; failed reconnect jobs took at most {} ms",
-                    revoked.len(),
+                    "{} revoked; failed reconnect jobs took at most {} ms",
+                    count(revoked.len(), "credential", "credentials"),
                     totals.reconnect_failure_max_us / 1000
                 )
             } else {
@@ -254,8 +259,8 @@ pub async fn judge(
         held: lost.is_empty(),
         detail: if lost.is_empty() {
             format!(
-                "{} credentials checked against the mock",
-                rig.credentials.len()
+                "{} checked against the mock",
+                count(rig.credentials.len(), "credential", "credentials")
             )
         } else {
             lost.into_iter().take(10).collect::<Vec<_>>().join("; ")

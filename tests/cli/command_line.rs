@@ -786,3 +786,23 @@ fn messages_name_their_context_and_counts_agree() {
     r.assert_code(0);
     assert!(r.stdout.contains("(1 scenario in "), "{r}");
 }
+
+#[tokio::test]
+#[cfg_attr(
+    oauthtest_no_postgres,
+    ignore = "PostgreSQL did not answer when the tests were built (start it, then `touch build.rs`)"
+)]
+async fn a_missing_postgres_database_is_named_with_how_to_create_it() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (base, _) = db.url.rsplit_once('/').unwrap();
+    let missing = format!("oauthtest_missing_{}", uuid::Uuid::new_v4().simple());
+    let mut c = oauthtest_cmd(db.path());
+    c.env("DATABASE_URL", format!("{base}/{missing}"));
+    run(c, &["--mode", "list"], None)
+        .assert_code(2)
+        .assert_one_line_error()
+        .assert_stderr_has(&format!("database \"{missing}\" does not exist"))
+        .assert_stderr_has(&format!("createdb {missing}"));
+}

@@ -584,9 +584,22 @@ fn the_json_examples_have_exactly_the_fields_each_mode_prints() {
         let at = format!("docs/json.md:{}", block.line);
         let documented: serde_json::Value =
             serde_json::from_str(&block.text).unwrap_or_else(|e| panic!("{at}: not JSON: {e}"));
-        let mode = documented["mode"].as_str().unwrap().to_owned();
+        // The error object has no mode: a run that fails makes one.
+        let mode = documented["mode"].as_str().unwrap_or("error").to_owned();
         let real = match mode.as_str() {
+            "error" => json(&["--mode", "real"]),
+            "init" => json(&["--mode", "init"]),
             "list" => json(&["--mode", "list", "--credential-id", "1"]),
+            "real" => json(&["--mode", "real", "--credential-id", "1", "--dry-run"]),
+            "force-expire" => json(&[
+                "--mode",
+                "force-expire",
+                "--credential-id",
+                "1",
+                "--no-refresh",
+            ]),
+            "scrub" => json(&["--mode", "scrub"]),
+            "worker-sim" => json(&["--mode", "worker-sim", "--jobs", "20"]),
             "mock-all" => json(&["--mode", "mock-all"]),
             "doctor" => json(&["--mode", "doctor"]),
             other => panic!("{at}: no real run for mode {other}"),
@@ -594,7 +607,20 @@ fn the_json_examples_have_exactly_the_fields_each_mode_prints() {
         same_shape(&at, &mode, &documented, &real);
         checked.push(mode);
     }
-    assert_eq!(checked, ["list", "mock-all", "doctor"]);
+    assert_eq!(
+        checked,
+        [
+            "error",
+            "init",
+            "list",
+            "real",
+            "force-expire",
+            "scrub",
+            "worker-sim",
+            "mock-all",
+            "doctor"
+        ]
+    );
 }
 
 #[test]
