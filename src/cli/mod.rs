@@ -1,7 +1,7 @@
 //! The command line: `oauthtest --mode MODE [options]`.
 //!
 //! `--mode`, `--credential-id` and `--dry-run` are the interface CI scripts and checklists already
-//! call (the staging guide's `stage_oauth_test.py` had the same), so they stay exactly so. Every
+//! call (the staging scripts this tool replaces took the same), so they stay exactly so. Every
 //! option that has an environment variable reads it when the flag is absent; a `.env` file in the
 //! working directory fills in variables that are not set. Raw flags become [`crate::settings`]
 //! once, in one place.

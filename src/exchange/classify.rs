@@ -1,8 +1,8 @@
 //! Turns one try — `oauth2`'s result plus the raw response kept beside it — into an
 //! [`Outcome`], the [`Attempt::class`](super::Attempt::class) of the try and any `Retry-After`.
 //!
-//! All of the knowledge of Google's answers lives here (see
-//! `shared/reference/google-token-endpoint.md`). Messages are built from status codes, media
+//! All of the knowledge of Google's answers lives here; `tests/errors.rs` holds one test row
+//! per answer Google is known to give. Messages are built from status codes, media
 //! types, field names and JSON kinds only: never from a body or a serde/`oauth2` error message,
 //! since those can quote a token.
 

@@ -2,8 +2,8 @@
 //!
 //! Why this module exists: proving that an application's token refresh works starts with doing
 //! the refresh exactly as a mature client would, and saying precisely *why* it failed when it
-//! does. Google's token endpoint answers with a handful of well-known shapes (see
-//! `shared/reference/google-token-endpoint.md`): `invalid_grant` means the user must reconnect
+//! does. Google's token endpoint answers with a handful of well-known shapes (the classifier in
+//! `classify.rs` and one test per shape): `invalid_grant` means the user must reconnect
 //! and must never be retried; `invalid_client` and kin mean our client configuration is wrong;
 //! 5xx, 429, 408, HTML "Sorry…" pages, timeouts and dropped connections are transient. This
 //! module turns every response into one [`Outcome`] and records every try as an [`Attempt`].
