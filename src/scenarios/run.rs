@@ -6,9 +6,9 @@
 use super::{setup, Scenario};
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
-use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
+use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
-use crate::refresh::{Engine, EngineConfig, EngineParts};
+use crate::refresh::{EngineBuilder, EngineConfig};
 use crate::store::{HistoryEntry, NewCredential, Store};
 use chrono::Utc;
 use mock_server::{fingerprint, Endpoint, MockGoogle, TokenStatus};
@@ -188,23 +188,19 @@ async fn run_job_and_verify(
     let worst = (timeout
         + Duration::from_millis(e.retry_after_cap_ms.max(e.initial_backoff_ms * 8)))
         * e.max_attempts.max(1);
-    let engine = Engine::new(EngineParts {
-        store: store.clone(),
-        keyring: keyring.clone(),
-        exchanger: TokenExchanger::new(http.clone(), exchange),
-        http,
-        api: ApiEndpoints {
-            profile_url: mock.api_url(),
-            tokeninfo_url: mock.tokeninfo_url(),
-        },
-        default_client_id: None,
-        default_client_secret: None,
-        config: EngineConfig {
+    let api = ApiEndpoints {
+        profile_url: mock.api_url(),
+        tokeninfo_url: mock.tokeninfo_url(),
+    };
+    let engine = EngineBuilder::new(store.clone(), keyring.clone(), exchange, api)
+        .http(http)
+        .config(EngineConfig {
             lease_ttl: worst + Duration::from_secs(5),
             mode: "mock",
             ..EngineConfig::default()
-        },
-    });
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
 
     let job = engine.run_job(id).await;
     result.outcome = job.outcome.to_owned();

@@ -9,9 +9,9 @@ mod tasks;
 use crate::cli::{Cli, Environment, Format};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
-use crate::exchange::{build_http_client, ExchangeConfig, TokenExchanger};
+use crate::exchange::{build_http_client, ExchangeConfig};
 use crate::google_api::ApiEndpoints;
-use crate::refresh::{Engine, EngineConfig, EngineParts};
+use crate::refresh::{Engine, EngineBuilder, EngineConfig};
 use crate::store::{Store, DEFAULT_DATABASE_URL};
 use crate::task::{Effect, Task};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -306,25 +306,21 @@ impl Settings {
         store: Arc<Store>,
         keyring: Arc<Keyring>,
         mode: &'static str,
-    ) -> Engine {
+    ) -> Result<Engine> {
         let exchange = ExchangeConfig {
             token_url: self.token_url.clone(),
-            request_timeout: self.request_timeout(),
             ..ExchangeConfig::default()
         };
-        Engine::new(EngineParts {
-            store,
-            keyring,
-            exchanger: TokenExchanger::new(http.clone(), exchange),
-            http,
-            api: self.api.clone(),
-            default_client_id: self.client_id.clone(),
-            default_client_secret: self.client_secret.clone(),
-            config: EngineConfig {
+        EngineBuilder::new(store, keyring, exchange, self.api.clone())
+            .request_timeout(self.request_timeout())
+            .http(http)
+            .default_client(self.client_id.clone(), self.client_secret.clone())
+            .config(EngineConfig {
                 mode,
                 ..EngineConfig::default()
-            },
-        })
+            })
+            .build()
+            .map_err(|e| Error::Internal(anyhow::Error::new(e)))
     }
 }
 

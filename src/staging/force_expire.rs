@@ -153,7 +153,7 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
 
     // 3. What a worker does when it needs the token.
     let http = settings.http_client()?;
-    let engine = settings.engine(http.clone(), store.clone(), keyring.clone(), "force-expire");
+    let engine = settings.engine(http.clone(), store.clone(), keyring.clone(), "force-expire")?;
     let refreshed = engine.ensure_fresh(id).await;
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     let usable = match refreshed {

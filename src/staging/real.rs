@@ -83,7 +83,7 @@ pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
         return Ok(report);
     }
 
-    let engine = settings.engine(http.clone(), store.clone(), keyring.clone(), "real");
+    let engine = settings.engine(http.clone(), store.clone(), keyring.clone(), "real")?;
     let refreshed = engine.refresh(id, row.version).await;
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     match refreshed {

@@ -18,9 +18,9 @@ pub mod mode;
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
-use crate::exchange::{build_http_client, ExchangeConfig, RetryPolicy, TokenExchanger};
+use crate::exchange::{ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
-use crate::refresh::{Engine, EngineConfig, EngineError, EngineParts};
+use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError};
 use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
@@ -125,31 +125,24 @@ pub fn engine_for(
 ) -> Result<Engine> {
     let (timeout, token_ttl, coordinate) =
         (config.request_timeout, config.token_ttl, config.coordinate);
-    let http = build_http_client(timeout).map_err(|e| Error::Internal(e.into()))?;
-    let mut exchange = ExchangeConfig::with_token_url(token_url)
+    let exchange = ExchangeConfig::with_token_url(token_url)
         .map_err(|e| Error::config("--token-url", e.to_string()))?;
-    exchange.request_timeout = timeout;
-    exchange.retry = RetryPolicy {
-        initial_backoff: Duration::from_millis(5),
-        max_retry_after: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    };
-    Ok(Engine::new(EngineParts {
-        store,
-        keyring,
-        exchanger: TokenExchanger::new(http.clone(), exchange),
-        http,
-        api,
-        default_client_id: None,
-        default_client_secret: None,
-        config: EngineConfig {
+    EngineBuilder::new(store, keyring, exchange, api)
+        .request_timeout(timeout)
+        .retry(RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_retry_after: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        })
+        .config(EngineConfig {
             margin: margin_for(token_ttl),
             lease_ttl: Duration::from_secs(30),
             lease_poll: Duration::from_millis(5),
             mode: "worker-sim",
             coordinate,
-        },
-    }))
+        })
+        .build()
+        .map_err(|e| Error::Internal(e.into()))
 }
 
 /// The refresh margin worker-sim uses for a token lifetime.

@@ -14,6 +14,10 @@
 //! 3. the row is re-read after each wait and after taking the lease, and the refresh is skipped
 //!    when another worker already did it.
 
+mod builder;
+
+pub use builder::EngineBuilder;
+
 use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::error::Error;
