@@ -59,6 +59,8 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub mod code;
+
 pub use config::{ExchangeConfig, RetryPolicy, GOOGLE_TOKEN_URL};
 pub use exchanger::{classify_response, RefreshRequest, TokenExchanger};
 pub use outcome::{attempt_class, Attempt, Exchange, Outcome, TokenGrant};

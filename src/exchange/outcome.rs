@@ -5,6 +5,7 @@
 //! needing a reconnect, cool down), so each variant names one decision, and nothing here can
 //! print a token: `Debug` is written by hand and redacts every secret.
 
+use super::code;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,15 +38,15 @@ pub struct Attempt {
 /// answer; a transient failure (one that is retried) carries a finer class saying which kind.
 pub mod attempt_class {
     /// HTTP 200 with a usable token.
-    pub const REFRESHED: &str = "refreshed";
+    pub const REFRESHED: &str = crate::exchange::code::REFRESHED;
     /// `invalid_grant`: the user must reconnect.
-    pub const NEEDS_RECONNECT: &str = "needs_reconnect";
+    pub const NEEDS_RECONNECT: &str = crate::exchange::code::NEEDS_RECONNECT;
     /// `invalid_client`, `deleted_client`, `unauthorized_client`.
-    pub const CLIENT_MISCONFIGURED: &str = "client_misconfigured";
+    pub const CLIENT_MISCONFIGURED: &str = crate::exchange::code::CLIENT_MISCONFIGURED;
     /// Any other OAuth error JSON at a 4xx status.
-    pub const REQUEST_REJECTED: &str = "request_rejected";
+    pub const REQUEST_REJECTED: &str = crate::exchange::code::REQUEST_REJECTED;
     /// A response that breaks the protocol (bad success body, a redirect).
-    pub const PROTOCOL_ERROR: &str = "protocol_error";
+    pub const PROTOCOL_ERROR: &str = crate::exchange::code::PROTOCOL_ERROR;
     /// Transient: a 5xx status, or the JSON errors `internal_failure`, `server_error`,
     /// `temporarily_unavailable`.
     pub const SERVER_ERROR: &str = "server_error";
@@ -115,12 +116,12 @@ impl Outcome {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Outcome::Refreshed(_) => "refreshed",
-            Outcome::NeedsReconnect { .. } => "needs_reconnect",
-            Outcome::ClientMisconfigured { .. } => "client_misconfigured",
-            Outcome::RequestRejected { .. } => "request_rejected",
-            Outcome::RetryLater { .. } => "retry_later",
-            Outcome::ProtocolError { .. } => "protocol_error",
+            Outcome::Refreshed(_) => code::REFRESHED,
+            Outcome::NeedsReconnect { .. } => code::NEEDS_RECONNECT,
+            Outcome::ClientMisconfigured { .. } => code::CLIENT_MISCONFIGURED,
+            Outcome::RequestRejected { .. } => code::REQUEST_REJECTED,
+            Outcome::RetryLater { .. } => code::RETRY_LATER,
+            Outcome::ProtocolError { .. } => code::PROTOCOL_ERROR,
         }
     }
 }

@@ -21,7 +21,7 @@ pub use builder::EngineBuilder;
 use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::error::Error;
-use crate::exchange::{Outcome, RefreshRequest, TokenExchanger};
+use crate::exchange::{code, Outcome, RefreshRequest, TokenExchanger};
 use crate::google_api::{self, ApiEndpoints, ApiResult};
 use crate::store::{CredentialRow, CredentialState, HistoryEntry, RefreshWrite, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -131,14 +131,14 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::NeedsReconnect { .. } | EngineError::NoRefreshToken(_) => {
-                "needs_reconnect"
+                code::NEEDS_RECONNECT
             }
-            EngineError::ClientMisconfigured { .. } => "client_misconfigured",
-            EngineError::RequestRejected { .. } => "request_rejected",
-            EngineError::RetryLater { .. } => "retry_later",
-            EngineError::ProtocolError { .. } => "protocol_error",
-            EngineError::LeaseTimeout(_) | EngineError::LeaseLost(_) => "lease_error",
-            EngineError::Credential(_) => "credential_error",
+            EngineError::ClientMisconfigured { .. } => code::CLIENT_MISCONFIGURED,
+            EngineError::RequestRejected { .. } => code::REQUEST_REJECTED,
+            EngineError::RetryLater { .. } => code::RETRY_LATER,
+            EngineError::ProtocolError { .. } => code::PROTOCOL_ERROR,
+            EngineError::LeaseTimeout(_) | EngineError::LeaseLost(_) => code::LEASE_ERROR,
+            EngineError::Credential(_) => code::CREDENTIAL_ERROR,
         }
     }
 }
@@ -322,7 +322,7 @@ impl Engine {
             return Err(Self::reconnect_error(&row));
         }
         if self.is_fresh(&row, Utc::now()) {
-            return self.usable_from(&row, "not_needed");
+            return self.usable_from(&row, code::NOT_NEEDED);
         }
         self.refresh(id, row.version).await
     }
@@ -355,7 +355,7 @@ impl Engine {
                 return Err(Self::reconnect_error(&row));
             }
             if row.version != seen_version && self.is_fresh(&row, Utc::now()) {
-                return self.usable_from(&row, "not_needed");
+                return self.usable_from(&row, code::NOT_NEEDED);
             }
             if self
                 .store
@@ -390,7 +390,7 @@ impl Engine {
         }
         if row.version != seen_version && self.is_fresh(&row, Utc::now()) {
             self.store.release_lease(id, &self.owner).await?;
-            return self.usable_from(&row, "not_needed");
+            return self.usable_from(&row, code::NOT_NEEDED);
         }
         let secrets = row.decrypt(&self.keyring)?;
         let refresh_token = secrets
@@ -481,7 +481,7 @@ impl Engine {
                         .unwrap_or_else(|| SecretString::from(String::new())),
                     expires_at: Some(expires_at),
                     version: row.version,
-                    outcome: "refreshed",
+                    outcome: code::REFRESHED,
                 })
             }
             Outcome::NeedsReconnect {
@@ -551,7 +551,7 @@ impl Engine {
                 }
             }
         };
-        refreshes += u32::from(usable.outcome == "refreshed");
+        refreshes += u32::from(usable.outcome == code::REFRESHED);
         let mut outcome = usable.outcome;
         let mut api = google_api::call_profile(&self.http, &self.api, &usable.access_token).await;
         if api.unauthorized() {
@@ -561,7 +561,7 @@ impl Engine {
             );
             match self.refresh(id, usable.version).await {
                 Ok(again) => {
-                    refreshes += u32::from(again.outcome == "refreshed");
+                    refreshes += u32::from(again.outcome == code::REFRESHED);
                     outcome = again.outcome;
                     api =
                         google_api::call_profile(&self.http, &self.api, &again.access_token).await;

@@ -242,15 +242,7 @@ pub struct ScenarioError {
     pub problem: String,
 }
 
-const OUTCOMES: &[&str] = &[
-    "refreshed",
-    "not_needed",
-    "needs_reconnect",
-    "client_misconfigured",
-    "request_rejected",
-    "retry_later",
-    "protocol_error",
-];
+const OUTCOMES: &[&str] = crate::exchange::code::JOB_OUTCOMES;
 
 /// Parses one scenario file.
 ///

@@ -266,7 +266,7 @@ async fn run_job_and_verify(
         };
         check("refresh_token", want, got);
     }
-    if job.outcome == "refreshed" {
+    if job.outcome == crate::exchange::code::REFRESHED {
         // The refreshed token must have been written back, and be the one the mock issued last.
         let status = stored
             .access_token

@@ -157,7 +157,7 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
     let refreshed = engine.ensure_fresh(id).await;
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     let usable = match refreshed {
-        Ok(usable) if usable.outcome == "refreshed" => {
+        Ok(usable) if usable.outcome == crate::exchange::code::REFRESHED => {
             let new_fp = crate::credential::fingerprint(&usable.access_token);
             let worker = Check::new(
                 "worker",

@@ -97,7 +97,7 @@ pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
                 (_, Some(_)) => "refresh token rotated",
                 (_, None) => "refresh token missing",
             };
-            report.checks.push(if usable.outcome == "refreshed" {
+            report.checks.push(if usable.outcome == crate::exchange::code::REFRESHED {
                 Check::new(
                     "refresh",
                     Status::Pass,

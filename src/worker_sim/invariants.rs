@@ -3,6 +3,7 @@
 
 use super::{margin_for, Behaviour, ProcessTotals, Rig, SimConfig};
 use crate::error::Result;
+use crate::exchange::code;
 use crate::report::{count, count_u64};
 use crate::store::CredentialState;
 use mock_server::{Endpoint, TokenStatus};
@@ -121,8 +122,8 @@ pub async fn judge(
     // 2. Jobs fail only the way the behaviour allows.
     let allowed: &[&str] = match config.behaviour {
         Behaviour::Success | Behaviour::Rotation => &[],
-        Behaviour::InvalidGrantMidRun => &["needs_reconnect"],
-        Behaviour::ServerErrorBurst => &["retry_later"],
+        Behaviour::InvalidGrantMidRun => &[code::NEEDS_RECONNECT],
+        Behaviour::ServerErrorBurst => &[code::RETRY_LATER],
     };
     let unexpected: Vec<String> = totals
         .failures_by_outcome
@@ -173,7 +174,7 @@ pub async fn judge(
             let history = rig.store.history(cred.id).await?;
             let marks = history
                 .iter()
-                .filter(|h| h.outcome == "needs_reconnect")
+                .filter(|h| h.outcome == code::NEEDS_RECONNECT)
                 .count();
             let state = by_id.get(&cred.id).map(|r| r.state());
             if seen_invalid && (marks != 1 || state != Some(CredentialState::NeedsReconnect)) {

@@ -232,7 +232,7 @@ pub async fn run_workers(
                 } else {
                     failed += 1;
                     *failures.entry(result.outcome.to_owned()).or_default() += 1;
-                    if result.outcome == "needs_reconnect" {
+                    if result.outcome == crate::exchange::code::NEEDS_RECONNECT {
                         reconnect_max = reconnect_max.max(us);
                     }
                 }
