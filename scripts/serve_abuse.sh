@@ -112,7 +112,9 @@ def connect():
     return socket.create_connection((host, port), timeout=30)
 
 def http(method, path, body=None, timeout=30):
-    req = urllib.request.Request(url + path, data=body, method=method)
+    # serve refuses admin requests that change something unless they are declared JSON.
+    headers = {"Content-Type": "application/json"} if method not in ("GET", "HEAD") else {}
+    req = urllib.request.Request(url + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             count("connections")
