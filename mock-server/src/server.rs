@@ -469,7 +469,7 @@ impl MockGoogle {
     }
 
     /// Replaces the token endpoint's script: the Nth request from now gets `steps[N]`; after the
-    /// script runs out, [`Action::Google`].
+    /// script runs out, [`Action::Google`](crate::Action::Google).
     pub fn set_token_script(&self, steps: Vec<Step>) {
         self.shared.state.lock().token_script = steps.into();
     }

@@ -4,7 +4,7 @@
 //! The front end (limits on headers, bodies, read time and connections; a listen backlog that
 //! fits them; graceful stop) is `mock_server::front`, the same one every embedded mock of
 //! `mock`, `mock-all` and `worker-sim` answers through. This module adds what only a standalone
-//! server needs: the admin API and its [guard](guard), one log line per request, and the
+//! server needs: the admin API and its [guard], one log line per request, and the
 //! counters of the report printed at shutdown. The mock is [`MockGoogle::detached`]: each
 //! request goes to [`MockGoogle::answer`] in-process, with no second hop.
 
