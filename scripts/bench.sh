@@ -197,7 +197,7 @@ if wants serve; then
     "$bin" --mode serve --port 0 --log warn >"$work/oauthtest.out" 2>&1 &
     pids+=($!)
     oauthtest_url=$(wait_for_line "$work/oauthtest.out" '^http://[0-9.:]+')
-    refresh_token=$(curl -fsS -X POST "$oauthtest_url/__admin/refresh-tokens" -d '{}' \
+    refresh_token=$(curl -fsS -X POST "$oauthtest_url/__admin/refresh-tokens" -H 'Content-Type: application/json' -d '{}' \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
     body="grant_type=refresh_token&refresh_token=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$refresh_token")&client_id=mock-client-id.apps.googleusercontent.com&client_secret=mock-client-secret"
     targets=("oauthtest" "$oauthtest_url")

@@ -10,10 +10,13 @@
 # one must be let go; (2) the journal filled to its 100,000-request capacity, then concurrent
 # admin listings of it; (3) DURATION seconds of everything at once: SLOWLORIS connections
 # trickling headers forever (replaced as serve cuts them off), garbage bytes, mangled requests,
-# oversized bodies and headers, bad chunked bodies, clients vanishing mid-request, and normal
-# clients refreshing and using their tokens throughout (each its own grant, as an app does). serve's RSS and open descriptors are
-# sampled every 0.2 s. Prints the figures; exits 1 if serve died, a normal refresh failed, or
-# RSS went over RSS_BOUND_MIB.
+# oversized bodies and headers, bad chunked bodies, clients vanishing mid-request, admin requests a
+# hostile web page could send (text/plain or form POSTs to mint tokens and reset the mock, a
+# rebound Host, a clock advance of 2^64-1 seconds: every one must be refused), and normal clients
+# refreshing and using their tokens throughout (each its own grant, as an app does). serve's RSS
+# and open descriptors are sampled every 0.2 s. Prints the figures; exits 1 if serve died, a
+# normal refresh failed, an admin request that should be refused was not, or RSS went over
+# RSS_BOUND_MIB.
 set -euo pipefail
 
 : "${DURATION:=120}"
@@ -77,7 +80,8 @@ CAP, JOURNAL = 4096, 100_000
 CLIENT = ("mock-client-id.apps.googleusercontent.com", "mock-client-secret")
 
 stats = {"connections": 0, "refreshes": 0, "refresh_failures": 0, "garbage": 0,
-         "slowloris_cut": 0, "answers_5xx": 0, "admin_listings": 0}
+         "slowloris_cut": 0, "answers_5xx": 0, "admin_listings": 0, "hostile_admin": 0,
+         "hostile_admin_not_refused": 0}
 lock = threading.Lock()
 def count(key, n=1):
     with lock:
@@ -112,7 +116,9 @@ def connect():
     return socket.create_connection((host, port), timeout=30)
 
 def http(method, path, body=None, timeout=30):
-    req = urllib.request.Request(url + path, data=body, method=method)
+    # serve refuses admin requests that change something unless they are declared JSON.
+    headers = {"Content-Type": "application/json"} if method not in ("GET", "HEAD") else {}
+    req = urllib.request.Request(url + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             count("connections")
@@ -279,6 +285,37 @@ def slowloris_worker(n):
     for s in socks:
         s.close()
 
+def hostile_admin_worker(seed):
+    # What a web page can make a browser send, and a clock value that once disabled the mock.
+    rng = random.Random(seed)
+    here = f"{host}:{port}"
+    cases = [
+        ("POST", "/__admin/reset", here, "text/plain", b"{}", 415),
+        ("POST", "/__admin/refresh-tokens", here, "application/x-www-form-urlencoded", b"a=b", 415),
+        ("POST", "/__admin/scenario", here, None, b'{"name":"invalid_grant_revoked"}', 415),
+        ("POST", "/__admin/reset", f"rebound.evil.example:{port}", "application/json", b"", 403),
+        ("GET", "/__admin/scenario", "evil.example", None, b"", 403),
+        ("POST", "/__admin/clock", here, "application/json", b'{"advance_seconds":18446744073709551615}', 400),
+    ]
+    while time.time() < end:
+        method, path, host_header, content_type, body, expected = rng.choice(cases)
+        request = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n"
+        if content_type:
+            request += f"Content-Type: {content_type}\r\n"
+        request = request.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        try:
+            s = connect()
+            s.settimeout(TIMEOUT + 5)
+            s.sendall(request)
+            status = s.recv(64)[9:12]
+            s.close()
+        except OSError:
+            continue
+        count("hostile_admin")
+        if status != str(expected).encode():
+            count("hostile_admin_not_refused")
+        time.sleep(0.01)
+
 def client_worker():
     # One grant per client, refreshed over and over, as an app does: the mock keeps a grant's
     # latest 1,000 tokens, so its state stays flat and any growth in RSS would be a leak.
@@ -292,6 +329,7 @@ def client_worker():
 workers = [threading.Thread(target=garbage_worker, args=(i,)) for i in range(GARBAGE_THREADS)]
 workers += [threading.Thread(target=slowloris_worker, args=(SLOWLORIS // 2,)) for _ in range(2)]
 workers += [threading.Thread(target=client_worker) for _ in range(CLIENT_THREADS)]
+workers += [threading.Thread(target=hostile_admin_worker, args=(100,))]
 t0 = time.time()
 for t in workers: t.start()
 rss_over_time = []
@@ -302,7 +340,8 @@ for t in workers: t.join()
 print(f"phase 3: {DURATION} s of mixed abuse: {stats['garbage']} garbage/oversized/cut-short "
       f"requests, {stats['slowloris_cut']} slowloris connections cut off ({SLOWLORIS} kept open), "
       f"{stats['refreshes']} normal refreshes ok, {stats['refresh_failures']} failed, "
-      f"{stats['answers_5xx']} 5xx answers to garbage; RSS over time (KiB): {rss_over_time}")
+      f"{stats['answers_5xx']} 5xx answers to garbage, {stats['hostile_admin']} hostile admin "
+      f"requests ({stats['hostile_admin_not_refused']} not refused); RSS over time (KiB): {rss_over_time}")
 
 time.sleep(TIMEOUT + 1)
 final_ok = normal_refresh()
@@ -314,7 +353,8 @@ print(f"end: serve {'up' if alive else 'DEAD'}, a normal refresh at the end "
       f"max descriptors {peak['fds']}, RSS now {proc('VmRSS')} KiB")
 bound = int(os.environ["RSS_BOUND_MIB"]) * 1024
 ok = (phase1_ok and alive and final_ok and stats["refresh_failures"] == 0
-      and stats["answers_5xx"] == 0 and peak["rss_kib"] < bound)
+      and stats["answers_5xx"] == 0 and stats["hostile_admin_not_refused"] == 0
+      and stats["hostile_admin"] > 0 and peak["rss_kib"] < bound)
 print("PASS" if ok else "FAIL", f"(RSS bound {bound // 1024} MiB)")
 sys.exit(0 if ok else 1)
 PY

@@ -5,6 +5,7 @@
 //! task and never see a flag. Each task also says what it will do to the store ([`Effect`]),
 //! and the production guard decides on that, not on which flags were typed.
 
+use secrecy::SecretString;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -213,6 +214,10 @@ pub struct ServeArgs {
     pub scenario: Option<String>,
     /// Extra scenario files.
     pub scenarios_dir: Option<PathBuf>,
+    /// The bearer token admin requests must carry (`--admin-token`).
+    pub admin_token: Option<SecretString>,
+    /// Host names the admin API accepts besides the listener's own (`--admin-allow-host`).
+    pub admin_allow_hosts: Vec<String>,
 }
 
 /// One run's work: the mode and exactly its validated arguments.

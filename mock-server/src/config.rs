@@ -136,6 +136,18 @@ impl MockConfig {
                 "access_token_ttl must be at least one second".to_string(),
             ));
         }
+        let limit = crate::MAX_CLOCK_OFFSET;
+        for (name, ttl) in [
+            ("access_token_ttl", Some(self.access_token_ttl)),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+        ] {
+            if ttl.is_some_and(|ttl| ttl > limit) {
+                return Err(MockError::InvalidConfig(format!(
+                    "{name} must be at most {} s (100 years)",
+                    limit.as_secs()
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -164,6 +176,25 @@ mod tests {
         let printed = format!("{:?}", MockConfig::default());
         assert!(!printed.contains(DEFAULT_CLIENT_SECRET), "{printed}");
         assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn token_lifetimes_beyond_a_hundred_years_are_rejected_naming_the_limit() {
+        let huge = MockConfig {
+            access_token_ttl: Duration::MAX,
+            ..MockConfig::default()
+        };
+        let err = huge.validate().expect_err("too long").to_string();
+        assert!(
+            err.contains("access_token_ttl must be at most 3155760000 s"),
+            "{err}"
+        );
+        let huge = MockConfig {
+            refresh_token_ttl: Some(Duration::from_secs(u64::MAX)),
+            ..MockConfig::default()
+        };
+        assert!(huge.validate().is_err());
+        assert!(MockConfig::testing_app().validate().is_ok());
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Errors the mock can return to its caller when it cannot start.
+//! Errors the mock can return to its caller: it cannot start, or a setting is out of range.
 //!
 //! Requests that the mock answers with an HTTP error are not errors here: they are the mock
-//! working as intended. Only setting the mock up can fail.
+//! working as intended. Only setting the mock up (or moving its clock too far) can fail.
 
-/// Why [`MockGoogle`](crate::MockGoogle) could not start.
+/// Why [`MockGoogle`](crate::MockGoogle) could not start or take a setting.
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {
     /// No loopback port could be bound.
@@ -15,4 +15,7 @@ pub enum MockError {
     /// The configuration contradicts itself.
     #[error("invalid mock configuration: {0}")]
     InvalidConfig(String),
+    /// A number is beyond what the mock can represent; the message names the limit.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
 }

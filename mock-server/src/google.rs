@@ -17,7 +17,7 @@ use crate::journal::{Endpoint, CERTS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::tokens::{TokenStatus, TokenStore};
 use crate::wire::{self, to_json};
 
-/// An answer, before it becomes a wiremock response.
+/// An answer, before it becomes an HTTP response.
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,

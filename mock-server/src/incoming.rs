@@ -4,11 +4,10 @@
 //! endpoint logic so that the RFC 6749 details (Basic credentials are form-urlencoded before
 //! being base64-encoded) live in one place.
 
+use crate::journal::{ClientAuth, Endpoint};
+use crate::request::Request;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
-use wiremock::Request;
-
-use crate::journal::{ClientAuth, Endpoint};
 
 /// A request, decoded.
 pub(crate) struct Incoming {
@@ -45,10 +44,8 @@ fn form_decode(value: &str) -> String {
 
 impl Incoming {
     pub(crate) fn parse(request: &Request) -> Self {
-        let endpoint = Endpoint::from_path(request.url.path());
-        let query = request
-            .url
-            .query_pairs()
+        let endpoint = Endpoint::from_path(request.path());
+        let query = form_urlencoded::parse(request.query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         let form = form_urlencoded::parse(&request.body)
@@ -62,7 +59,7 @@ impl Incoming {
         Self {
             endpoint,
             method: request.method.as_str().to_string(),
-            path: request.url.path().to_string(),
+            path: request.path().to_string(),
             query,
             form,
             authorization,
@@ -138,19 +135,17 @@ mod tests {
     use super::*;
 
     fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Request {
-        let mut map = http::HeaderMap::new();
+        let mut request = Request::new(
+            method.parse().expect("valid method"),
+            url.parse().expect("valid url"),
+        );
         for (k, v) in headers {
-            map.insert(
+            request = request.with_header(
                 http::HeaderName::from_bytes(k.as_bytes()).expect("valid name"),
                 http::HeaderValue::from_str(v).expect("valid value"),
             );
         }
-        Request {
-            url: url.parse().expect("valid url"),
-            method: method.parse().expect("valid method"),
-            headers: map,
-            body: body.as_bytes().to_vec(),
-        }
+        request.with_body(body.to_owned())
     }
 
     #[test]

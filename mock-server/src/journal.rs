@@ -1,9 +1,10 @@
 //! The journal: what the mock received and how it answered, in order, without any raw token.
 //!
 //! Scenarios prove behaviour from the outside: "the app refreshed once, with Basic auth, and did
-//! not retry the `invalid_grant`". That needs a record of every request. wiremock's own recording
-//! keeps whole requests (tokens included) and is disabled; this journal keeps only what a verdict
-//! needs, with tokens reduced to [`fingerprint`](crate::fingerprint)s.
+//! not retry the `invalid_grant`". That needs a record of every request, but not the requests
+//! themselves (they hold tokens, and a long run would keep them all): the journal keeps only
+//! what a verdict needs, with tokens reduced to [`fingerprint`](crate::fingerprint)s, and at
+//! most [`MockConfig::journal_capacity`](crate::MockConfig::journal_capacity) entries.
 
 use std::time::Duration;
 

@@ -3,26 +3,55 @@
 //! `oauthtest` needs a Google it can control: one that issues, expires, rotates and revokes tokens
 //! exactly the way the real `oauth2.googleapis.com` does (same statuses, same bytes, same headers),
 //! and that can also misbehave on cue (a canned 429, a dropped connection, a slow answer). This
-//! crate is that Google. It runs on loopback through [`wiremock`], keeps its own token state and
-//! clock, and writes a journal of every request it saw so a scenario can check what the
-//! application under test actually did.
+//! crate is that Google. It serves on loopback through its own bounded HTTP front end
+//! ([`front`]), keeps its own token state and clock, and writes a journal of every request it
+//! saw so a test can check what the application under test actually did.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), mock_server::MockError> {
-//! use mock_server::{MockConfig, MockGoogle, Step, DEFAULT_CLIENT_ID};
+//! # In another project's tests
+//! Use it the way `wiremock` is used: start one mock per test (a port of its own, nothing
+//! shared), point the code under test at [`MockGoogle::token_url`], then look at the journal.
+//! The server runs on a thread of its own, so the test may block while it answers; dropping
+//! the handle stops it.
 //!
-//! let google = MockGoogle::start(MockConfig::default()).await?;
-//! let refresh_token = google.issue_refresh_token(
-//!     DEFAULT_CLIENT_ID,
-//!     &["https://www.googleapis.com/auth/gmail.readonly".to_string()],
-//! );
-//! // The first refresh gets a canned 503, the second a real answer.
+//! ```
+//! use mock_server::{Endpoint, MockGoogle, Step, TokenStatus, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let google = MockGoogle::start().await?;
+//! // A refresh token, as the consent flow would have given the application.
+//! let scopes = ["https://www.googleapis.com/auth/gmail.readonly".to_string()];
+//! let refresh_token = google.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+//! // A script: the first refresh gets a canned 503, the next ones Google's real answer.
 //! google.set_token_script(vec![Step::respond(503, r#"{"error":"internal_failure"}"#)]);
-//! // ... point the application at google.token_url() and let it refresh ...
-//! # let _ = refresh_token;
+//!
+//! // The code under test refreshes (here, a plain HTTP client standing in for it).
+//! let refresh = || {
+//!     reqwest::Client::new().post(google.token_url()).form(&[
+//!         ("grant_type", "refresh_token"),
+//!         ("refresh_token", refresh_token.as_str()),
+//!         ("client_id", DEFAULT_CLIENT_ID),
+//!         ("client_secret", DEFAULT_CLIENT_SECRET),
+//!     ])
+//! };
+//! assert_eq!(refresh().send().await?.status(), 503);
+//! let answer: serde_json::Value = refresh().send().await?.json().await?;
+//! let access_token = answer["access_token"].as_str().expect("an access token");
+//! assert_eq!(google.access_token_status(access_token), TokenStatus::Live);
+//!
+//! // The journal: what the application did, tokens as fingerprints only.
+//! let journal = google.journal();
+//! assert_eq!(journal.len(), 2);
+//! assert!(journal.iter().all(|entry| entry.endpoint == Endpoint::Token));
+//! assert_eq!(journal[0].status, Some(503));
+//! assert_eq!(journal[1].status, Some(200));
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A shipped scenario of `oauthtest` is a script plus a seeded credential; [`Step`] builds the
+//! same scripts by hand, and [`wire::reference_errors`] gives every error Google sends as a
+//! ready step.
 //!
 //! # Security
 //! The mock never writes a raw token into its journal or into any `Debug` output: tokens are
@@ -31,11 +60,14 @@
 
 mod config;
 mod error;
+pub mod front;
 mod google;
 mod incoming;
 mod journal;
+mod request;
 mod script;
 mod server;
+mod state;
 mod tokens;
 pub mod wire;
 
@@ -45,9 +77,12 @@ pub use config::{
     TESTING_APP_REFRESH_TOKEN_TTL,
 };
 pub use error::MockError;
+pub use front::Limits;
 pub use journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
+pub use request::Request;
 pub use script::{Action, Step};
-pub use server::{Answer, Answered, MockGoogle};
+pub use server::{Answer, Answered, MockBuilder, MockGoogle};
+pub use state::MAX_CLOCK_OFFSET;
 pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire;
+use crate::wire::{self, ReferenceError};
 
 /// What one request gets.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl fmt::Debug for Action {
 ///
 /// The delay is applied after the mock has handled the request (state changes such as an issued
 /// token happen immediately; only the answer is late), which models a slow network on the way
-/// back. A delay on [`Action::Drop`] is ignored: wiremock closes the connection at once.
+/// back. A delay on [`Action::Drop`] is ignored: the connection is closed at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
     /// What the request gets.
@@ -133,6 +133,21 @@ impl From<Action> for Step {
         Self {
             action,
             delay: Duration::ZERO,
+        }
+    }
+}
+
+impl ReferenceError {
+    /// A script step that answers with exactly this error and Google's headers.
+    pub fn to_step(&self) -> Step {
+        let step = Step::respond(self.status, self.body.clone())
+            .with_header("content-type", self.content_type());
+        if self.body.starts_with('<') {
+            step
+        } else {
+            step.with_header("cache-control", wire::CACHE_CONTROL)
+                .with_header("pragma", wire::PRAGMA)
+                .with_header("expires", wire::EXPIRES)
         }
     }
 }

@@ -1,337 +1,30 @@
-//! The running mock: a wiremock server wired to the shared state, and the handle tests hold.
+//! The handle a test or a mode holds: starting the mock (on its own thread, through the
+//! [front end](crate::front)), seeding and scripting it, reading its journal, stopping it.
 //!
-//! wiremock serves HTTP; this module decides, per request, which script step applies, runs the
-//! Google logic under one short-lived lock, journals the outcome and hands wiremock a response
-//! (or an error, which makes hyper close the connection: the "dropped connection" step).
-//!
-//! The same decision is also offered without wiremock ([`MockGoogle::detached`] and
-//! [`MockGoogle::answer`]) for a long-running front end that must bound what it reads and keeps:
-//! wiremock reads whole bodies without a limit and keeps a copy of every matched request, which
-//! is right for a test's short-lived mock and wrong for `oauthtest --mode serve`.
-//!
-//! Two mocks are mounted, in this order (wiremock tries mocks in insertion order under its own
-//! lock, one request at a time):
-//! 1. a matcher that claims the request when the next step of its endpoint's script is
-//!    [`Action::Drop`]; it consumes and journals that step, and its responder returns an error;
-//! 2. a catch-all whose responder does everything else.
-//!
-//! The state lock is a `parking_lot::Mutex` taken only inside those synchronous callbacks and
-//! the handle's methods, never across an `.await`.
+//! A started mock serves from a thread of its own with a single-threaded tokio runtime, as a
+//! test's mock server should: the caller may block (run a child process, wait on a pipe) while
+//! the mock keeps answering, and dropping the handle stops the server. A
+//! [`detached`](MockGoogle::detached) mock has no server; its caller's front end hands each
+//! request to [`MockGoogle::answer`], or serves the handle itself with [`front::serve`], since
+//! a `MockGoogle` is a [`front::Service`].
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use parking_lot::Mutex;
-use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
+use tokio::sync::oneshot;
 
 use crate::config::{ClientRegistration, MockConfig};
 use crate::error::MockError;
-use crate::google::{self, Ctx, Reply};
-use crate::incoming::Incoming;
+use crate::front::{self, Limits};
 use crate::journal::{
-    ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED, API_PATH,
-    DISCOVERY_PATH, REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
+    JournalEntry, API_PATH, DISCOVERY_PATH, REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
 };
-use crate::script::{Action, Step};
-use crate::tokens::{fingerprint, TokenStatus, TokenStore};
-
-/// Everything that changes while the mock runs.
-struct State {
-    /// The behaviour now: the start configuration plus runtime changes (deleted or added
-    /// clients, rotation, refresh-token lifetime).
-    config: MockConfig,
-    tokens: TokenStore,
-    token_script: VecDeque<Step>,
-    api_script: VecDeque<Step>,
-    clock_offset: Duration,
-    journal: VecDeque<JournalEntry>,
-    next_seq: u64,
-    token_requests: usize,
-}
-
-impl State {
-    fn new(config: &MockConfig) -> Self {
-        Self {
-            config: config.clone(),
-            tokens: TokenStore::default(),
-            token_script: VecDeque::new(),
-            api_script: VecDeque::new(),
-            clock_offset: Duration::ZERO,
-            journal: VecDeque::new(),
-            next_seq: 1,
-            token_requests: 0,
-        }
-    }
-
-    /// The mock clock, in unix milliseconds: the real clock plus every `advance_clock`.
-    fn now_ms(&self) -> i64 {
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        i64::try_from((real + self.clock_offset).as_millis()).unwrap_or(i64::MAX)
-    }
-
-    fn script_mut(&mut self, endpoint: Endpoint) -> Option<&mut VecDeque<Step>> {
-        match endpoint {
-            Endpoint::Token => Some(&mut self.token_script),
-            Endpoint::Api => Some(&mut self.api_script),
-            _ => None,
-        }
-    }
-
-    /// Starts the journal entry of a request, recording token statuses before any handling.
-    fn begin_entry(&mut self, request: &Incoming, now_ms: i64, elapsed: Duration) -> JournalEntry {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if request.endpoint == Endpoint::Token {
-            self.token_requests += 1;
-        }
-        let mut entry = JournalEntry {
-            seq,
-            mock_time_unix: now_ms.div_euclid(1000),
-            elapsed,
-            endpoint: request.endpoint,
-            method: request.method.clone(),
-            grant_type: None,
-            client_id: None,
-            client_auth: ClientAuth::None,
-            refresh_token_fingerprint: None,
-            refresh_token_status: None,
-            token_fingerprint: None,
-            status: None,
-            action: ACTION_GOOGLE,
-            error: None,
-        };
-        match request.endpoint {
-            Endpoint::Token => {
-                entry.grant_type = request.form_value("grant_type").map(str::to_string);
-                let credentials = request.client_credentials();
-                entry.client_id = credentials.id;
-                entry.client_auth = credentials.auth;
-                if let Some(token) = request.form_value("refresh_token") {
-                    entry.refresh_token_fingerprint = Some(fingerprint(token));
-                    entry.refresh_token_status = Some(self.tokens.refresh_status(token, now_ms));
-                }
-            }
-            Endpoint::TokenInfo => {
-                entry.token_fingerprint = request.param("access_token").map(fingerprint);
-            }
-            Endpoint::Revoke => entry.token_fingerprint = request.param("token").map(fingerprint),
-            Endpoint::Api => entry.token_fingerprint = request.bearer_token().map(fingerprint),
-            Endpoint::Discovery | Endpoint::Other => {}
-        }
-        entry
-    }
-
-    fn record(&mut self, entry: JournalEntry, config: &MockConfig) {
-        let capacity = config.journal_capacity;
-        if capacity == 0 || (entry.endpoint == Endpoint::Api && !config.journal_api_calls) {
-            return;
-        }
-        while self.journal.len() >= capacity {
-            self.journal.pop_front();
-        }
-        self.journal.push_back(entry);
-    }
-}
-
-/// What the wiremock callbacks and the handle share.
-struct Shared {
-    /// The configuration the mock started with; [`MockGoogle::reset`] returns to it.
-    initial: MockConfig,
-    started: Instant,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-/// What the mock decided for one request: a reply (already checked to be sendable) or a
-/// dropped connection, and the journal entry recorded for it.
-struct Decision {
-    reply: Option<Sendable>,
-    delay: Duration,
-    entry: JournalEntry,
-}
-
-impl Shared {
-    fn new(config: MockConfig, base_url: String) -> Self {
-        Self {
-            state: Mutex::new(State::new(&config)),
-            initial: config,
-            started: Instant::now(),
-            base_url,
-        }
-    }
-
-    /// Matcher side of a dropped connection: claims the request if its endpoint's next step is
-    /// [`Action::Drop`], consuming and journaling that step. wiremock calls this once per request,
-    /// under its own lock, right before the paired responder, so nothing can slip in between.
-    fn claim_drop(&self, request: &Request) -> bool {
-        let endpoint = Endpoint::from_path(request.url.path());
-        if !matches!(endpoint, Endpoint::Token | Endpoint::Api) {
-            return false;
-        }
-        let mut state = self.state.lock();
-        let next_is_drop = state
-            .script_mut(endpoint)
-            .and_then(|script| script.front())
-            .is_some_and(|step| step.action == Action::Drop);
-        if !next_is_drop {
-            return false;
-        }
-        if let Some(script) = state.script_mut(endpoint) {
-            script.pop_front();
-        }
-        let incoming = Incoming::parse(request);
-        let now_ms = state.now_ms();
-        let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
-        entry.action = ACTION_DROPPED;
-        state.record(entry, &self.initial);
-        true
-    }
-
-    /// Takes the next script step of the request's endpoint, runs it and journals the outcome.
-    /// With `may_drop` false (wiremock, whose matcher consumed Drop steps already) a Drop step
-    /// is answered as Google instead.
-    fn decide(&self, request: &Request, may_drop: bool) -> Decision {
-        let incoming = Incoming::parse(request);
-        let mut guard = self.state.lock();
-        let state = &mut *guard;
-        let now_ms = state.now_ms();
-        let step = state
-            .script_mut(incoming.endpoint)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or_else(Step::google);
-        let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
-        if step.action == Action::Drop && may_drop {
-            entry.action = ACTION_DROPPED;
-            state.record(entry.clone(), &self.initial);
-            return Decision {
-                reply: None,
-                delay: Duration::ZERO,
-                entry,
-            };
-        }
-        let mut ctx = Ctx {
-            config: &state.config,
-            clients: &state.config.clients,
-            tokens: &mut state.tokens,
-            now_ms,
-            base_url: &self.base_url,
-        };
-        let (reply, action) = match &step.action {
-            Action::Google => (google::answer(&mut ctx, &incoming), ACTION_GOOGLE),
-            Action::Respond {
-                status,
-                headers,
-                body,
-            } => (Reply::canned(*status, headers, body), ACTION_SCRIPTED),
-            Action::RevokeThenGoogle => {
-                google::revoke_presented_token(&mut ctx, &incoming);
-                (google::answer(&mut ctx, &incoming), ACTION_SCRIPTED)
-            }
-            Action::Drop => {
-                // Unreachable through wiremock: `claim_drop` consumes Drop steps first.
-                tracing::warn!("a Drop step reached the responder; answering as Google");
-                (google::answer(&mut ctx, &incoming), ACTION_GOOGLE)
-            }
-        };
-        let sendable = Sendable::from_reply(reply);
-        entry.action = action;
-        entry.status = Some(sendable.status.as_u16());
-        entry.error = sendable.error.clone();
-        state.record(entry.clone(), &self.initial);
-        Decision {
-            reply: Some(sendable),
-            delay: step.delay,
-            entry,
-        }
-    }
-
-    /// Answers every request that wiremock does not drop.
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let decision = self.decide(request, false);
-        let Some(reply) = decision.reply else {
-            // `decide` never drops when told not to; answer something sane regardless.
-            return ResponseTemplate::new(500);
-        };
-        let mut template =
-            ResponseTemplate::new(reply.status).set_body_raw(reply.body.into_bytes(), "");
-        for (name, value) in reply.headers {
-            template = template.append_header(name, value);
-        }
-        if decision.delay.is_zero() {
-            template
-        } else {
-            template.set_delay(decision.delay)
-        }
-    }
-}
-
-/// A reply whose status and headers are valid HTTP.
-struct Sendable {
-    status: http::StatusCode,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    body: String,
-    /// What the journal records as the error code.
-    error: Option<String>,
-}
-
-impl Sendable {
-    /// Checks a reply. A canned reply that could not be sent (status outside 200..=599,
-    /// malformed header) becomes a 500 journaled as `invalid_script`, instead of a panic inside
-    /// the server.
-    fn from_reply(reply: Reply) -> Self {
-        let status = http::StatusCode::from_u16(reply.status)
-            .ok()
-            .filter(|s| (200..=599).contains(&s.as_u16()));
-        let mut headers = Vec::with_capacity(reply.headers.len());
-        for (name, value) in &reply.headers {
-            match (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
-                (Ok(name), Ok(value)) => headers.push((name, value)),
-                _ => {
-                    tracing::warn!(header = %name, "mock-server: scripted header is not valid HTTP");
-                    return Self::from_reply(invalid_script(&format!(
-                        "mock-server: scripted header {name:?} is not valid HTTP"
-                    )));
-                }
-            }
-        }
-        let Some(status) = status else {
-            tracing::warn!(
-                status = reply.status,
-                "mock-server: scripted status is unusable"
-            );
-            return Self::from_reply(invalid_script(&format!(
-                "mock-server: scripted status {} is unusable",
-                reply.status
-            )));
-        };
-        Self {
-            status,
-            headers,
-            body: reply.body,
-            error: reply.error,
-        }
-    }
-}
-
-fn invalid_script(message: &str) -> Reply {
-    Reply {
-        status: 500,
-        headers: vec![(
-            "content-type".to_string(),
-            "text/plain; charset=utf-8".to_string(),
-        )],
-        body: message.to_string(),
-        error: Some("invalid_script".to_string()),
-    }
-}
+use crate::request::Request;
+use crate::script::Step;
+use crate::state::{Shared, State, MAX_CLOCK_OFFSET};
+use crate::tokens::TokenStatus;
 
 /// How the mock answers one request given to [`MockGoogle::answer`].
 pub enum Answer {
@@ -346,7 +39,7 @@ pub enum Answer {
         /// How long to hold the answer back (a scripted delay).
         delay: Duration,
     },
-    /// Close the connection without any response (a scripted [`Action::Drop`]).
+    /// Close the connection without any response (a scripted [`Action::Drop`](crate::Action::Drop)).
     Drop,
 }
 
@@ -381,35 +74,196 @@ pub struct Answered {
     pub entry: JournalEntry,
 }
 
-struct DropMatcher(Arc<Shared>);
+/// The service the front end of a started mock runs: the shared state, nothing else.
+struct Google(Arc<Shared>);
 
-impl Match for DropMatcher {
-    fn matches(&self, request: &Request) -> bool {
-        self.0.claim_drop(request)
+impl front::Service for Google {
+    fn call(&self, request: Request) -> Answer {
+        answer(&self.0, &request).answer
     }
 }
 
-struct GoogleResponder(Arc<Shared>);
-
-impl Respond for GoogleResponder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.respond(request)
+fn answer(shared: &Shared, request: &Request) -> Answered {
+    let decision = shared.decide(request);
+    let answer = match decision.reply {
+        None => Answer::Drop,
+        Some(reply) => Answer::Respond {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+            delay: decision.delay,
+        },
+    };
+    Answered {
+        answer,
+        entry: decision.entry,
     }
 }
 
-/// Returned to hyper so that it closes the connection without a response.
-#[derive(Debug, thiserror::Error)]
-#[error("mock-server: connection dropped by a scripted Drop step")]
-struct ConnectionDropped;
+/// The server thread of a started mock; dropping this stops it.
+struct Background {
+    stop: Option<oneshot::Sender<()>>,
+}
 
-/// A running mock of Google's OAuth endpoints on `127.0.0.1`.
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The thread lets open connections finish (Limits::shutdown_grace), then ends.
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Where a started mock listens.
+enum Bind {
+    /// `127.0.0.1`, a port the OS picks, with a backlog that fits the connection limit.
+    Loopback,
+    /// A listener the caller bound.
+    Given(TcpListener),
+}
+
+/// Starts the front end on a thread of its own; returns once it listens.
+fn spawn(
+    bind: Bind,
+    config: MockConfig,
+    limits: Limits,
+) -> impl std::future::Future<Output = Result<(Arc<Shared>, Background), MockError>> {
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<SocketAddr, MockError>>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (shared_tx, shared_rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+    let started = std::thread::Builder::new()
+        .name("mock-google".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(MockError::Bind(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match bind {
+                    Bind::Loopback => {
+                        front::listen(SocketAddr::from(([127, 0, 0, 1], 0)), limits.backlog())
+                            .map_err(MockError::Bind)
+                    }
+                    Bind::Given(listener) => listener
+                        .set_nonblocking(true)
+                        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                        .map_err(MockError::Listener),
+                };
+                let address = listener.and_then(|l| {
+                    l.local_addr()
+                        .map(|address| (l, address))
+                        .map_err(MockError::Listener)
+                });
+                let (listener, address) = match address {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if ready_tx.send(Ok(address)).is_err() {
+                    return;
+                }
+                let Ok(shared) = shared_rx.recv() else {
+                    return;
+                };
+                front::serve(listener, Arc::new(Google(shared)), limits, stop_rx).await;
+            });
+        });
+    async move {
+        started.map_err(MockError::Bind)?;
+        let address = ready_rx
+            .await
+            .map_err(|_| MockError::Bind(std::io::Error::other("the mock's thread ended")))??;
+        let shared = Arc::new(Shared::new(config, format!("http://{address}")));
+        shared_tx
+            .send(Arc::clone(&shared))
+            .map_err(|_| MockError::Bind(std::io::Error::other("the mock's thread ended")))?;
+        Ok((
+            shared,
+            Background {
+                stop: Some(stop_tx),
+            },
+        ))
+    }
+}
+
+/// Sets up a mock before starting it: its configuration, its limits, its listener.
 ///
-/// Dropping it stops the server. Methods take `&self` and are cheap: the handle can be shared
-/// (`Arc<MockGoogle>`) between the test and the code under test.
+/// ```
+/// # async fn demo() -> Result<(), mock_server::MockError> {
+/// use mock_server::{Limits, MockConfig, MockGoogle};
+///
+/// let google = MockGoogle::builder()
+///     .config(MockConfig { rotate_refresh_tokens: true, ..MockConfig::default() })
+///     .limits(Limits { max_body_bytes: 4096, ..Limits::default() })
+///     .start()
+///     .await?;
+/// # drop(google);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MockBuilder {
+    config: MockConfig,
+    limits: Limits,
+    listener: Option<TcpListener>,
+}
+
+impl MockBuilder {
+    /// How the mock behaves (default: [`MockConfig::default`]).
+    #[must_use]
+    pub fn config(mut self, config: MockConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// What one connection may cost (default: [`Limits::default`]).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serve on a listener the caller bound (to choose the port, or to know it first) instead
+    /// of `127.0.0.1` and a port the OS picks.
+    #[must_use]
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Starts the mock; returns once it listens.
+    ///
+    /// # Errors
+    /// [`MockError::InvalidConfig`] when the configuration contradicts itself,
+    /// [`MockError::Bind`] when no loopback port can be bound (or no thread started),
+    /// [`MockError::Listener`] when the given listener is unusable.
+    pub async fn start(self) -> Result<MockGoogle, MockError> {
+        self.config.validate()?;
+        let bind = self.listener.map_or(Bind::Loopback, Bind::Given);
+        let (shared, background) = spawn(bind, self.config, self.limits).await?;
+        Ok(MockGoogle {
+            shared,
+            _server: Some(background),
+        })
+    }
+}
+
+/// A mock of Google's OAuth endpoints.
+///
+/// Dropping a started mock stops its server. Methods take `&self` and are cheap: the handle can
+/// be shared (`Arc<MockGoogle>`) between the test and the code under test.
 pub struct MockGoogle {
-    /// `None` for a [`detached`](Self::detached) mock, whose HTTP front end is the caller's.
-    server: Option<MockServer>,
     shared: Arc<Shared>,
+    /// `None` for a [`detached`](Self::detached) mock, whose HTTP front end is the caller's.
+    _server: Option<Background>,
 }
 
 impl fmt::Debug for MockGoogle {
@@ -421,16 +275,29 @@ impl fmt::Debug for MockGoogle {
     }
 }
 
+impl front::Service for MockGoogle {
+    fn call(&self, request: Request) -> Answer {
+        self.answer(&request).answer
+    }
+}
+
 impl MockGoogle {
-    /// Starts the mock on `127.0.0.1` and a port the OS picks.
+    /// Starts a mock with the [default configuration](MockConfig::default) on `127.0.0.1` and
+    /// a port the OS picks, as `wiremock::MockServer::start` does.
+    ///
+    /// # Errors
+    /// [`MockError::Bind`] when no loopback port can be bound.
+    pub async fn start() -> Result<MockGoogle, MockError> {
+        Self::builder().start().await
+    }
+
+    /// Starts a mock configured by `config` on `127.0.0.1` and a port the OS picks.
     ///
     /// # Errors
     /// [`MockError::Bind`] when no loopback port can be bound, [`MockError::InvalidConfig`] when
     /// the configuration contradicts itself.
-    pub async fn start(config: MockConfig) -> Result<MockGoogle, MockError> {
-        config.validate()?;
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(MockError::Bind)?;
-        Self::start_on(listener, config).await
+    pub async fn start_with(config: MockConfig) -> Result<MockGoogle, MockError> {
+        Self::builder().config(config).start().await
     }
 
     /// Starts the mock on a listener the caller bound (to choose the port, or to know it first).
@@ -442,33 +309,16 @@ impl MockGoogle {
         listener: TcpListener,
         config: MockConfig,
     ) -> Result<MockGoogle, MockError> {
-        config.validate()?;
-        // wiremock would panic on these; check them here to return an error instead.
-        let address = listener.local_addr().map_err(MockError::Listener)?;
-        listener
-            .set_nonblocking(true)
-            .map_err(MockError::Listener)?;
-
-        let shared = Arc::new(Shared::new(config, format!("http://{address}")));
-        let server = MockServer::builder()
+        Self::builder()
+            .config(config)
             .listener(listener)
-            .disable_request_recording()
             .start()
-            .await;
-        Mock::given(DropMatcher(Arc::clone(&shared)))
-            .respond_with_err(|_: &Request| ConnectionDropped)
-            .named("scripted connection drops")
-            .mount(&server)
-            .await;
-        Mock::given(wiremock::matchers::any())
-            .respond_with(GoogleResponder(Arc::clone(&shared)))
-            .named("stateful Google")
-            .mount(&server)
-            .await;
-        Ok(MockGoogle {
-            server: Some(server),
-            shared,
-        })
+            .await
+    }
+
+    /// Sets up a mock's configuration, limits and listener before starting it.
+    pub fn builder() -> MockBuilder {
+        MockBuilder::default()
     }
 
     /// A mock without an HTTP server of its own: the caller's front end receives requests at
@@ -480,40 +330,24 @@ impl MockGoogle {
     pub fn detached(config: MockConfig, base_url: &str) -> Result<MockGoogle, MockError> {
         config.validate()?;
         Ok(MockGoogle {
-            server: None,
             shared: Arc::new(Shared::new(
                 config,
                 base_url.trim_end_matches('/').to_string(),
             )),
+            _server: None,
         })
     }
 
-    /// Decides and journals the answer to one request, exactly as the wiremock server would
-    /// (script steps, Google's logic, drops and delays); sending it is the caller's job. The
-    /// request's URL is only read for its path and query.
+    /// Decides and journals the answer to one request, exactly as the mock's own front end
+    /// does (script steps, Google's logic, drops and delays); sending it is the caller's job.
+    /// Only the request's path and query are read of its URI.
     pub fn answer(&self, request: &Request) -> Answered {
-        let decision = self.shared.decide(request, true);
-        let answer = match decision.reply {
-            None => Answer::Drop,
-            Some(reply) => Answer::Respond {
-                status: reply.status,
-                headers: reply.headers,
-                body: reply.body,
-                delay: decision.delay,
-            },
-        };
-        Answered {
-            answer,
-            entry: decision.entry,
-        }
+        answer(&self.shared, request)
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`, without a trailing slash.
     pub fn uri(&self) -> String {
-        match &self.server {
-            Some(server) => server.uri(),
-            None => self.shared.base_url.clone(),
-        }
+        self.shared.base_url.clone()
     }
 
     /// The token endpoint: `{uri}/token`.
@@ -635,7 +469,7 @@ impl MockGoogle {
     }
 
     /// Replaces the token endpoint's script: the Nth request from now gets `steps[N]`; after the
-    /// script runs out, [`Action::Google`].
+    /// script runs out, [`Action::Google`](crate::Action::Google).
     pub fn set_token_script(&self, steps: Vec<Step>) {
         self.shared.state.lock().token_script = steps.into();
     }
@@ -645,10 +479,37 @@ impl MockGoogle {
         self.shared.state.lock().api_script = steps.into();
     }
 
-    /// Moves the mock clock forward: tokens it issued expire as if that time had passed.
+    /// Moves the mock clock forward: tokens it issued expire as if that time had passed. The
+    /// clock stops at [`MAX_CLOCK_OFFSET`] ahead of the real one; use
+    /// [`try_advance_clock`](Self::try_advance_clock) to be told instead.
     pub fn advance_clock(&self, by: Duration) {
         let mut state = self.shared.state.lock();
-        state.clock_offset = state.clock_offset.saturating_add(by);
+        state.clock_offset = state.clock_offset.saturating_add(by).min(MAX_CLOCK_OFFSET);
+    }
+
+    /// Moves the mock clock forward by `by`, unless that would put it more than
+    /// [`MAX_CLOCK_OFFSET`] ahead of the real clock. Returns how far ahead it is now.
+    ///
+    /// # Errors
+    /// [`MockError::OutOfRange`], naming the limit and how far ahead the clock is already; the
+    /// clock is unchanged.
+    pub fn try_advance_clock(&self, by: Duration) -> Result<Duration, MockError> {
+        let mut state = self.shared.state.lock();
+        let ahead = state.clock_offset;
+        match ahead.checked_add(by).filter(|total| *total <= MAX_CLOCK_OFFSET) {
+            Some(total) => {
+                state.clock_offset = total;
+                Ok(total)
+            }
+            None => Err(MockError::OutOfRange(format!(
+                "the mock clock may run at most {} s ({} years) ahead of the real clock; it is {} s ahead, so it can advance at most {} s more, not {} s",
+                MAX_CLOCK_OFFSET.as_secs(),
+                MAX_CLOCK_OFFSET.as_secs() / (365 * 24 * 3600),
+                ahead.as_secs(),
+                MAX_CLOCK_OFFSET.saturating_sub(ahead).as_secs(),
+                by.as_secs()
+            ))),
+        }
     }
 
     /// The mock clock, unix seconds.

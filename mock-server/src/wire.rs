@@ -1,13 +1,13 @@
 //! Google's exact bytes: the bodies, headers and error strings the real endpoints send.
 //!
-//! Everything the mock puts on the wire is spelled here, once, taken from
-//! `shared/reference/google-token-endpoint.md`. The module is public so another crate can test
-//! its error classifier against every row of the reference ([`reference_errors`]) without
-//! copying strings that would then drift apart.
+//! Everything the mock puts on the wire is spelled here, once, as observed from Google's token,
+//! tokeninfo, revoke and Gmail endpoints. The module is public so another crate can test its
+//! error classifier against every error Google sends ([`reference_errors`]) without copying
+//! strings that would then drift apart; [`ReferenceError::to_step`] replays one through the mock.
+//!
+//! This module depends on nothing else in the crate: it is bytes only.
 
 use serde::Serialize;
-
-use crate::script::Step;
 
 /// `content-type` of every JSON answer from the token endpoint.
 pub const CONTENT_TYPE_JSON: &str = "application/json; charset=utf-8";
@@ -166,7 +166,7 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     })
 }
 
-/// One error row of the reference document: what Google answers in one failure case.
+/// One error Google sends: what it answers in one failure case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceError {
     /// A stable snake_case name for the case, e.g. `invalid_grant_revoked`.
@@ -186,26 +186,12 @@ impl ReferenceError {
             CONTENT_TYPE_JSON
         }
     }
-
-    /// A script step that answers with exactly this error and Google's headers.
-    pub fn to_step(&self) -> Step {
-        let step = Step::respond(self.status, self.body.clone())
-            .with_header("content-type", self.content_type());
-        if self.body.starts_with('<') {
-            step
-        } else {
-            step.with_header("cache-control", CACHE_CONTROL)
-                .with_header("pragma", PRAGMA)
-                .with_header("expires", EXPIRES)
-        }
-    }
 }
 
-/// Every error row of the reference document, in its order, one entry per distinct body and
+/// Every error Google's token endpoint is known to send, one entry per distinct body and
 /// status: a classifier under test should be run against each.
 ///
-/// The `server_fault_502` row reuses the `internal_failure` body: the reference saw a 502 but
-/// not its body.
+/// The `server_fault_502` row reuses the `internal_failure` body: a 502 was seen, its body not.
 pub fn reference_errors() -> Vec<ReferenceError> {
     let row = |case, status, body: String| ReferenceError { case, status, body };
     vec![

@@ -303,6 +303,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             )));
         }
     }
+    check_ranges(&scenario, &line_of).map_err(err)?;
     let (fewest, most) = scenario.target_token_requests();
     if fewest > most {
         return Err(err(format!(
@@ -317,6 +318,80 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         }
     }
     Ok(scenario)
+}
+
+/// The most `[engine] request_timeout_ms`, `retry_after_cap_ms` and a step's `delay_ms` may be:
+/// a minute. Scenarios keep their waits short so `mock-all` stays fast; larger values would
+/// only make a run hang.
+pub const MAX_SCENARIO_WAIT_MS: u64 = 60_000;
+/// The most `[engine] initial_backoff_ms` may be (it grows with every retry).
+pub const MAX_INITIAL_BACKOFF_MS: u64 = 10_000;
+/// The most `[engine] max_attempts` may be.
+pub const MAX_ATTEMPTS: u32 = 10;
+/// The most `[mock] advance_clock_hours` may be: the mock clock's own limit, 100 years.
+pub const MAX_ADVANCE_CLOCK_HOURS: u64 = mock_server::MAX_CLOCK_OFFSET.as_secs() / 3600;
+
+/// Every number of a scenario that reaches a clock, a sleep or a timeout, checked against its
+/// limit: an out-of-range value is named with its line, field and limit.
+fn check_ranges(scenario: &Scenario, line_of: &dyn Fn(&str) -> String) -> Result<(), String> {
+    let within = |field: &str, key: &str, value: u64, min: u64, max: u64| {
+        if (min..=max).contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{field} = {value} is out of range: it must be from {min} to {max}",
+                line_of(key)
+            ))
+        }
+    };
+    let e = &scenario.engine;
+    within(
+        "engine.request_timeout_ms",
+        "request_timeout_ms",
+        e.request_timeout_ms,
+        1,
+        MAX_SCENARIO_WAIT_MS,
+    )?;
+    within(
+        "engine.max_attempts",
+        "max_attempts",
+        u64::from(e.max_attempts),
+        0,
+        u64::from(MAX_ATTEMPTS),
+    )?;
+    within(
+        "engine.initial_backoff_ms",
+        "initial_backoff_ms",
+        e.initial_backoff_ms,
+        0,
+        MAX_INITIAL_BACKOFF_MS,
+    )?;
+    within(
+        "engine.retry_after_cap_ms",
+        "retry_after_cap_ms",
+        e.retry_after_cap_ms,
+        0,
+        MAX_SCENARIO_WAIT_MS,
+    )?;
+    within(
+        "mock.advance_clock_hours",
+        "advance_clock_hours",
+        scenario.mock.advance_clock_hours,
+        0,
+        MAX_ADVANCE_CLOCK_HOURS,
+    )?;
+    for (list, steps) in [("token", &scenario.token), ("api", &scenario.api)] {
+        for (i, step) in steps.iter().enumerate() {
+            if step.delay_ms > MAX_SCENARIO_WAIT_MS {
+                return Err(format!(
+                    "[[{list}]] #{}: delay_ms = {} is out of range: it must be from 0 to {MAX_SCENARIO_WAIT_MS}",
+                    i + 1,
+                    step.delay_ms
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl StepSpec {
@@ -462,6 +537,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line 7: target: token_requests_min (3)"), "{e}");
+    }
+
+    #[test]
+    fn waits_and_clock_moves_beyond_their_limits_are_named_with_line_and_limit() {
+        let expect = "[expect]\noutcome = \"refreshed\"\ntoken_requests = 1\nstate = \"active\"\napi_call = \"succeeded\"\n";
+        let cases = [
+            ("[mock]\nadvance_clock_hours = 18446744073709551615\n", "line 2: mock.advance_clock_hours = 18446744073709551615 is out of range: it must be from 0 to 876600"),
+            ("[engine]\ninitial_backoff_ms = 99999999999\n", "line 2: engine.initial_backoff_ms = 99999999999 is out of range: it must be from 0 to 10000"),
+            ("[engine]\nretry_after_cap_ms = 99999999999\n", "line 2: engine.retry_after_cap_ms = 99999999999 is out of range: it must be from 0 to 60000"),
+            ("[engine]\nrequest_timeout_ms = 0\n", "line 2: engine.request_timeout_ms = 0 is out of range: it must be from 1 to 60000"),
+            ("[engine]\nmax_attempts = 4000000000\n", "line 2: engine.max_attempts = 4000000000 is out of range: it must be from 0 to 10"),
+            ("[[token]]\nstatus = 503\ndelay_ms = 99999999999\n", "[[token]] #1: delay_ms = 99999999999 is out of range: it must be from 0 to 60000"),
+        ];
+        for (setting, message) in cases {
+            let e = parse("big.toml", &format!("{setting}{expect}"))
+                .expect_err(setting)
+                .to_string();
+            assert_eq!(e, format!("big.toml: {message}"), "{setting}");
+        }
+        let at_the_limits = "[mock]\nadvance_clock_hours = 876600\n[engine]\nrequest_timeout_ms = 60000\nmax_attempts = 10\ninitial_backoff_ms = 10000\nretry_after_cap_ms = 60000\n";
+        parse("edge.toml", &format!("{at_the_limits}{expect}")).expect("limits are inclusive");
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn execute(
     options: &RunOptions,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
-    let mock = MockGoogle::start(setup::mock_config())
+    let mock = MockGoogle::start_with(setup::mock_config())
         .await
         .map_err(|e| format!("mock Google did not start: {e}"))?;
     let seeded = setup::apply(scenario, &mock)?;

@@ -10,22 +10,26 @@
 //! | `POST /__admin/reset` | forgets tokens, journal, scripts, clock and scenario |
 //! | `GET /__admin/requests?endpoint=token&since=N&limit=L` | the journal as JSON, a page of at most `L` (default 1,000, at most 10,000) entries after request `N`; `more` and `next_since` say where the next page starts |
 //! | `GET /__admin/clock` | the mock clock |
-//! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward |
+//! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward (at most 100 years ahead of the real clock in all) |
 //! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
 //!
-//! Admin requests are not journaled: the journal is what the application did.
+//! Admin requests are not journaled: the journal is what the application did. Each one first
+//! passes the [guard](super::guard): a Host naming this server, `Content-Type:
+//! application/json` on everything but GET and HEAD, and the bearer token when `--admin-token`
+//! is set.
 //!
 //! # Security
 //! The answers hold tokens and client secrets of this mock: that is their purpose. They are
 //! never logged; the log says which operation ran and nothing it returned.
 
-use super::{json_response, App};
+use super::guard::AdminGuard;
+use super::{json_answer, App};
 use crate::scenarios::setup::{self, SeededCredential};
 use crate::scenarios::{self, Scenario};
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
-use mock_server::{ClientRegistration, Endpoint, JournalEntry, MockGoogle, DEFAULT_CLIENT_ID};
+use http::{header, HeaderValue, Method, StatusCode};
+use mock_server::{
+    Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request, DEFAULT_CLIENT_ID,
+};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,11 +45,12 @@ const MAX_PAGE: usize = 10_000;
 /// The scope a minted refresh token gets when none is asked for.
 const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
 
-/// The admin API's state: the scenarios it can apply and the one in force.
+/// The admin API's state: the scenarios it can apply, the one in force, and who may ask.
 pub struct Admin {
     scenarios: Vec<Scenario>,
     /// Serialises admin operations and remembers the scenario in force with its credential.
     current: Mutex<Option<Current>>,
+    guard: AdminGuard,
 }
 
 struct Current {
@@ -78,12 +83,21 @@ impl std::fmt::Display for AdminError {
 }
 
 impl Admin {
-    /// An admin API over these scenarios, with none in force.
+    /// An admin API over these scenarios, with none in force, accepting loopback Hosts on any
+    /// port and no token ([`AdminGuard::default`]); see [`with_guard`](Self::with_guard).
     pub fn new(scenarios: Vec<Scenario>) -> Self {
         Self {
             scenarios,
             current: Mutex::new(None),
+            guard: AdminGuard::default(),
         }
+    }
+
+    /// The same API, asking `guard` who may use it.
+    #[must_use]
+    pub fn with_guard(mut self, guard: AdminGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
@@ -199,7 +213,7 @@ struct MintBody {
 }
 
 /// Parses a JSON body; an empty body reads as `{}`.
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, AdminError> {
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -328,23 +342,55 @@ const INDEX: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut response = json_response(
+fn not_allowed(allow: &'static str) -> Answer {
+    let mut answer = json_answer(
         StatusCode::METHOD_NOT_ALLOWED,
         &json!({"error": "method_not_allowed", "error_description": format!("use {allow}")}),
     );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    if let Answer::Respond { headers, .. } = &mut answer {
+        headers.push((header::ALLOW, HeaderValue::from_static(allow)));
+    }
+    answer
+}
+
+/// Moves the mock clock, within [`mock_server::MAX_CLOCK_OFFSET`] of the real one.
+fn advance_clock(mock: &MockGoogle, body: ClockBody) -> Result<Value, AdminError> {
+    let seconds = body.advance_seconds;
+    mock.try_advance_clock(Duration::from_secs(seconds))
+        .map_err(|e| {
+            AdminError::bad_request(format!("advance_seconds {seconds} is out of range: {e}"))
+        })?;
+    tracing::info!(seconds, "admin: clock advanced");
+    Ok(json!({"advanced_seconds": seconds, "now_unix": mock.now_unix()}))
 }
 
 /// Answers one admin request.
-pub fn handle(app: &App, parts: &http::request::Parts, body: &Bytes) -> Response<Full<Bytes>> {
+pub fn handle(app: &App, request: &Request) -> Answer {
     let mock = &app.mock;
     let admin = &app.admin;
-    let path = parts.uri.path().trim_end_matches('/');
-    let method = &parts.method;
+    if let Err(refused) = admin.guard.check(request) {
+        tracing::info!(
+            method = %request.method,
+            code = refused.code,
+            "admin: request refused"
+        );
+        let mut answer = json_answer(
+            refused.status,
+            &json!({"error": refused.code, "error_description": refused.message}),
+        );
+        if refused.status == StatusCode::UNAUTHORIZED {
+            if let Answer::Respond { headers, .. } = &mut answer {
+                headers.push((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"oauthtest admin\""),
+                ));
+            }
+        }
+        return answer;
+    }
+    let body = &request.body[..];
+    let path = request.path().trim_end_matches('/');
+    let method = &request.method;
     let result: Result<(StatusCode, Value), AdminError> = match path {
         "/__admin" => match *method {
             Method::GET => {
@@ -372,19 +418,14 @@ pub fn handle(app: &App, parts: &http::request::Parts, body: &Bytes) -> Response
             _ => return not_allowed("POST"),
         },
         "/__admin/requests" => match *method {
-            Method::GET => requests(mock, parts.uri.query()).map(|v| (StatusCode::OK, v)),
+            Method::GET => requests(mock, request.query()).map(|v| (StatusCode::OK, v)),
             _ => return not_allowed("GET"),
         },
         "/__admin/clock" => match *method {
             Method::GET => Ok((StatusCode::OK, json!({"now_unix": mock.now_unix()}))),
-            Method::POST => parse::<ClockBody>(body).map(|b| {
-                mock.advance_clock(Duration::from_secs(b.advance_seconds));
-                tracing::info!(seconds = b.advance_seconds, "admin: clock advanced");
-                (
-                    StatusCode::OK,
-                    json!({"advanced_seconds": b.advance_seconds, "now_unix": mock.now_unix()}),
-                )
-            }),
+            Method::POST => parse::<ClockBody>(body)
+                .and_then(|b| advance_clock(mock, b))
+                .map(|v| (StatusCode::OK, v)),
             _ => return not_allowed("GET, POST"),
         },
         "/__admin/refresh-tokens" => match *method {
@@ -400,8 +441,8 @@ pub fn handle(app: &App, parts: &http::request::Parts, body: &Bytes) -> Response
         }),
     };
     match result {
-        Ok((status, value)) => json_response(status, &value),
-        Err(e) => json_response(
+        Ok((status, value)) => json_answer(status, &value),
+        Err(e) => json_answer(
             e.status,
             &json!({"error": e.code, "error_description": e.message}),
         ),

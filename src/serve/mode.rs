@@ -3,9 +3,11 @@
 //! Most applications are not written in Rust: on staging and in CI they point their own token URL
 //! at this server. It binds the port, prints the base URL as the first line on stdout (so a
 //! script can read it when `--port 0` picked a free one), serves until SIGINT or SIGTERM, then
-//! lets open requests finish and prints a summary. The HTTP front end and its limits are in
-//! [`crate::serve`]; the admin API in [`crate::serve::admin`].
+//! lets open requests finish and prints a summary. The HTTP front end and its limits are the
+//! `mock-server` crate's (`mock_server::front`); the service behind it is [`crate::serve`], the
+//! admin API [`crate::serve::admin`] and who may use it [`crate::serve::guard`].
 
+use super::guard::{exposure_warning, AdminGuard};
 use super::{admin::Admin, App, Limits};
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -50,8 +52,11 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     }
     let address = SocketAddr::new(args.host, args.port);
-    let backlog = u32::try_from(Limits::default().max_connections).unwrap_or(u32::MAX);
-    let listener = serve::listen(address, backlog).map_err(|e| {
+    let limits = Limits {
+        read_timeout: args.read_timeout,
+        ..Limits::default()
+    };
+    let listener = serve::listen(address, limits.backlog()).map_err(|e| {
         Error::config(
             format!("--host {} --port {}", args.host, args.port),
             format!("cannot listen: {e}"),
@@ -79,16 +84,19 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
     }
     let mock = MockGoogle::detached(config, &url)
         .map_err(|e| Error::config("--client-id", e.to_string()))?;
-    let admin = Admin::new(scenarios);
+    let admin = Admin::new(scenarios).with_guard(AdminGuard::new(
+        local,
+        &args.admin_allow_hosts,
+        args.admin_token.as_ref(),
+    ));
+    if let Some(warning) = exposure_warning(args.host, args.admin_token.is_some()) {
+        tracing::warn!("{warning}");
+    }
     if let Some(name) = &args.scenario {
         admin
             .switch(&mock, name)
             .map_err(|e| Error::config(format!("--scenario {name}"), e.to_string()))?;
     }
-    let limits = Limits {
-        read_timeout: args.read_timeout,
-        ..Limits::default()
-    };
     let app = Arc::new(App::new(mock, admin, limits));
 
     // Signal handlers first: a signal that arrives right after the URL is printed must stop the

@@ -328,6 +328,41 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             )?),
             scenario: cli.scenario.clone(),
             scenarios_dir: cli.scenarios.clone(),
+            admin_token: admin_token(cli)?,
+            admin_allow_hosts: cli
+                .admin_allow_host
+                .iter()
+                .map(|h| allowed_host(h))
+                .collect::<Result<_>>()?,
         }),
     })
+}
+
+/// `--admin-token`, refused when blank (a blank token would protect nothing).
+fn admin_token(cli: &Cli) -> Result<Option<secrecy::SecretString>> {
+    use secrecy::ExposeSecret as _;
+    match &cli.admin_token {
+        Some(token) if token.expose_secret().trim().is_empty() => Err(Error::Usage(
+            "--admin-token (or OAUTHTEST_ADMIN_TOKEN) is empty; give a token or leave it unset"
+                .into(),
+        )),
+        Some(token) if token.expose_secret().chars().any(char::is_whitespace) => Err(Error::Usage(
+            "--admin-token (or OAUTHTEST_ADMIN_TOKEN) holds whitespace; a bearer token cannot"
+                .into(),
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+/// One `--admin-allow-host`: a host name or address, optionally with a port.
+fn allowed_host(value: &str) -> Result<String> {
+    let trimmed = value.trim();
+    match trimmed.parse::<http::uri::Authority>() {
+        Ok(authority) if !trimmed.contains('@') && !authority.host().is_empty() => {
+            Ok(trimmed.to_ascii_lowercase())
+        }
+        _ => Err(Error::Usage(format!(
+            "--admin-allow-host {value:?} is not a host name: give NAME or NAME:PORT, as a client sends it in its Host header"
+        ))),
+    }
 }

@@ -362,7 +362,7 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
             format!("sim-secret-{i}"),
         ));
     }
-    let mock = MockGoogle::start(mock_config)
+    let mock = MockGoogle::start_with(mock_config)
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("mock Google did not start: {e}")))?;
     let (url, tempdir) = match &config.database_url {

@@ -508,3 +508,192 @@ async fn a_burst_of_connections_while_serve_is_stopped_waits_in_the_backlog() {
     still_serves(&serve, "a burst of connections while stopped").await;
     serve.stop("TERM").assert_code(0);
 }
+
+/// One admin request over a raw connection, with exactly the Host and headers given.
+fn admin_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[&str],
+    body: &str,
+) -> String {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    raw_exchange(port, request.as_bytes())
+}
+
+#[tokio::test]
+async fn cross_origin_admin_posts_and_foreign_hosts_are_refused() {
+    let serve = Serve::start(&["--admin-allow-host", "mock.internal"]);
+    let port = serve.port();
+    let here = format!("127.0.0.1:{port}");
+    let json = "Content-Type: application/json";
+    // What a web page can send without a CORS preflight: text/plain, a form, or no body type.
+    for (path, headers) in [
+        ("/__admin/refresh-tokens", vec!["Content-Type: text/plain"]),
+        (
+            "/__admin/reset",
+            vec!["Content-Type: text/plain;charset=UTF-8"],
+        ),
+        (
+            "/__admin/scenario",
+            vec!["Content-Type: application/x-www-form-urlencoded"],
+        ),
+        ("/__admin/clock", vec![]),
+    ] {
+        let answer = admin_raw(port, "POST", path, &here, &headers, "{}");
+        assert!(
+            answer.starts_with("HTTP/1.1 415 "),
+            "{path} {headers:?}: {answer}"
+        );
+        assert!(answer.contains("application/json"), "{answer}");
+        assert!(
+            !answer.contains("refresh_token"),
+            "nothing minted: {answer}"
+        );
+    }
+    // DNS rebinding: the page's own name in Host.
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "127.0.0.1:1",
+    ] {
+        let answer = admin_raw(port, "POST", "/__admin/refresh-tokens", host, &[json], "{}");
+        assert!(answer.starts_with("HTTP/1.1 403 "), "Host {host}: {answer}");
+        assert!(answer.contains("--admin-allow-host"), "{answer}");
+        let answer = admin_raw(port, "GET", "/__admin/requests", host, &[], "");
+        assert!(
+            answer.starts_with("HTTP/1.1 403 "),
+            "GET with Host {host}: {answer}"
+        );
+    }
+    // What passes: the listener's own names and the allowed one, with JSON declared.
+    for host in [
+        here.as_str(),
+        &format!("localhost:{port}"),
+        "mock.internal",
+        "MOCK.internal:9",
+    ] {
+        let answer = admin_raw(port, "POST", "/__admin/refresh-tokens", host, &[json], "{}");
+        assert!(answer.starts_with("HTTP/1.1 201 "), "Host {host}: {answer}");
+    }
+    // The mock's own endpoints are not the admin API: a Host of any name still refreshes.
+    let (status, _) = admin_get(&serve, "clock").await;
+    assert_eq!(status, 200);
+    still_serves(&serve, "refused admin requests").await;
+    serve.stop("TERM").assert_code(0);
+}
+
+#[tokio::test]
+async fn admin_token_is_required_when_set_and_never_printed() {
+    const TOKEN: &str = "planted-admin-token-0d6f1c";
+    let serve = Serve::start_with(&["-vvv"], &[("OAUTHTEST_ADMIN_TOKEN", TOKEN)]);
+    let port = serve.port();
+    let here = format!("127.0.0.1:{port}");
+    let json = "Content-Type: application/json";
+    let missing = admin_raw(port, "POST", "/__admin/reset", &here, &[json], "");
+    assert!(missing.starts_with("HTTP/1.1 401 "), "{missing}");
+    assert!(
+        missing
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{missing}"
+    );
+    let wrong = admin_raw(
+        port,
+        "GET",
+        "/__admin/clock",
+        &here,
+        &["Authorization: Bearer planted-admin-token-0d6f1"],
+        "",
+    );
+    assert!(wrong.starts_with("HTTP/1.1 401 "), "{wrong}");
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let right = admin_raw(
+        port,
+        "POST",
+        "/__admin/refresh-tokens",
+        &here,
+        &[json, &bearer],
+        "{}",
+    );
+    assert!(right.starts_with("HTTP/1.1 201 "), "{right}");
+    for answer in [&missing, &wrong, &right] {
+        assert!(!answer.contains(TOKEN), "{answer}");
+    }
+    let (status, _) = admin_get(&serve, "clock").await;
+    assert_eq!(status, 401, "the test helper sends no token");
+    let run = serve.stop("TERM");
+    run.assert_code(0);
+    assert!(
+        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
+        "{run}"
+    );
+
+    // A blank token would protect nothing; a Host that is not one is a typo.
+    let dir = tempfile::tempdir().unwrap();
+    for (args, env, message) in [
+        (
+            vec!["--admin-token", " "],
+            None,
+            "--admin-token (or OAUTHTEST_ADMIN_TOKEN) is empty",
+        ),
+        (vec![], Some(("OAUTHTEST_ADMIN_TOKEN", "")), "is empty"),
+        (
+            vec!["--admin-allow-host", "http://x/"],
+            None,
+            "--admin-allow-host \"http://x/\" is not a host name",
+        ),
+    ] {
+        let mut cmd = crate::support::oauthtest_cmd(dir.path());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut all = vec!["--mode", "serve", "--port", "0"];
+        all.extend(args);
+        let r = crate::support::run(cmd, &all, None);
+        r.assert_code(2).assert_one_line_error();
+        r.assert_stderr_has(message);
+    }
+}
+
+#[tokio::test]
+async fn a_clock_advance_beyond_its_limit_is_refused_and_the_mock_keeps_answering() {
+    let serve = Serve::start(&[]);
+    let (_, before) = admin_get(&serve, "clock").await;
+    for seconds in [
+        json!(18_446_744_073_709_551_615_u64),
+        json!(3_155_760_001_u64),
+    ] {
+        let (status, body) =
+            admin_post(&serve, "clock", json!({ "advance_seconds": seconds })).await;
+        assert_eq!(status, 400, "{body}");
+        let message = str_of(&body, "error_description");
+        assert!(
+            message.contains(&format!("advance_seconds {seconds} is out of range"))
+                && message.contains("at most 3155760000 s"),
+            "{message}"
+        );
+    }
+    let (_, after) = admin_get(&serve, "clock").await;
+    let moved = after["now_unix"].as_i64().unwrap() - before["now_unix"].as_i64().unwrap();
+    assert!(moved < 60, "the clock did not move: {before} {after}");
+    let (status, body) = admin_post(
+        &serve,
+        "clock",
+        json!({"advance_seconds": 3_155_759_000_u64}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    still_serves(&serve, "a clock a century ahead").await;
+    serve.stop("TERM").assert_code(0);
+}

@@ -70,7 +70,7 @@ struct Seeded {
 impl Staging {
     async fn new(db: TestDb) -> Self {
         let key = new_key(db.path());
-        let mock = MockGoogle::start(MockConfig {
+        let mock = MockGoogle::start_with(MockConfig {
             clients: vec![ClientRegistration::new(
                 DEFAULT_CLIENT_ID,
                 PLANTED_CLIENT_SECRET,

@@ -23,7 +23,11 @@ API = f"{BASE}/gmail/v1/users/me/profile"
 
 def admin(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{BASE}/__admin/{path}", data=data, method=method)
+    # serve refuses admin requests that change something unless they are declared JSON.
+    headers = {} if method in ("GET", "HEAD") else {"Content-Type": "application/json"}
+    request = urllib.request.Request(
+        f"{BASE}/__admin/{path}", data=data, method=method, headers=headers
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 

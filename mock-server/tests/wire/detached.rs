@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mock_server::{
-    Answer, ClientRegistration, Endpoint, MockConfig, MockGoogle, Step, TokenStatus,
+    Answer, ClientRegistration, Endpoint, MockConfig, MockGoogle, Request, Step, TokenStatus,
     ACTION_DROPPED, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
 };
 
@@ -16,23 +16,21 @@ fn detached() -> MockGoogle {
     MockGoogle::detached(MockConfig::default(), BASE).expect("valid config")
 }
 
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> wiremock::Request {
-    let mut map = http::HeaderMap::new();
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
+    let mut request = Request::new(
+        method.parse().expect("method"),
+        path.parse().expect("path and query"),
+    );
     for (name, value) in headers {
-        map.insert(
+        request = request.with_header(
             http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
             http::HeaderValue::from_str(value).expect("value"),
         );
     }
-    wiremock::Request {
-        url: format!("http://localhost{path}").parse().expect("url"),
-        method: method.parse().expect("method"),
-        headers: map,
-        body: body.as_bytes().to_vec(),
-    }
+    request.with_body(body.to_owned())
 }
 
-fn refresh_request(refresh_token: &str, client_id: &str, secret: &str) -> wiremock::Request {
+fn refresh_request(refresh_token: &str, client_id: &str, secret: &str) -> Request {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "refresh_token")
         .append_pair("refresh_token", refresh_token)

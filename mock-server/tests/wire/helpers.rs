@@ -24,7 +24,7 @@ pub async fn google() -> MockGoogle {
 }
 
 pub async fn google_with(config: MockConfig) -> MockGoogle {
-    MockGoogle::start(config).await.expect("mock starts")
+    MockGoogle::start_with(config).await.expect("mock starts")
 }
 
 /// A finished exchange: status, headers and body text.

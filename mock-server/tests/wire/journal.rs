@@ -143,7 +143,9 @@ async fn duplicate_client_registrations_refuse_to_start() {
         ],
         ..MockConfig::default()
     };
-    let err = MockGoogle::start(config).await.expect_err("invalid config");
+    let err = MockGoogle::start_with(config)
+        .await
+        .expect_err("invalid config");
     assert!(
         matches!(err, mock_server::MockError::InvalidConfig(_)),
         "{err}"

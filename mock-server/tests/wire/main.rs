@@ -7,6 +7,7 @@
 mod concurrency;
 mod detached;
 mod endpoints;
+mod front;
 mod helpers;
 mod journal;
 mod scripts;
