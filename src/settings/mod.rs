@@ -29,30 +29,78 @@ pub const FROM_KEY_VAR: &str = "OAUTHTEST_FROM_ENCRYPTION_KEY";
 /// The environment variable holding the production key, for `--mode doctor` to compare ids.
 pub const PRODUCTION_KEY_VAR: &str = "OAUTHTEST_PRODUCTION_ENCRYPTION_KEY";
 
+/// Variables oauthtest or the libraries it uses read that are not a flag's variable (those come
+/// from the command line's own definition, see [`load_dotenv`]).
+const DOTENV_EXTRA_VARS: &[&str] = &[
+    KEY_VAR,
+    OLD_KEYS_VAR,
+    FROM_KEY_VAR,
+    PRODUCTION_KEY_VAR,
+    "RUST_LOG",
+    "NO_COLOR",
+    "TZ",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+];
+
 /// Loads `.env` from the working directory, if there is one, without overriding variables that
 /// are already set. Call it before any thread starts.
+///
+/// Only the variables oauthtest reads are taken from it (every flag's variable, the key
+/// variables, `RUST_LOG`, `NO_COLOR`, `TZ`, the proxy and TLS-trust variables); other lines are
+/// parsed, then left alone. Setting a variable costs time proportional to the size of the whole
+/// environment, so exporting every line of a 50,000-line file took minutes; this way the time
+/// is linear in the file's size (see docs/reliability.md).
 ///
 /// # Errors
 /// [`Error::Config`] naming the line that does not parse (never its content, which may be a
 /// secret).
 pub fn load_dotenv() -> Result<Option<PathBuf>> {
+    use clap::CommandFactory as _;
+    use std::collections::HashSet;
     let path = PathBuf::from(".env");
     if !path.is_file() {
         return Ok(None);
     }
-    match dotenvy::from_path(&path) {
-        Ok(()) => Ok(Some(path)),
-        Err(dotenvy::Error::LineParse(_, index)) => Err(Error::config(
+    let parse_error = |e: dotenvy::Error| match e {
+        dotenvy::Error::LineParse(_, index) => Error::config(
             ".env",
             format!("cannot parse the line at character {index}; expected KEY=VALUE"),
-        )),
-        Err(dotenvy::Error::Io(e)) => Err(Error::config(".env", format!("cannot read: {e}"))),
-        Err(_) => Err(Error::config(".env", "cannot read")),
+        ),
+        dotenvy::Error::Io(e) => Error::config(".env", format!("cannot read: {e}")),
+        _ => Error::config(".env", "cannot read"),
+    };
+    let command = Cli::command();
+    let wanted: HashSet<&str> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|name| name.to_str())
+        .chain(DOTENV_EXTRA_VARS.iter().copied())
+        .collect();
+    let mut taken: HashSet<String> = HashSet::new();
+    for item in dotenvy::from_path_iter(&path).map_err(parse_error)? {
+        let (name, value) = item.map_err(parse_error)?;
+        // The first line naming a variable wins, as before; the environment wins over both.
+        if !wanted.contains(name.as_str()) || taken.contains(&name) {
+            continue;
+        }
+        if std::env::var_os(&name).is_none() {
+            std::env::set_var(&name, value);
+        }
+        taken.insert(name);
     }
+    Ok(Some(path))
 }
 
-/// Everything a mode needs, validated.
-#[derive(Debug)]
+/// Everything a mode needs, validated. `Debug` shows the database URL with its password removed.
 pub struct Settings {
     /// Output format.
     pub format: Format,
@@ -76,6 +124,26 @@ pub struct Settings {
     from_key_file: Option<PathBuf>,
     production_key_id: Option<String>,
     production_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("format", &self.format)
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("database_url_explicit", &self.database_url_explicit)
+            .field("client_id", &self.client_id)
+            .field("environment", &self.environment)
+            .field(
+                "token_url",
+                &crate::store::redact_url(self.token_url.as_str()),
+            )
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The production key's id, and the setting it came from.

@@ -1,0 +1,246 @@
+//! The refresh lease: a row lock that cannot outlive its holder, and the write-back fenced on it.
+
+use super::{now, HistoryEntry, Store, StoreError};
+use crate::credential::GoogleCredential;
+use crate::crypto::Keyring;
+use crate::store::{Backend, CredentialState};
+use chrono::Utc;
+use std::time::Duration;
+
+/// The result of a refresh attempt, as written back by [`Store::complete_refresh`].
+#[derive(Debug)]
+pub struct RefreshWrite<'a> {
+    /// New secrets to seal (a successful refresh), or `None` to keep the envelope as it is.
+    pub secrets: Option<&'a GoogleCredential>,
+    /// The credential's state afterwards.
+    pub state: CredentialState,
+    /// The outcome code, e.g. `refreshed`, `needs_reconnect`, `retry_later`.
+    pub outcome: &'a str,
+    /// Whether this was a retryable failure (bumps the failure count) rather than a result.
+    pub failed: bool,
+    /// No refresh before this instant (unix ms), after repeated failures.
+    pub cooldown_until_ms: Option<i64>,
+}
+
+/// What one write-back attempt found ([`Store::complete_refresh`]).
+enum Written {
+    /// Written.
+    Yes,
+    /// The lease is no longer ours: nothing written.
+    LeaseLost,
+    /// The lease is ours but the version moved: seal again and retry.
+    VersionMoved,
+}
+
+impl Store {
+    /// Takes the refresh lease on a credential for `owner` until `ttl` from now, if nobody else
+    /// holds a live one. Returns whether it was taken.
+    ///
+    /// The lease is a row lock that cannot outlive its holder: it lapses by itself after `ttl`,
+    /// it is released only by its owner, and every write-back is fenced on it (see
+    /// [`Store::complete_refresh`]). No connection is held while the lease is held.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn try_acquire_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let until = now_ms + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = $1, lease_expires_at_ms = $2
+                 WHERE id = $3 AND (lease_owner IS NULL OR lease_expires_at_ms < $4
+                                    OR lease_owner = $1)",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Takes the lease whoever holds it: only for demonstrating an uncoordinated refresh storm.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn steal_lease(&self, id: i64, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let until =
+            Utc::now().timestamp_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = $1, lease_expires_at_ms = $2
+                 WHERE id = $3",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Releases `owner`'s lease on a credential; someone else's lease is left alone.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn release_lease(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = NULL, lease_expires_at_ms = NULL
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Writes a refresh's result back, fenced on `owner`'s lease, and releases the lease, in one
+    /// transaction with its history line. Returns `false` (writing nothing) when the lease was
+    /// lost, so a worker whose lease lapsed can never overwrite a newer token.
+    ///
+    /// New secrets are sealed for the row's next version, which is a compare-and-swap as well:
+    /// when another writer that leaves leases alone (rekey) bumped the version meanwhile, the
+    /// write is sealed again for the new version and retried while the lease is still ours. A
+    /// result without new secrets keeps the envelope and the version.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; nothing is written then.
+    pub async fn complete_refresh(
+        &self,
+        id: i64,
+        owner: &str,
+        result: RefreshWrite<'_>,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        /// Version races lost in a row before giving up (each needs a concurrent rekey).
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let version = match result.secrets {
+                None => None,
+                Some(_) => match self.lease_version(id, owner).await? {
+                    Some(version) => Some(version),
+                    None => return Ok(false),
+                },
+            };
+            match self
+                .try_complete_refresh(id, owner, version, &result, keyring, history)
+                .await?
+            {
+                Written::Yes => return Ok(true),
+                Written::LeaseLost => return Ok(false),
+                Written::VersionMoved => continue,
+            }
+        }
+        Err(StoreError::Query {
+            url: self.url.clone(),
+            reason: format!(
+                "credential {id}: the row's version kept changing during the refresh's \
+                 write-back ({ATTEMPTS} attempts); nothing written"
+            ),
+        })
+    }
+
+    /// The row's version, if `owner` still holds its lease.
+    async fn lease_version(&self, id: i64, owner: &str) -> Result<Option<i64>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT version FROM oauthtest_credentials WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// One write-back attempt: with new secrets, sealed for `version + 1` and fenced on it.
+    async fn try_complete_refresh(
+        &self,
+        id: i64,
+        owner: &str,
+        version: Option<i64>,
+        result: &RefreshWrite<'_>,
+        keyring: &Keyring,
+        history: &HistoryEntry,
+    ) -> Result<Written, StoreError> {
+        let at = now();
+        let (envelope, expires_at, has_refresh) = match (result.secrets, version) {
+            (Some(s), Some(v)) => (
+                Some(keyring.seal(&self.binding(id, v + 1)?, &s.to_payload())),
+                s.expiry,
+                Some(s.refresh_token.is_some()),
+            ),
+            _ => (None, None, None),
+        };
+        let key_id = envelope.as_ref().map(|_| keyring.current().id().to_owned());
+        let done = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE oauthtest_credentials SET
+                        encrypted_data = COALESCE($1, encrypted_data),
+                        key_id = COALESCE($2, key_id),
+                        expires_at = CASE WHEN $1 IS NULL THEN expires_at ELSE $3 END,
+                        has_refresh_token = COALESCE($4, has_refresh_token),
+                        state = $5,
+                        last_refresh_at = $6,
+                        last_refresh_outcome = $7,
+                        failure_count = CASE WHEN $8 THEN failure_count + 1 ELSE 0 END,
+                        cooldown_until_ms = $9,
+                        updated_at = $6,
+                        version = CASE WHEN $1 IS NULL THEN version ELSE version + 1 END,
+                        lease_owner = NULL,
+                        lease_expires_at_ms = NULL
+                     WHERE id = $10 AND lease_owner = $11
+                       AND ($12 IS NULL OR version = $12)",
+                )
+                .bind(&envelope)
+                .bind(&key_id)
+                .bind(expires_at)
+                .bind(has_refresh)
+                .bind(result.state.as_str())
+                .bind(at)
+                .bind(result.outcome)
+                .bind(result.failed)
+                .bind(result.cooldown_until_ms)
+                .bind(id)
+                .bind(owner)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    insert_history!(&mut *tx, id, at, history)?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await
+        })
+        .map_err(|e| self.query_error(e))?;
+        if done {
+            return Ok(Written::Yes);
+        }
+        Ok(match (version, self.lease_version(id, owner).await?) {
+            (Some(_), Some(_)) => Written::VersionMoved,
+            _ => Written::LeaseLost,
+        })
+    }
+}
