@@ -22,6 +22,111 @@ pub struct RefreshWrite<'a> {
     pub cooldown_until_ms: Option<i64>,
 }
 
+/// Who holds a lease, written into `lease_owner` as `host=H;boot=B;pid=P;run=R`: enough to tell,
+/// from the same machine, that the holder is provably gone (killed, or the machine rebooted)
+/// so its lease can be taken over at once instead of waiting for it to lapse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseOwner {
+    /// The holder's host name (`?` when unknown).
+    pub host: String,
+    /// The holder machine's boot id (Linux `/proc/sys/kernel/random/boot_id`; `?` when unknown).
+    pub boot: String,
+    /// The holder's process id.
+    pub pid: u32,
+    /// Unique per engine, so two engines of one process are told apart.
+    pub run: String,
+}
+
+/// Whether a lease holder is still there, as far as this machine can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Same host and boot, and no process has its pid: killed or exited without releasing.
+    Gone,
+    /// Same host but another boot: the machine rebooted since, so the holder is gone.
+    Rebooted,
+    /// Same host and boot, and a process has its pid (the holder, or one that reused its pid).
+    Running,
+    /// Another host, or an owner written by an older oauthtest: nothing can be proven.
+    Unknown,
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && !s.contains(';') && !s.contains('='))
+}
+
+impl LeaseOwner {
+    /// This process, with a fresh run id.
+    pub fn this_process() -> Self {
+        Self {
+            host: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "?".into()),
+            boot: read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_else(|| "?".into()),
+            pid: std::process::id(),
+            run: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// Reads a `lease_owner` value; `None` for one this format does not describe.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut host = None;
+        let mut boot = None;
+        let mut pid = None;
+        let mut run = None;
+        for part in text.split(';') {
+            match part.split_once('=')? {
+                ("host", v) => host = Some(v.to_owned()),
+                ("boot", v) => boot = Some(v.to_owned()),
+                ("pid", v) => pid = v.parse().ok(),
+                ("run", v) => run = Some(v.to_owned()),
+                _ => return None,
+            }
+        }
+        Some(Self {
+            host: host?,
+            boot: boot?,
+            pid: pid?,
+            run: run?,
+        })
+    }
+
+    /// Whether this owner is provably gone, judged from `here` (this process's identity).
+    pub fn liveness(&self, here: &LeaseOwner) -> Liveness {
+        if self.host == "?" || self.host != here.host {
+            return Liveness::Unknown;
+        }
+        if self.boot != "?" && here.boot != "?" && self.boot != here.boot {
+            return Liveness::Rebooted;
+        }
+        if self.pid == here.pid {
+            // This very process: another engine of it, alive by definition.
+            return Liveness::Running;
+        }
+        let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return Liveness::Unknown;
+        };
+        // Signal 0 tests for existence only; EPERM means it exists under another user.
+        match rustix::process::test_kill_process(pid) {
+            Err(rustix::io::Errno::SRCH) => Liveness::Gone,
+            _ => Liveness::Running,
+        }
+    }
+}
+
+impl std::fmt::Display for LeaseOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "host={};boot={};pid={};run={}",
+            self.host, self.boot, self.pid, self.run
+        )
+    }
+}
+
 /// What one write-back attempt found ([`Store::complete_refresh`]).
 enum Written {
     /// Written.
@@ -60,6 +165,37 @@ impl Store {
             .bind(until)
             .bind(id)
             .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Takes over the lease `dead` holds (only that holder's: a compare-and-swap on the owner),
+    /// for `owner` until `ttl` from now. For a holder proven gone ([`LeaseOwner::liveness`]).
+    /// Returns whether it was taken.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn take_over_lease(
+        &self,
+        id: i64,
+        dead: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let until =
+            Utc::now().timestamp_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE oauthtest_credentials SET lease_owner = $1, lease_expires_at_ms = $2
+                 WHERE id = $3 AND lease_owner = $4",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .bind(dead)
             .execute(pool)
             .await
             .map(|r| r.rows_affected() == 1)
@@ -242,5 +378,52 @@ impl Store {
             (Some(_), Some(_)) => Written::VersionMoved,
             _ => Written::LeaseLost,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_round_trips_through_its_text() {
+        let me = LeaseOwner::this_process();
+        assert_eq!(LeaseOwner::parse(&me.to_string()), Some(me));
+        assert_eq!(LeaseOwner::parse("pid12-abc"), None);
+    }
+
+    #[test]
+    fn liveness_is_proven_only_on_the_same_host() {
+        let me = LeaseOwner::this_process();
+        let other = |host: &str, boot: &str, pid: u32| LeaseOwner {
+            host: host.into(),
+            boot: boot.into(),
+            pid,
+            run: "r".into(),
+        };
+        assert_eq!(
+            other(&me.host, &me.boot, me.pid).liveness(&me),
+            Liveness::Running
+        );
+        assert_eq!(
+            other("elsewhere", &me.boot, 4_000_000).liveness(&me),
+            Liveness::Unknown
+        );
+        if me.host != "?" && me.boot != "?" {
+            // No process has a pid this large (the kernel's limit is 4,194,304).
+            assert_eq!(
+                other(&me.host, &me.boot, 4_194_999).liveness(&me),
+                Liveness::Gone
+            );
+            assert_eq!(
+                other(&me.host, "another-boot", 1).liveness(&me),
+                Liveness::Rebooted
+            );
+            // pid 1 exists (init).
+            assert_eq!(
+                other(&me.host, &me.boot, 1).liveness(&me),
+                Liveness::Running
+            );
+        }
     }
 }

@@ -123,7 +123,7 @@ mod lease;
 mod migrations;
 mod write;
 
-pub use lease::RefreshWrite;
+pub use lease::{LeaseOwner, Liveness, RefreshWrite};
 pub use migrations::MigrationStatus;
 
 /// The metadata of a new credential row.
