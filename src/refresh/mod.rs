@@ -373,6 +373,8 @@ impl Engine {
         let mode = self.config.mode;
         let history = |detail: String| HistoryEntry::new(mode, "refresh", code, Some(detail));
 
+        // Every write-back re-seals (a failed refresh keeps the secrets it read): the envelope is
+        // bound to the row's version, and each write-back moves the version on.
         let write = |secrets, state, failed| RefreshWrite {
             secrets,
             state,
@@ -438,7 +440,7 @@ impl Engine {
                     .complete_refresh(
                         id,
                         &self.owner,
-                        write(None, CredentialState::NeedsReconnect, false),
+                        write(Some(&secrets), CredentialState::NeedsReconnect, false),
                         &self.keyring,
                         &history(detail.clone()),
                     )
@@ -472,7 +474,7 @@ impl Engine {
                     .complete_refresh(
                         id,
                         &self.owner,
-                        write(None, CredentialState::Active, true),
+                        write(Some(&secrets), CredentialState::Active, true),
                         &self.keyring,
                         &history(detail.clone()),
                     )

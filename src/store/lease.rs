@@ -10,7 +10,9 @@ use std::time::Duration;
 /// The result of a refresh attempt, as written back by [`Store::complete_refresh`].
 #[derive(Debug)]
 pub struct RefreshWrite<'a> {
-    /// New secrets to seal (a successful refresh), or `None` to keep the envelope as it is.
+    /// The secrets to seal: new ones after a successful refresh, the ones read otherwise (the
+    /// envelope is bound to the version this write leaves the row at). `None` keeps the envelope
+    /// and the version as they are.
     pub secrets: Option<&'a GoogleCredential>,
     /// The credential's state afterwards.
     pub state: CredentialState,
