@@ -65,11 +65,38 @@ const DOTENV_EXTRA_VARS: &[&str] = &[
 /// secret).
 pub fn load_dotenv() -> Result<Option<PathBuf>> {
     use clap::CommandFactory as _;
-    use std::collections::HashSet;
     let path = PathBuf::from(".env");
     if !path.is_file() {
         return Ok(None);
     }
+    let command = Cli::command();
+    let wanted: std::collections::HashSet<&str> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|name| name.to_str())
+        .chain(DOTENV_EXTRA_VARS.iter().copied())
+        .collect();
+    let exports = dotenv_exports(
+        &path,
+        |name| wanted.contains(name),
+        |name| std::env::var_os(name).is_some(),
+    )?;
+    for (name, value) in exports {
+        std::env::set_var(name, value);
+    }
+    Ok(Some(path))
+}
+
+/// The variables a `.env` file sets: those `wanted` names and `is_set` says are not set yet,
+/// the first line naming a variable winning. Linear in the file's size.
+///
+/// # Errors
+/// [`Error::Config`] naming the line that does not parse (never its content).
+fn dotenv_exports(
+    path: &Path,
+    wanted: impl Fn(&str) -> bool,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, String)>> {
     let parse_error = |e: dotenvy::Error| match e {
         dotenvy::Error::LineParse(_, index) => Error::config(
             ".env",
@@ -78,26 +105,52 @@ pub fn load_dotenv() -> Result<Option<PathBuf>> {
         dotenvy::Error::Io(e) => Error::config(".env", format!("cannot read: {e}")),
         _ => Error::config(".env", "cannot read"),
     };
-    let command = Cli::command();
-    let wanted: HashSet<&str> = command
-        .get_arguments()
-        .filter_map(|arg| arg.get_env())
-        .filter_map(|name| name.to_str())
-        .chain(DOTENV_EXTRA_VARS.iter().copied())
-        .collect();
-    let mut taken: HashSet<String> = HashSet::new();
-    for item in dotenvy::from_path_iter(&path).map_err(parse_error)? {
+    let mut seen = std::collections::HashSet::new();
+    let mut exports = Vec::new();
+    for item in dotenvy::from_path_iter(path).map_err(parse_error)? {
         let (name, value) = item.map_err(parse_error)?;
-        // The first line naming a variable wins, as before; the environment wins over both.
-        if !wanted.contains(name.as_str()) || taken.contains(&name) {
+        if !wanted(&name) || !seen.insert(name.clone()) || is_set(&name) {
             continue;
         }
-        if std::env::var_os(&name).is_none() {
-            std::env::set_var(&name, value);
-        }
-        taken.insert(name);
+        exports.push((name, value));
     }
-    Ok(Some(path))
+    Ok(exports)
+}
+
+#[cfg(test)]
+mod dotenv_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_dotenv_exports_only_the_variables_oauthtest_reads_first_line_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let mut text = String::new();
+        for i in 0..50_000 {
+            text.push_str(&format!("UNRELATED_{i}=value_{i}\n"));
+        }
+        text.push_str("DATABASE_URL=sqlite://first.db\nDATABASE_URL=sqlite://second.db\n");
+        text.push_str("OAUTHTEST_ENV=staging\n");
+        std::fs::write(&path, text).unwrap();
+        let wanted = |name: &str| matches!(name, "DATABASE_URL" | "OAUTHTEST_ENV");
+        let exports = dotenv_exports(&path, wanted, |name| name == "OAUTHTEST_ENV").unwrap();
+        assert_eq!(
+            exports,
+            vec![("DATABASE_URL".to_owned(), "sqlite://first.db".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_line_that_does_not_parse_is_named_by_position_never_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "GOOD=1\nBAD LINE 'PLANTED\n").unwrap();
+        let err = dotenv_exports(&path, |_| true, |_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot parse the line"), "{err}");
+        assert!(!err.contains("PLANTED"), "{err}");
+    }
 }
 
 /// Everything a mode needs, validated. `Debug` shows the database URL with its password removed.

@@ -105,7 +105,7 @@ fn a_database_password_is_never_printed_whatever_the_url_shape() {
         format!("postgres://u:{PW}@127.0.0.1:1/db"),
         format!("sqlite://user:{PW}@host/x.db"),
     ];
-    let modes: [&[&str]; 9] = [
+    let modes: [&[&str]; 11] = [
         &["--mode", "list"],
         &["--mode", "doctor"],
         &["--mode", "doctor", "--format", "json"],
@@ -115,6 +115,8 @@ fn a_database_password_is_never_printed_whatever_the_url_shape() {
         &["--mode", "force-expire", "--credential-id", "1"],
         &["--mode", "scrub", "--yes"],
         &["--mode", "list", "--format", "json", "-vvv"],
+        &["--mode", "worker-sim", "--jobs", "4", "--credentials", "1"],
+        &["--mode", "mock", "--scenario", "success"],
     ];
     let mut runs = 0;
     for url in &urls {
