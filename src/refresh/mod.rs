@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 mod outcome;
 
-use outcome::is_token_request;
+use outcome::{api_answer, is_token_request, life, token_life_left, without_credential};
 pub use outcome::{EngineError, JobResult, Usable};
 
 /// How many times a job refreshes and calls again after the API answered 401.
@@ -560,36 +560,6 @@ impl Engine {
             refreshes,
             why,
         }
-    }
-}
-
-/// How long a token had left when it was sent (ms, by this worker's clock).
-fn token_life_left(usable: &Usable) -> Option<i64> {
-    usable
-        .expires_at
-        .map(|at| (at - Utc::now()).num_milliseconds())
-}
-
-fn life(left_ms: Option<i64>) -> String {
-    match left_ms {
-        Some(ms) if ms < 0 => format!("{} ms past its expiry", -ms),
-        Some(ms) => format!("{ms} ms of its life"),
-        None => "an unknown expiry".to_owned(),
-    }
-}
-
-fn api_answer(api: &google_api::ApiResult) -> String {
-    match api {
-        google_api::ApiResult::Status(code) => format!("the API answered {code}"),
-        google_api::ApiResult::NoResponse(reason) => format!("the API did not answer ({reason})"),
-    }
-}
-
-/// An error message without its leading `credential N: `, so failures group by reason.
-fn without_credential(message: &str) -> String {
-    match message.split_once(": ") {
-        Some((head, rest)) if head.starts_with("credential ") => rest.to_owned(),
-        _ => message.to_owned(),
     }
 }
 

@@ -149,3 +149,33 @@ pub(super) fn is_token_request(e: &EngineError) -> bool {
             | EngineError::NoRefreshToken(_)
     ) && !matches!(e, EngineError::NeedsReconnect { detail, .. } if detail.starts_with("credential is marked"))
 }
+
+/// How long a token had left when it was sent (ms, by this worker's clock).
+pub(super) fn token_life_left(usable: &Usable) -> Option<i64> {
+    usable
+        .expires_at
+        .map(|at| (at - Utc::now()).num_milliseconds())
+}
+
+pub(super) fn life(left_ms: Option<i64>) -> String {
+    match left_ms {
+        Some(ms) if ms < 0 => format!("{} ms past its expiry", -ms),
+        Some(ms) => format!("{ms} ms of its life"),
+        None => "an unknown expiry".to_owned(),
+    }
+}
+
+pub(super) fn api_answer(api: &ApiResult) -> String {
+    match api {
+        ApiResult::Status(code) => format!("the API answered {code}"),
+        ApiResult::NoResponse(reason) => format!("the API did not answer ({reason})"),
+    }
+}
+
+/// An error message without its leading `credential N: `, so failures group by reason.
+pub(super) fn without_credential(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if head.starts_with("credential ") => rest.to_owned(),
+        _ => message.to_owned(),
+    }
+}
