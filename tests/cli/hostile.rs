@@ -730,3 +730,73 @@ async fn a_lease_held_by_a_live_process_is_waited_for_saying_whose_and_how_long(
     ));
     r.assert_stderr_has("giving up in");
 }
+
+// Item 3 --------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_job_whose_new_tokens_run_out_in_flight_refreshes_again_and_a_failure_says_why() {
+    use mock_server::{wire, Step};
+    use oauthtest::google_api::ApiEndpoints;
+    use oauthtest::worker_sim::{engine_for, Behaviour, SimConfig};
+    use std::sync::Arc;
+
+    let db = TestDb::sqlite();
+    let key = new_key(db.path());
+    let mock = MockGoogle::start(MockConfig {
+        clients: vec![ClientRegistration::new(
+            DEFAULT_CLIENT_ID,
+            PLANTED_CLIENT_SECRET,
+        )],
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let refresh = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &[GMAIL_READONLY.to_owned()]);
+    let id = insert(
+        &db,
+        &key,
+        &planted(DEFAULT_CLIENT_ID, &refresh, TimeDelta::minutes(-1)),
+    )
+    .await;
+    let config = SimConfig {
+        workers: 1,
+        jobs: 1,
+        credentials: 1,
+        token_ttl: Duration::from_secs(3600),
+        behaviour: Behaviour::Success,
+        processes: 1,
+        database_url: Some(db.url.clone()),
+        progress: false,
+        coordinate: true,
+        request_timeout: Duration::from_secs(5),
+    };
+    let engine = engine_for(
+        Arc::new(Store::connect(&db.url).await.unwrap()),
+        Arc::new(keyring(&key)),
+        &mock.token_url(),
+        ApiEndpoints {
+            profile_url: mock.api_url(),
+            tokeninfo_url: mock.tokeninfo_url(),
+        },
+        &config,
+    )
+    .unwrap();
+    let refused = || Step::respond(401, wire::API_UNAUTHENTICATED_BODY);
+
+    // The API refuses the first two tokens it is shown, as it does when each ran out on the way
+    // (a loaded machine, a short-lived token): the job refreshes each time and gets through.
+    mock.set_api_script(vec![refused(), refused()]);
+    let job = engine.run_job(id).await;
+    assert!(job.succeeded(), "{:?}", job.why);
+    assert_eq!(job.refreshes, 3, "the expiry, then one refresh per 401");
+    assert!(job.why.is_none());
+
+    // Refused four times in a row: the job fails, and says why, attempt by attempt.
+    mock.set_api_script(vec![refused(), refused(), refused(), refused()]);
+    let job = engine.run_job(id).await;
+    assert!(!job.succeeded());
+    let why = job.why.expect("a failed job says why");
+    assert_eq!(why.matches("the API answered 401").count(), 4, "{why}");
+    assert!(why.contains("of its life left"), "{why}");
+    assert_no_secrets(&why, &[&refresh]);
+}
