@@ -10,6 +10,11 @@
 #   scripts/leak_audit.sh
 #   OAUTHTEST_TEST_POSTGRES_URL=postgres://user@host:5432/db scripts/leak_audit.sh
 #
+# Then the database-password audit: every mode given a DATABASE_URL whose password is planted, in
+# every shape a URL can take (an unparseable port, a broken IPv6 literal, ?password=, a password
+# in a sqlite:// URL, a plain unreachable server), and the copy source the same way
+# (tests/cli/hostile.rs); the password must appear in no output.
+#
 # Prints the runs and the occurrences found per backend (must be 0); exits 1 on any leak.
 set -euo pipefail
 
@@ -44,7 +49,20 @@ grep -E '^leak audit:|^test leak_audit::' "$log" || true
 runs=$({ grep -oE '^leak audit: [0-9]+ runs' "$log" || true; } | awk '{s += $3} END {print s + 0}')
 leaks=$({ grep -oE '^[0-9]+ leak\(s\)' "$log" || true; } | awk '{s += $1} END {print s + 0}')
 echo "runs: $runs (2 backends, every mode × 3 formats × 9 log settings), occurrences of a secret: $leaks, in $(( $(date +%s) - started )) s"
-if [[ $status -ne 0 ]]; then
+set +e
+"$CARGO" test --test cli hostile::a_database_password_is_never_printed -- --nocapture \
+  >"$log.urls" 2>&1
+url_status=$?
+set -e
+if [[ $url_status -eq 0 ]]; then
+  echo "database URLs: 5 shapes × 12 runs (11 mode invocations and copy's source), password printed: 0 times"
+else
+  grep -A8 'panicked' "$log.urls" | head -20 >&2
+  echo "database URLs: a password was printed (see above)" >&2
+fi
+rm -f "$log.urls"
+
+if [[ $status -ne 0 || $url_status -ne 0 ]]; then
   grep -E 'panicked|leak\(s\)' "$log" | head -20 >&2
   echo "FAIL" >&2
   exit 1

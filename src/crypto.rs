@@ -3,15 +3,18 @@
 //! A credential's secrets are stored as one text value, the *envelope*:
 //!
 //! ```text
-//! otv1.<key id: 16 hex>.<base64url(nonce[12] ‖ ciphertext ‖ tag[16])>
+//! otv2.<key id: 16 hex>.<base64url(nonce[12] ‖ ciphertext ‖ tag[16])>
 //! ```
 //!
-//! - `otv1` versions the format, so a later format can be read beside this one.
+//! - `otv2` versions the format; `otv1` envelopes, written before store binding, are still read.
 //! - The key id names the key that encrypted it (a digest of the key, never the key), so keys can
 //!   rotate: reads try the key the envelope names among the current and previous keys, writes
 //!   always use the current key.
-//! - The associated data binds the envelope to its row (`oauthtest/v1/credential/<id>/<key id>`):
-//!   an envelope copied onto another row fails authentication, as does any changed byte.
+//! - The associated data binds the envelope to its store, its row and the row's version
+//!   (`oauthtest/v2/store/<store id>/credential/<id>/version/<version>/<key id>`; see [`Binding`]):
+//!   an envelope copied onto another row or from another store, or an older envelope of the same
+//!   row put back (a rollback), fails authentication, as does any changed byte. `otv1` bound the
+//!   row's id only (`oauthtest/v1/credential/<id>/<key id>`); every write now seals `otv2`.
 //! - Every write draws a fresh random 96-bit nonce.
 //!
 //! # Security
@@ -30,7 +33,22 @@ use zeroize::Zeroizing;
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-const ENVELOPE_VERSION: &str = "otv1";
+/// The format every write seals.
+const ENVELOPE_VERSION: &str = "otv2";
+/// The format written before store and version binding; still read.
+const LEGACY_ENVELOPE_VERSION: &str = "otv1";
+
+/// What an envelope is bound to: the store (its id, kept in `oauthtest_store`), the credential
+/// row and the row's version (the version the write leaves the row at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    /// The store's id.
+    pub store_id: &'a str,
+    /// The credential row's id.
+    pub credential_id: i64,
+    /// The row's version.
+    pub version: i64,
+}
 
 /// Why a key could not be loaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,6 +70,9 @@ pub enum CryptoError {
     /// Not an envelope of a format this version reads.
     #[error("encrypted_data is not an oauthtest envelope ({0})")]
     Malformed(&'static str),
+    /// A store-bound envelope, read where the store's id is unknown.
+    #[error("encrypted_data is bound to its store, but this store has no id (oauthtest_store is missing: its migrations are not current)")]
+    NoStoreId,
     /// Encrypted with a key that is not configured.
     #[error("encrypted with key {key_id}, which is not among the configured keys (current: {current}); set OAUTHTEST_ENCRYPTION_KEY, or list the old key in OAUTHTEST_OLD_ENCRYPTION_KEYS")]
     UnknownKey {
@@ -61,7 +82,7 @@ pub enum CryptoError {
         current: String,
     },
     /// The key is right but authentication failed.
-    #[error("encrypted_data failed authentication with key {key_id}: it was tampered with, truncated, or copied from another row")]
+    #[error("encrypted_data failed authentication with key {key_id}: it was tampered with, truncated, or copied from another row or store, or it is an older envelope of this row put back")]
     AuthenticationFailed {
         /// The id of the key that was tried.
         key_id: String,
@@ -146,9 +167,27 @@ pub struct Keyring {
     previous: Vec<EncryptionKey>,
 }
 
-/// The associated data that binds an envelope to one credential row.
+/// The associated data that bound an `otv1` envelope to one credential row.
 fn associated_data(credential_id: i64, key_id: &str) -> Vec<u8> {
     format!("oauthtest/v1/credential/{credential_id}/{key_id}").into_bytes()
+}
+
+/// The associated data that binds an `otv2` envelope to its store, row and version.
+fn bound_associated_data(binding: &Binding<'_>, key_id: &str) -> Vec<u8> {
+    format!(
+        "oauthtest/v2/store/{}/credential/{}/version/{}/{key_id}",
+        binding.store_id, binding.credential_id, binding.version
+    )
+    .into_bytes()
+}
+
+/// Which format an envelope is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeFormat {
+    /// `otv1`: bound to the row's id only (written before store binding).
+    RowBound,
+    /// `otv2`: bound to the store, the row and its version.
+    StoreBound,
 }
 
 impl Keyring {
@@ -182,18 +221,29 @@ impl Keyring {
             .find(|k| k.id == key_id)
     }
 
-    /// Encrypts `plaintext` for the credential row `credential_id` with the current key.
+    /// Seals `plaintext` with the current key, bound to `binding` (an `otv2` envelope).
+    pub fn seal(&self, binding: &Binding<'_>, plaintext: &[u8]) -> String {
+        let aad = bound_associated_data(binding, &self.current.id);
+        self.seal_with(ENVELOPE_VERSION, &aad, plaintext)
+    }
+
+    /// Encrypts `plaintext` for the credential row `credential_id` with the current key, in the
+    /// legacy `otv1` format (bound to the row's id only). Kept to test reading old stores.
     pub fn encrypt(&self, credential_id: i64, plaintext: &[u8]) -> String {
+        let aad = associated_data(credential_id, &self.current.id);
+        self.seal_with(LEGACY_ENVELOPE_VERSION, &aad, plaintext)
+    }
+
+    fn seal_with(&self, tag: &str, aad: &[u8], plaintext: &[u8]) -> String {
         let key = &self.current;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = associated_data(credential_id, &key.id);
         let ciphertext = key
             .cipher()
             .encrypt(
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: &aad,
+                    aad,
                 },
             )
             // AES-GCM encryption fails only for plaintexts over 64 GiB.
@@ -201,11 +251,15 @@ impl Keyring {
         let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(nonce.as_slice());
         sealed.extend_from_slice(&ciphertext);
-        format!(
-            "{ENVELOPE_VERSION}.{}.{}",
-            key.id,
-            URL_SAFE_NO_PAD.encode(sealed)
-        )
+        format!("{tag}.{}.{}", key.id, URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Which format an envelope is in, without decrypting it.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] when `envelope` is not an envelope.
+    pub fn envelope_format(envelope: &str) -> Result<EnvelopeFormat, CryptoError> {
+        parse_envelope(envelope).map(|(format, _, _)| format)
     }
 
     /// The id of the key an envelope names, without decrypting it.
@@ -213,20 +267,48 @@ impl Keyring {
     /// # Errors
     /// [`CryptoError::Malformed`] when `envelope` is not an envelope.
     pub fn envelope_key_id(envelope: &str) -> Result<&str, CryptoError> {
-        parse_envelope(envelope).map(|(key_id, _)| key_id)
+        parse_envelope(envelope).map(|(_, key_id, _)| key_id)
     }
 
-    /// Decrypts an envelope stored on the credential row `credential_id`.
+    /// Opens an envelope stored on the row `binding` names: an `otv2` envelope must be bound to
+    /// exactly this store, row and version; an `otv1` envelope to this row.
     ///
     /// # Errors
     /// [`CryptoError`] when the envelope is malformed, names an unknown key, or fails
-    /// authentication (wrong row, tampering, truncation).
+    /// authentication (another row, another store, an older version, tampering, truncation);
+    /// [`CryptoError::NoStoreId`] for an `otv2` envelope when `binding` is `None`.
+    pub fn open(
+        &self,
+        binding: Option<&Binding<'_>>,
+        credential_id: i64,
+        envelope: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let (format, key_id, _) = parse_envelope(envelope)?;
+        let aad = match format {
+            EnvelopeFormat::RowBound => associated_data(credential_id, key_id),
+            EnvelopeFormat::StoreBound => {
+                bound_associated_data(binding.ok_or(CryptoError::NoStoreId)?, key_id)
+            }
+        };
+        self.open_with(envelope, &aad)
+    }
+
+    /// Decrypts a legacy `otv1` envelope stored on the credential row `credential_id` (an
+    /// `otv2` envelope needs its [`Binding`]: [`Keyring::open`]).
+    ///
+    /// # Errors
+    /// [`CryptoError`] when the envelope is malformed, names an unknown key, or fails
+    /// authentication (wrong row, tampering, truncation); [`CryptoError::NoStoreId`] for `otv2`.
     pub fn decrypt(
         &self,
         credential_id: i64,
         envelope: &str,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let (key_id, body) = parse_envelope(envelope)?;
+        self.open(None, credential_id, envelope)
+    }
+
+    fn open_with(&self, envelope: &str, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let (_, key_id, body) = parse_envelope(envelope)?;
         let key = self.find(key_id).ok_or_else(|| CryptoError::UnknownKey {
             key_id: key_id.to_owned(),
             current: self.current.id.clone(),
@@ -240,13 +322,12 @@ impl Keyring {
             ));
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let aad = associated_data(credential_id, key_id);
         key.cipher()
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: &aad,
+                    aad,
                 },
             )
             .map(Zeroizing::new)
@@ -256,16 +337,19 @@ impl Keyring {
     }
 }
 
-fn parse_envelope(envelope: &str) -> Result<(&str, &str), CryptoError> {
+fn parse_envelope(envelope: &str) -> Result<(EnvelopeFormat, &str, &str), CryptoError> {
     let mut parts = envelope.trim().splitn(3, '.');
     let version = parts.next().unwrap_or_default();
-    if version != ENVELOPE_VERSION {
-        return Err(if version.is_empty() {
-            CryptoError::Malformed("it is empty")
-        } else {
-            CryptoError::Malformed("it does not start with the version tag otv1")
-        });
-    }
+    let format = match version {
+        ENVELOPE_VERSION => EnvelopeFormat::StoreBound,
+        LEGACY_ENVELOPE_VERSION => EnvelopeFormat::RowBound,
+        "" => return Err(CryptoError::Malformed("it is empty")),
+        _ => {
+            return Err(CryptoError::Malformed(
+                "it does not start with the version tag otv2 (or otv1)",
+            ))
+        }
+    };
     let key_id = parts
         .next()
         .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -274,7 +358,7 @@ fn parse_envelope(envelope: &str) -> Result<(&str, &str), CryptoError> {
         .next()
         .filter(|b| !b.is_empty())
         .ok_or(CryptoError::Malformed("its ciphertext is missing"))?;
-    Ok((key_id, body))
+    Ok((format, key_id, body))
 }
 
 #[cfg(test)]
@@ -291,6 +375,55 @@ mod tests {
         let env = ring.encrypt(7, b"hello");
         assert!(env.starts_with(&format!("otv1.{}.", ring.current().id())));
         assert_eq!(&ring.decrypt(7, &env).unwrap()[..], b"hello");
+    }
+
+    fn bound(store_id: &str, credential_id: i64, version: i64) -> Binding<'_> {
+        Binding {
+            store_id,
+            credential_id,
+            version,
+        }
+    }
+
+    #[test]
+    fn sealed_envelope_opens_only_with_its_store_row_and_version() {
+        let ring = keyring();
+        let env = ring.seal(&bound("store-a", 7, 3), b"secret");
+        assert!(env.starts_with("otv2."));
+        assert_eq!(
+            &ring.open(Some(&bound("store-a", 7, 3)), 7, &env).unwrap()[..],
+            b"secret"
+        );
+        for other in [
+            bound("store-b", 7, 3),
+            bound("store-a", 8, 3),
+            bound("store-a", 7, 2),
+            bound("store-a", 7, 4),
+        ] {
+            assert!(
+                matches!(
+                    ring.open(Some(&other), other.credential_id, &env),
+                    Err(CryptoError::AuthenticationFailed { .. })
+                ),
+                "{other:?}"
+            );
+        }
+        assert_eq!(ring.open(None, 7, &env), Err(CryptoError::NoStoreId));
+    }
+
+    #[test]
+    fn legacy_row_bound_envelopes_are_still_read() {
+        let ring = keyring();
+        let env = ring.encrypt(7, b"old");
+        assert_eq!(
+            Keyring::envelope_format(&env).unwrap(),
+            EnvelopeFormat::RowBound
+        );
+        assert_eq!(
+            &ring.open(Some(&bound("store-a", 7, 9)), 7, &env).unwrap()[..],
+            b"old"
+        );
+        assert!(ring.open(Some(&bound("store-a", 8, 9)), 8, &env).is_err());
     }
 
     #[test]
@@ -403,6 +536,7 @@ mod tests {
         for (env, want) in [
             ("", "empty"),
             ("v0.0011223344556677.abc", "version"),
+            ("otv3.0011223344556677.abc", "otv2"),
             ("otv1.zz.abc", "key id"),
             ("otv1.0011223344556677.", "ciphertext"),
         ] {

@@ -10,6 +10,12 @@
 //!
 //! A pure function of its input, so it can be fuzzed. Errors name the field at fault and never
 //! quote a value: serde's own messages are not used because they can echo a token.
+//!
+//! Refused rather than guessed at: a key given twice (which one would win?), a key one typo away
+//! from a field we read (`client_secert` would otherwise be ignored and the import succeed
+//! without its secret), a `type` other than `authorized_user` (a service account key is no
+//! user's credential), and tokens that are empty or hold control characters (NUL, CR, LF: no
+//! token Google issues has one, and they break headers and logs).
 
 use crate::credential::{json_error_position, GoogleCredential};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
@@ -55,14 +61,59 @@ pub fn parse(
             bytes.len()
         ));
     }
-    let value: Value = serde_json::from_slice(bytes)
+    let top: TopLevel = serde_json::from_slice(bytes)
         .map_err(|e| format!("is not valid JSON ({})", json_error_position(&e)))?;
-    let obj = value
-        .as_object()
-        .ok_or("is not a JSON object; expected a token response or an authorized_user file")?;
+    let obj = match top {
+        TopLevel::Object { map, duplicate } => {
+            if let Some(key) = duplicate {
+                return Err(format!(
+                    "gives {} more than once; each field may appear once",
+                    shown_key(&key)
+                ));
+            }
+            map
+        }
+        TopLevel::Other => {
+            return Err(
+                "is not a JSON object; expected a token response or an authorized_user file".into(),
+            )
+        }
+    };
+    let obj = &obj;
+    check_keys(obj)?;
     let fields = Fields(obj);
 
-    let (shape, access_token, expiry) = if fields.string("type")? == Some("authorized_user") {
+    let kind = fields.string("type")?;
+    match kind {
+        None | Some("authorized_user") => {}
+        Some(other) => {
+            let what = match other {
+                "service_account" => {
+                    "a service account key, which is not a user's OAuth \
+                                      credential (it has no refresh token to test)"
+                }
+                "external_account" | "external_account_authorized_user" => {
+                    "a workload identity federation file, not a user's OAuth credential"
+                }
+                "impersonated_service_account" => {
+                    "an impersonated service account, not a user's OAuth credential"
+                }
+                _ => "not a type oauthtest imports",
+            };
+            // A type's value is a word like service_account; anything else is not quoted.
+            let plain =
+                other.len() <= 40 && other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            let shown = if plain { other } else { "an unknown value" };
+            return Err(format!(
+                "field type is {shown}: {what}; expected authorized_user, or a token response"
+            ));
+        }
+    }
+    for name in TOKEN_FIELDS {
+        fields.token(name)?;
+    }
+
+    let (shape, access_token, expiry) = if kind == Some("authorized_user") {
         (Shape::AuthorizedUser, None, None)
     } else if obj.contains_key("token") {
         let expiry = fields
@@ -141,9 +192,190 @@ pub fn parse(
     ))
 }
 
+/// Fields holding a token or a client's identity: never empty, never a control character.
+const TOKEN_FIELDS: &[&str] = &[
+    "access_token",
+    "token",
+    "refresh_token",
+    "id_token",
+    "client_id",
+    "client_secret",
+];
+
+/// Every field of the three shapes (read or knowingly ignored); a key one typo away from one of
+/// the fields we read is refused as a misspelling.
+const KNOWN_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_in",
+    "scope",
+    "scopes",
+    "token_type",
+    "id_token",
+    "type",
+    "client_id",
+    "client_secret",
+    "token",
+    "expiry",
+    "token_uri",
+    "universe_domain",
+    "quota_project_id",
+    "account",
+    "refresh_token_expires_in",
+    "rapt_token",
+    "trust_boundary",
+    "expires_at",
+];
+
+/// The fields we read, which a misspelling must not silently replace.
+const READ_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_in",
+    "scope",
+    "scopes",
+    "token_type",
+    "id_token",
+    "type",
+    "client_id",
+    "client_secret",
+    "token",
+    "expiry",
+];
+
+/// A key as an error may show it: only keys that look like field names are quoted (a hostile
+/// file could use a token as a key).
+fn shown_key(key: &str) -> String {
+    let plain = !key.is_empty()
+        && key.len() <= 40
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain
+        && KNOWN_FIELDS
+            .iter()
+            .any(|k| strsim::levenshtein(k, key) <= 3)
+    {
+        format!("field {key}")
+    } else {
+        "a field".into()
+    }
+}
+
+/// Refuses a key that is not a known field but is one typo (or a case or separator change)
+/// away from a field we read.
+fn check_keys(obj: &Map<String, Value>) -> Result<(), String> {
+    let normal = |k: &str| -> String {
+        k.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    for key in obj.keys() {
+        if KNOWN_FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        // One typo in a short name, two in a longer one: `time` is not a misspelled `type`.
+        let near = READ_FIELDS.iter().find(|field| {
+            let allowed = if field.len() <= 5 { 1 } else { 2 };
+            normal(key) == normal(field) || strsim::damerau_levenshtein(key, field) <= allowed
+        });
+        if let Some(field) = near {
+            return Err(format!(
+                "has {}, which oauthtest does not read: did you mean {field}? (fix the name; a \
+                 misspelled field would be ignored)",
+                shown_key(key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The top level of an import, with the first key given twice (serde_json keeps the last one
+/// silently).
+enum TopLevel {
+    Object {
+        map: Map<String, Value>,
+        duplicate: Option<String>,
+    },
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<TopLevel, A::Error> {
+                let mut map = Map::new();
+                let mut duplicate = None;
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&key) && duplicate.is_none() {
+                        duplicate = Some(key.clone());
+                    }
+                    map.insert(key, value);
+                }
+                Ok(TopLevel::Object { map, duplicate })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<TopLevel, A::Error> {
+                while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 struct Fields<'a>(&'a Map<String, Value>);
 
 impl Fields<'_> {
+    /// A token field: absent or null is fine (the shapes decide what is required), but present
+    /// it must be a non-empty string of printable characters.
+    fn token(&self, name: &str) -> Result<(), String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(s)) if s.trim().is_empty() => Err(format!(
+                "field {name} is empty; remove it or give the value Google issued"
+            )),
+            Some(Value::String(s)) if s.trim().chars().any(char::is_control) => Err(format!(
+                "field {name} holds a control character (NUL, CR, LF or another); a token is \
+                 one line of printable text, so the file was damaged or pasted with a line break"
+            )),
+            Some(Value::String(s)) if s.trim().chars().any(char::is_whitespace) => Err(format!(
+                "field {name} holds a space inside it; a token has none"
+            )),
+            Some(Value::String(_)) => Ok(()),
+            Some(_) => Err(format!("field {name} is not a string")),
+        }
+    }
+
     /// A string field; absent, null and empty all read as `None`.
     fn string(&self, name: &str) -> Result<Option<&str>, String> {
         match self.0.get(name) {
@@ -284,6 +516,61 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn hostile_inputs_are_refused_naming_the_field_and_never_the_value() {
+        let playground = |extra: &str| {
+            format!(
+                r#"{{"access_token":"ya29.PLANTED","expires_in":3599,"refresh_token":"1//PLANTED"{extra}}}"#
+            )
+        };
+        for (json, want) in [
+            (
+                r#"{"access_token":"ya29.PLANTED","expires_in":3599,"refresh_token":"1//PLA\u0000NTED"}"#
+                    .to_owned(),
+                "field refresh_token holds a control character",
+            ),
+            (
+                r#"{"access_token":"ya29.PLA\r\nNTED","expires_in":3599,"refresh_token":"1//PLANTED"}"#
+                    .to_owned(),
+                "field access_token holds a control character",
+            ),
+            (
+                r#"{"access_token":"","expires_in":3599,"refresh_token":"1//PLANTED"}"#.to_owned(),
+                "field access_token is empty",
+            ),
+            (
+                r#"{"type":"service_account","client_id":"c","refresh_token":"1//PLANTED","private_key":"PLANTED"}"#
+                    .to_owned(),
+                "field type is service_account: a service account key",
+            ),
+            (playground(r#","refresh_token":"1//PLANTED-2""#), "gives field refresh_token more than once"),
+            (
+                r#"{"type":"authorized_user","client_id":"c","client_secert":"PLANTED","refresh_token":"1//PLANTED"}"#
+                    .to_owned(),
+                "has field client_secert, which oauthtest does not read: did you mean client_secret?",
+            ),
+            (playground(r#","clientSecret":"PLANTED""#), "did you mean client_secret?"),
+            (playground(r#","ya29.PLANTED":1,"ya29.PLANTED":2"#), "gives a field more than once"),
+        ] {
+            let err = parse(json.as_bytes(), &ClientDefaults::default(), now()).unwrap_err();
+            assert!(err.contains(want), "{json} → {err}");
+            assert!(!err.contains("PLANTED"), "{json} → {err}");
+        }
+        // Near names that are not misspellings of a field we read are left alone.
+        for extra in [
+            r#","time":1"#,
+            r#","expires_at":"x""#,
+            r#","universe_domain":"g""#,
+        ] {
+            assert!(parse(
+                playground(extra).as_bytes(),
+                &ClientDefaults::default(),
+                now()
+            )
+            .is_ok());
+        }
     }
 
     #[test]

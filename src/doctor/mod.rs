@@ -13,20 +13,21 @@
 //! no credential. Keys are shown by id only, credentials by id and count only.
 
 use crate::cli::{Environment, Mode};
-use crate::crypto::{CryptoError, Keyring};
+use crate::crypto::Keyring;
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::report::Report;
 use crate::settings::{Settings, OLD_KEYS_VAR};
-use crate::store::{
-    redact_url, BackendKind, CredentialState, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE,
-};
+use crate::store::{redact_url, BackendKind, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE};
 use crate::task::DoctorArgs;
 use clap::ValueEnum;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
+
+mod credentials;
+
+use credentials::check_credentials;
 
 /// How long the endpoint check waits for an answer.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -367,111 +368,6 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     .fix(fixes.join("; "))
 }
 
-/// Every stored credential decrypts with the configured keys (counts and ids only).
-async fn check_credentials(
-    store: Option<&Store>,
-    status: Option<&Result<MigrationStatus, StoreError>>,
-    keyring: Option<&Keyring>,
-) -> Finding {
-    const CHECK: &str = "credentials";
-    let Some(store) = store else {
-        return Finding::new(CHECK, Status::Skip, "not checked: no database");
-    };
-    if matches!(status, Some(Ok(s)) if !s.ledger_exists) {
-        return Finding::new(CHECK, Status::Skip, "not checked: no oauthtest store yet");
-    }
-    let Some(keyring) = keyring else {
-        return Finding::new(CHECK, Status::Skip, "not checked: the key did not load");
-    };
-    let rows = match store.list().await {
-        Ok(rows) => rows,
-        Err(e) => {
-            return Finding::new(CHECK, Status::Fail, e.to_string())
-                .fix("make the migrations current first (see migrations)")
-        }
-    };
-    if rows.is_empty() {
-        return Finding::new(CHECK, Status::Ok, "no credentials stored");
-    }
-    let mut failed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut on_previous_key = Vec::new();
-    let mut needs_reconnect = 0;
-    for row in &rows {
-        match row.decrypt(keyring) {
-            Ok(_) => {
-                if Keyring::envelope_key_id(&row.encrypted_data)
-                    .is_ok_and(|id| id != keyring.current().id())
-                {
-                    on_previous_key.push(row.id);
-                }
-                if row.state() == CredentialState::NeedsReconnect {
-                    needs_reconnect += 1;
-                }
-            }
-            Err(e) => {
-                let why = match e {
-                    Error::Decrypt {
-                        source: CryptoError::UnknownKey { key_id, .. },
-                        ..
-                    } => format!("sealed with key {key_id}, which is not configured"),
-                    Error::Decrypt {
-                        source: CryptoError::AuthenticationFailed { .. },
-                        ..
-                    } => "failed authentication: tampered with, truncated or copied from \
-                          another row"
-                        .to_owned(),
-                    Error::Decrypt {
-                        source: CryptoError::Malformed(_),
-                        ..
-                    } => "not an oauthtest envelope".to_owned(),
-                    _ => "decrypted, but the payload is not a Google credential".to_owned(),
-                };
-                failed.entry(why).or_default().push(row.id);
-            }
-        }
-    }
-    let failures: usize = failed.values().map(Vec::len).sum();
-    if failures > 0 {
-        let detail: Vec<_> = failed
-            .iter()
-            .map(|(why, list)| format!("{} ({why})", join(list)))
-            .collect();
-        return Finding::new(
-            CHECK,
-            Status::Fail,
-            format!(
-                "{failures} of {} credentials do not decrypt with the configured keys: {}",
-                rows.len(),
-                detail.join("; ")
-            ),
-        )
-        .fix(format!(
-            "if you still have the key that sealed them, add it to {OLD_KEYS_VAR} and run \
-             `oauthtest --mode rekey`; otherwise their users must reconnect; rows restored from \
-             production: `oauthtest --mode scrub`"
-        ));
-    }
-    let mut message = format!(
-        "{} of {} credentials decrypt with the configured keys",
-        rows.len(),
-        rows.len()
-    );
-    if needs_reconnect > 0 {
-        message.push_str(&format!("; {needs_reconnect} need reconnecting"));
-    }
-    if on_previous_key.is_empty() {
-        return Finding::new(CHECK, Status::Ok, message);
-    }
-    message.push_str(&format!(
-        "; {} still sealed with a previous key: {}",
-        on_previous_key.len(),
-        join(&on_previous_key)
-    ));
-    Finding::new(CHECK, Status::Warn, message).fix(format!(
-        "run `oauthtest --mode rekey`, then drop the old key from {OLD_KEYS_VAR}"
-    ))
-}
-
 /// The token endpoint answers an HTTP request (no credential in it).
 async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
     const CHECK: &str = "token_endpoint";
@@ -535,7 +431,7 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
 }
 
 /// Ids or versions, comma-separated.
-fn join(numbers: &[i64]) -> String {
+pub(crate) fn join(numbers: &[i64]) -> String {
     numbers
         .iter()
         .map(ToString::to_string)

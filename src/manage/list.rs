@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::report::{human_span, write_table, Report};
 use crate::settings::Settings;
-use crate::store::{BackendKind, CredentialRow, HistoryRow};
+use crate::store::{BackendKind, BadRow, CredentialRow, HistoryRow};
 use crate::task::ListArgs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -78,6 +78,7 @@ impl CredentialView {
 pub struct ListReport {
     backend: BackendKind,
     credentials: Vec<CredentialView>,
+    unreadable: Vec<BadRow>,
     history: Option<Vec<HistoryRow>>,
 }
 
@@ -88,18 +89,23 @@ pub struct ListReport {
 pub async fn run(settings: &Settings, args: &ListArgs) -> Result<ListReport> {
     let store = settings.open_store_read_only().await?;
     let now = Utc::now();
-    let (rows, history) = match args.credential_id.map(|id| id.get()) {
+    let (rows, unreadable, history) = match args.credential_id.map(|id| id.get()) {
         Some(id) => {
             let Some(row) = store.get(id).await? else {
                 return Err(crate::error::not_found(&store, id).await);
             };
-            (vec![row], Some(store.history(id).await?))
+            (vec![row], Vec::new(), Some(store.history(id).await?))
         }
-        None => (store.list().await?, None),
+        None => {
+            // A row that cannot be read is shown by id with what is wrong; the rest are listed.
+            let listing = store.list_all().await?;
+            (listing.rows, listing.bad, None)
+        }
     };
     let report = ListReport {
         backend: store.kind(),
         credentials: rows.iter().map(|r| CredentialView::new(r, now)).collect(),
+        unreadable,
         history,
     };
     store.close().await;
@@ -108,6 +114,15 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<ListReport> {
 
 impl Report for ListReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for bad in &self.unreadable {
+            writeln!(
+                out,
+                "UNREADABLE {bad} (`oauthtest --mode doctor` checks the whole store)"
+            )?;
+        }
+        if self.credentials.is_empty() && !self.unreadable.is_empty() {
+            return Ok(());
+        }
         if self.credentials.is_empty() {
             return writeln!(
                 out,
@@ -175,6 +190,7 @@ impl Report for ListReport {
             "mode": "list",
             "backend": self.backend,
             "credentials": self.credentials,
+            "unreadable": self.unreadable,
         });
         if let Some(h) = &self.history {
             v["history"] = serde_json::json!(h);

@@ -5,6 +5,7 @@
 //! own transaction with a compare-and-swap on its version, so a concurrent refresh is never
 //! overwritten and an interrupted rekey leaves every row readable with one of the two keys.
 
+use crate::crypto::{EnvelopeFormat, Keyring};
 use crate::error::Result;
 use crate::exit_code;
 use crate::report::Report;
@@ -37,7 +38,8 @@ pub struct RekeyReport {
 ///
 /// # Errors
 /// [`crate::error::Error::Config`] for keys; [`crate::error::Error::Store`]. Rows that cannot
-/// be decrypted are reported in the report (exit 2), and left as they are.
+/// be read or decrypted are reported in the report and left as they are, while every other row
+/// is re-sealed: the run exits 1, "done, with failures" (2 would say nothing was written).
 pub async fn run(settings: &Settings, args: &RekeyArgs) -> Result<RekeyReport> {
     let keyring = settings.keyring()?;
     // A dry run only reads: no file created, no migration, nothing written.
@@ -53,10 +55,20 @@ pub async fn run(settings: &Settings, args: &RekeyArgs) -> Result<RekeyReport> {
         already_current: Vec::new(),
         failed: Vec::new(),
     };
-    for row in store.list().await? {
-        let sealed_with = crate::crypto::Keyring::envelope_key_id(&row.encrypted_data)
-            .unwrap_or(row.key_id.as_str());
-        if sealed_with == keyring.current().id() {
+    let listing = store.list_all().await?;
+    for bad in listing.bad {
+        report.failed.push(RekeyFailure {
+            id: bad.id.unwrap_or_default(),
+            error: bad.to_string(),
+        });
+    }
+    for row in listing.rows {
+        let sealed_with =
+            Keyring::envelope_key_id(&row.encrypted_data).unwrap_or(row.key_id.as_str());
+        // An envelope sealed before store binding is re-sealed even under the current key.
+        let bound = Keyring::envelope_format(&row.encrypted_data)
+            .is_ok_and(|f| f == EnvelopeFormat::StoreBound);
+        if sealed_with == keyring.current().id() && bound {
             // Verify it still opens: a current-key row that fails is a finding too.
             match row.decrypt(&keyring) {
                 Ok(_) => report.already_current.push(row.id),
@@ -132,10 +144,12 @@ impl Report for RekeyReport {
     }
 
     fn exit_code(&self) -> u8 {
+        // Done, with failures: the rows that could be re-sealed were (each in its own
+        // transaction), the failed ones are as they were. 2 would claim nothing was written.
         if self.failed.is_empty() {
             exit_code::SUCCESS
         } else {
-            exit_code::USAGE_OR_INPUT
+            exit_code::CHECK_FAILED
         }
     }
 }

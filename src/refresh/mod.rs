@@ -20,16 +20,28 @@ pub use builder::EngineBuilder;
 
 use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
-use crate::error::Error;
 use crate::exchange::{code, Outcome, RefreshRequest, TokenExchanger};
-use crate::google_api::{self, ApiEndpoints, ApiResult};
-use crate::store::{CredentialRow, CredentialState, HistoryEntry, RefreshWrite, Store, StoreError};
+use crate::google_api::{self, ApiEndpoints};
+use crate::store::{
+    CredentialRow, CredentialState, HistoryEntry, LeaseOwner, Liveness, RefreshWrite, Store,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod outcome;
+
+use outcome::{api_answer, is_token_request, life, token_life_left, without_credential};
+pub use outcome::{EngineError, JobResult, Usable};
+
+/// How many times a job refreshes and calls again after the API answered 401.
+const API_401_RETRIES: usize = 3;
+
+/// How long a worker waits for another's lease before saying whose and until when.
+const LEASE_WAIT_ANNOUNCED_AFTER: Duration = Duration::from_secs(1);
 
 /// google-auth's refresh threshold: refresh when less than 3 min 45 s remain.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(225);
@@ -62,130 +74,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Why the engine could not hand back a working token.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The refresh token is dead: the user must reconnect. Never retried.
-    #[error("credential {id}: the user must reconnect ({detail})")]
-    NeedsReconnect {
-        /// Credential.
-        id: i64,
-        /// Google's error, or why the credential is in that state.
-        detail: String,
-    },
-    /// The OAuth client is wrong (invalid_client, deleted_client, unauthorized_client).
-    #[error("credential {id}: OAuth client misconfigured ({detail})")]
-    ClientMisconfigured {
-        /// Credential.
-        id: i64,
-        /// Google's error.
-        detail: String,
-    },
-    /// Google rejected our request (invalid_request, invalid_scope, …).
-    #[error("credential {id}: token request rejected ({detail})")]
-    RequestRejected {
-        /// Credential.
-        id: i64,
-        /// Google's error.
-        detail: String,
-    },
-    /// A transient failure outlasted the retries.
-    #[error("credential {id}: token endpoint unavailable, retry later ({detail})")]
-    RetryLater {
-        /// Credential.
-        id: i64,
-        /// The last failure.
-        detail: String,
-    },
-    /// The token endpoint answered 2xx with an unusable body.
-    #[error("credential {id}: malformed token response ({detail})")]
-    ProtocolError {
-        /// Credential.
-        id: i64,
-        /// What was wrong.
-        detail: String,
-    },
-    /// The stored credential has no refresh token.
-    #[error("credential {0}: no refresh token stored; the user must reconnect")]
-    NoRefreshToken(i64),
-    /// Another worker held the lease for longer than a refresh may take.
-    #[error("credential {0}: timed out waiting for another worker's refresh")]
-    LeaseTimeout(i64),
-    /// The lease lapsed during the refresh, so the result was not written (another worker's
-    /// newer token is kept).
-    #[error("credential {0}: refresh lease lapsed before write-back; result discarded")]
-    LeaseLost(i64),
-    /// The credential could not be loaded or decrypted.
-    #[error(transparent)]
-    Credential(#[from] Error),
-}
-
-impl From<StoreError> for EngineError {
-    fn from(e: StoreError) -> Self {
-        EngineError::Credential(Error::Store(e))
-    }
-}
-
-impl EngineError {
-    /// The outcome code for reports: the same vocabulary as [`Outcome::code`].
-    pub fn code(&self) -> &'static str {
-        match self {
-            EngineError::NeedsReconnect { .. } | EngineError::NoRefreshToken(_) => {
-                code::NEEDS_RECONNECT
-            }
-            EngineError::ClientMisconfigured { .. } => code::CLIENT_MISCONFIGURED,
-            EngineError::RequestRejected { .. } => code::REQUEST_REJECTED,
-            EngineError::RetryLater { .. } => code::RETRY_LATER,
-            EngineError::ProtocolError { .. } => code::PROTOCOL_ERROR,
-            EngineError::LeaseTimeout(_) | EngineError::LeaseLost(_) => code::LEASE_ERROR,
-            EngineError::Credential(_) => code::CREDENTIAL_ERROR,
-        }
-    }
-}
-
-/// A working access token.
-pub struct Usable {
-    /// The token.
-    pub access_token: SecretString,
-    /// When it expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The row version it was read at (to recognise another worker's refresh after a 401).
-    pub version: i64,
-    /// `refreshed` when this call made the token request, `not_needed` otherwise.
-    pub outcome: &'static str,
-}
-
-impl std::fmt::Debug for Usable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Usable")
-            .field("access_token", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .field("version", &self.version)
-            .field("outcome", &self.outcome)
-            .finish()
-    }
-}
-
-/// What one worker job did.
-#[derive(Debug)]
-pub struct JobResult {
-    /// The refresh outcome (`not_needed`, `refreshed`, or an error code).
-    pub outcome: &'static str,
-    /// The error, when the job failed.
-    pub error: Option<EngineError>,
-    /// The final API call, if one was made.
-    pub api: Option<ApiResult>,
-    /// Token requests this job's own refreshes made (0 when another worker refreshed).
-    pub refreshes: u32,
-}
-
-impl JobResult {
-    /// Whether the job got its API call through.
-    pub fn succeeded(&self) -> bool {
-        self.api.as_ref().is_some_and(ApiResult::ok)
-    }
-}
-
 /// The refresh engine, shared by every worker of a process.
 pub struct Engine {
     store: Arc<Store>,
@@ -196,6 +84,7 @@ pub struct Engine {
     default_client_id: Option<String>,
     default_client_secret: Option<SecretString>,
     owner: String,
+    here: LeaseOwner,
     config: EngineConfig,
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     token_attempts: AtomicU64,
@@ -235,8 +124,10 @@ pub struct EngineParts {
 }
 
 impl Engine {
-    /// Builds an engine; its lease owner id is unique to this process and engine.
+    /// Builds an engine; its lease owner id is unique to this process and engine, and names
+    /// this host and pid so that a lease left by a killed process can be recognised.
     pub fn new(parts: EngineParts) -> Self {
+        let here = LeaseOwner::this_process();
         Self {
             store: parts.store,
             keyring: parts.keyring,
@@ -245,11 +136,8 @@ impl Engine {
             api: parts.api,
             default_client_id: parts.default_client_id,
             default_client_secret: parts.default_client_secret,
-            owner: format!(
-                "pid{}-{}",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ),
+            owner: here.to_string(),
+            here,
             config: parts.config,
             flights: Mutex::new(HashMap::new()),
             token_attempts: AtomicU64::new(0),
@@ -348,7 +236,9 @@ impl Engine {
         };
         let _in_flight = flight.lock().await;
 
-        let deadline = Instant::now() + self.config.lease_ttl * 2;
+        let started = Instant::now();
+        let deadline = started + self.config.lease_ttl * 2;
+        let mut announced = false;
         loop {
             let row = self.load(id).await?;
             if row.state() == CredentialState::NeedsReconnect {
@@ -364,8 +254,20 @@ impl Engine {
             {
                 break;
             }
+            let holder = row.lease_owner.clone().unwrap_or_else(|| "?".into());
+            if self.take_over_if_gone(&row, &holder).await? {
+                break;
+            }
             if Instant::now() > deadline {
-                return Err(EngineError::LeaseTimeout(id));
+                return Err(EngineError::LeaseTimeout {
+                    id,
+                    holder,
+                    waited_s: started.elapsed().as_secs(),
+                });
+            }
+            if !announced && started.elapsed() >= LEASE_WAIT_ANNOUNCED_AFTER {
+                announced = true;
+                self.announce_wait(&row, &holder, deadline);
             }
             tokio::time::sleep(self.config.lease_poll).await;
         }
@@ -376,6 +278,55 @@ impl Engine {
             let _ = self.store.release_lease(id, &self.owner).await;
         }
         result
+    }
+
+    /// Takes over the lease of a holder that is provably gone (same host: its pid is not running,
+    /// or the machine rebooted since). Returns whether it did.
+    async fn take_over_if_gone(
+        &self,
+        row: &CredentialRow,
+        holder: &str,
+    ) -> Result<bool, EngineError> {
+        let Some(owner) = LeaseOwner::parse(holder) else {
+            return Ok(false);
+        };
+        let why = match owner.liveness(&self.here) {
+            Liveness::Gone => format!("pid {} is not running on this host", owner.pid),
+            Liveness::Rebooted => "this host rebooted since it was taken".to_owned(),
+            Liveness::Running | Liveness::Unknown => return Ok(false),
+        };
+        let taken = self
+            .store
+            .take_over_lease(row.id, holder, &self.owner, self.config.lease_ttl)
+            .await?;
+        if taken {
+            tracing::warn!(
+                credential = row.id,
+                "took over the refresh lease held by {holder}: {why}, so it was killed or exited \
+                 before releasing it"
+            );
+        }
+        Ok(taken)
+    }
+
+    /// Says, once per wait, whose lease is waited for and until when.
+    fn announce_wait(&self, row: &CredentialRow, holder: &str, deadline: Instant) {
+        let now_ms = Utc::now().timestamp_millis();
+        let lapses = row
+            .lease_expires_at_ms
+            .map(|at| (at - now_ms).max(0) / 1000)
+            .map_or_else(|| "unknown".to_owned(), |s| format!("{s} s"));
+        let status = match LeaseOwner::parse(holder).map(|o| (o.liveness(&self.here), o)) {
+            Some((Liveness::Running, o)) => format!("pid {} is running on this host", o.pid),
+            Some((_, o)) => format!("on host {}, whose processes this host cannot see", o.host),
+            None => "an owner written by an older oauthtest".to_owned(),
+        };
+        tracing::warn!(
+            credential = row.id,
+            "waiting for the refresh lease held by {holder} ({status}): it lapses in {lapses}; \
+             giving up in {} s",
+            deadline.saturating_duration_since(Instant::now()).as_secs()
+        );
     }
 
     async fn refresh_holding_lease(
@@ -427,6 +378,8 @@ impl Engine {
         let mode = self.config.mode;
         let history = |detail: String| HistoryEntry::new(mode, "refresh", code, Some(detail));
 
+        // Every write-back re-seals (a failed refresh keeps the secrets it read): the envelope is
+        // bound to the row's version, and each write-back moves the version on.
         let write = |secrets, state, failed| RefreshWrite {
             secrets,
             state,
@@ -492,7 +445,7 @@ impl Engine {
                     .complete_refresh(
                         id,
                         &self.owner,
-                        write(None, CredentialState::NeedsReconnect, false),
+                        write(Some(&secrets), CredentialState::NeedsReconnect, false),
                         &self.keyring,
                         &history(detail.clone()),
                     )
@@ -526,7 +479,7 @@ impl Engine {
                     .complete_refresh(
                         id,
                         &self.owner,
-                        write(None, CredentialState::Active, true),
+                        write(Some(&secrets), CredentialState::Active, true),
                         &self.keyring,
                         &history(detail.clone()),
                     )
@@ -537,7 +490,9 @@ impl Engine {
     }
 
     /// One worker job: get a working token, call the API with it, and on a 401 refresh once
-    /// (unless another worker already did) and call again.
+    /// (unless another worker already did) and call again. A failed job says why
+    /// ([`JobResult::why`]): the error, or what the API answered and how much life the token it
+    /// was sent had left by this worker's clock.
     pub async fn run_job(&self, id: i64) -> JobResult {
         let mut refreshes = 0;
         let usable = match self.ensure_fresh(id).await {
@@ -546,6 +501,7 @@ impl Engine {
                 return JobResult {
                     outcome: e.code(),
                     refreshes: u32::from(is_token_request(&e)),
+                    why: Some(without_credential(&e.to_string())),
                     error: Some(e),
                     api: None,
                 }
@@ -553,16 +509,29 @@ impl Engine {
         };
         refreshes += u32::from(usable.outcome == code::REFRESHED);
         let mut outcome = usable.outcome;
+        let mut left = token_life_left(&usable);
         let mut api = google_api::call_profile(&self.http, &self.api, &usable.access_token).await;
-        if api.unauthorized() {
-            tracing::info!(
-                credential = id,
-                "API answered 401; refreshing once and retrying"
-            );
-            match self.refresh(id, usable.version).await {
+        let mut why = None;
+        let mut tries = Vec::new();
+        let mut version = usable.version;
+        let mut sent = usable.outcome;
+        // A 401 means the token is no longer good: refresh (unless another worker already did)
+        // and call again. A token can also run out between its refresh and its use on a loaded
+        // machine, so this is tried a few times; every refresh it makes is for a token that the
+        // API has refused, never one still good.
+        while api.unauthorized() && tries.len() < API_401_RETRIES {
+            tracing::info!(credential = id, "API answered 401; refreshing and retrying");
+            tries.push(format!(
+                "the API answered 401 to a {sent} token sent with {} left",
+                life(left)
+            ));
+            match self.refresh(id, version).await {
                 Ok(again) => {
                     refreshes += u32::from(again.outcome == code::REFRESHED);
                     outcome = again.outcome;
+                    sent = again.outcome;
+                    version = again.version;
+                    left = token_life_left(&again);
                     api =
                         google_api::call_profile(&self.http, &self.api, &again.access_token).await;
                 }
@@ -570,27 +539,33 @@ impl Engine {
                     return JobResult {
                         outcome: e.code(),
                         refreshes: refreshes + u32::from(is_token_request(&e)),
+                        why: Some(format!(
+                            "{}; the refresh that followed failed: {}",
+                            tries.join("; "),
+                            without_credential(&e.to_string())
+                        )),
                         error: Some(e),
                         api: Some(api),
                     }
                 }
             }
         }
+        if !api.ok() {
+            tries.push(format!(
+                "{} to a {sent} token sent with {} left",
+                api_answer(&api),
+                life(left)
+            ));
+            why = Some(tries.join("; then "));
+        }
         JobResult {
             outcome,
             error: None,
             api: Some(api),
             refreshes,
+            why,
         }
     }
-}
-
-/// Whether an engine error came from a token request this worker made.
-fn is_token_request(e: &EngineError) -> bool {
-    !matches!(
-        e,
-        EngineError::Credential(_) | EngineError::LeaseTimeout(_) | EngineError::NoRefreshToken(_)
-    ) && !matches!(e, EngineError::NeedsReconnect { detail, .. } if detail.starts_with("credential is marked"))
 }
 
 fn describe(error: &str, description: Option<&str>) -> String {

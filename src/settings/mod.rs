@@ -29,30 +29,131 @@ pub const FROM_KEY_VAR: &str = "OAUTHTEST_FROM_ENCRYPTION_KEY";
 /// The environment variable holding the production key, for `--mode doctor` to compare ids.
 pub const PRODUCTION_KEY_VAR: &str = "OAUTHTEST_PRODUCTION_ENCRYPTION_KEY";
 
+/// Variables oauthtest or the libraries it uses read that are not a flag's variable (those come
+/// from the command line's own definition, see [`load_dotenv`]).
+const DOTENV_EXTRA_VARS: &[&str] = &[
+    KEY_VAR,
+    OLD_KEYS_VAR,
+    FROM_KEY_VAR,
+    PRODUCTION_KEY_VAR,
+    "RUST_LOG",
+    "NO_COLOR",
+    "TZ",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+];
+
 /// Loads `.env` from the working directory, if there is one, without overriding variables that
 /// are already set. Call it before any thread starts.
+///
+/// Only the variables oauthtest reads are taken from it (every flag's variable, the key
+/// variables, `RUST_LOG`, `NO_COLOR`, `TZ`, the proxy and TLS-trust variables); other lines are
+/// parsed, then left alone. Setting a variable costs time proportional to the size of the whole
+/// environment, so exporting every line of a 50,000-line file took minutes; this way the time
+/// is linear in the file's size (see docs/reliability.md).
 ///
 /// # Errors
 /// [`Error::Config`] naming the line that does not parse (never its content, which may be a
 /// secret).
 pub fn load_dotenv() -> Result<Option<PathBuf>> {
+    use clap::CommandFactory as _;
     let path = PathBuf::from(".env");
     if !path.is_file() {
         return Ok(None);
     }
-    match dotenvy::from_path(&path) {
-        Ok(()) => Ok(Some(path)),
-        Err(dotenvy::Error::LineParse(_, index)) => Err(Error::config(
+    let command = Cli::command();
+    let wanted: std::collections::HashSet<&str> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|name| name.to_str())
+        .chain(DOTENV_EXTRA_VARS.iter().copied())
+        .collect();
+    let exports = dotenv_exports(
+        &path,
+        |name| wanted.contains(name),
+        |name| std::env::var_os(name).is_some(),
+    )?;
+    for (name, value) in exports {
+        std::env::set_var(name, value);
+    }
+    Ok(Some(path))
+}
+
+/// The variables a `.env` file sets: those `wanted` names and `is_set` says are not set yet,
+/// the first line naming a variable winning. Linear in the file's size.
+///
+/// # Errors
+/// [`Error::Config`] naming the line that does not parse (never its content).
+fn dotenv_exports(
+    path: &Path,
+    wanted: impl Fn(&str) -> bool,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, String)>> {
+    let parse_error = |e: dotenvy::Error| match e {
+        dotenvy::Error::LineParse(_, index) => Error::config(
             ".env",
             format!("cannot parse the line at character {index}; expected KEY=VALUE"),
-        )),
-        Err(dotenvy::Error::Io(e)) => Err(Error::config(".env", format!("cannot read: {e}"))),
-        Err(_) => Err(Error::config(".env", "cannot read")),
+        ),
+        dotenvy::Error::Io(e) => Error::config(".env", format!("cannot read: {e}")),
+        _ => Error::config(".env", "cannot read"),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut exports = Vec::new();
+    for item in dotenvy::from_path_iter(path).map_err(parse_error)? {
+        let (name, value) = item.map_err(parse_error)?;
+        if !wanted(&name) || !seen.insert(name.clone()) || is_set(&name) {
+            continue;
+        }
+        exports.push((name, value));
+    }
+    Ok(exports)
+}
+
+#[cfg(test)]
+mod dotenv_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_dotenv_exports_only_the_variables_oauthtest_reads_first_line_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let mut text = String::new();
+        for i in 0..50_000 {
+            text.push_str(&format!("UNRELATED_{i}=value_{i}\n"));
+        }
+        text.push_str("DATABASE_URL=sqlite://first.db\nDATABASE_URL=sqlite://second.db\n");
+        text.push_str("OAUTHTEST_ENV=staging\n");
+        std::fs::write(&path, text).unwrap();
+        let wanted = |name: &str| matches!(name, "DATABASE_URL" | "OAUTHTEST_ENV");
+        let exports = dotenv_exports(&path, wanted, |name| name == "OAUTHTEST_ENV").unwrap();
+        assert_eq!(
+            exports,
+            vec![("DATABASE_URL".to_owned(), "sqlite://first.db".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_line_that_does_not_parse_is_named_by_position_never_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "GOOD=1\nBAD LINE 'PLANTED\n").unwrap();
+        let err = dotenv_exports(&path, |_| true, |_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot parse the line"), "{err}");
+        assert!(!err.contains("PLANTED"), "{err}");
     }
 }
 
-/// Everything a mode needs, validated.
-#[derive(Debug)]
+/// Everything a mode needs, validated. `Debug` shows the database URL with its password removed.
 pub struct Settings {
     /// Output format.
     pub format: Format,
@@ -76,6 +177,26 @@ pub struct Settings {
     from_key_file: Option<PathBuf>,
     production_key_id: Option<String>,
     production_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("format", &self.format)
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("database_url_explicit", &self.database_url_explicit)
+            .field("client_id", &self.client_id)
+            .field("environment", &self.environment)
+            .field(
+                "token_url",
+                &crate::store::redact_url(self.token_url.as_str()),
+            )
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The production key's id, and the setting it came from.

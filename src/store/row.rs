@@ -1,10 +1,14 @@
 //! The rows the store returns, as sqlx reads them from either backend.
 
 use crate::credential::GoogleCredential;
-use crate::crypto::Keyring;
+use crate::crypto::{Binding, Keyring};
 use crate::error::Error;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteTypeInfo, SqliteValueRef};
+use sqlx::{ColumnIndex, Decode, Row, Type, TypeInfo as _, ValueRef as _};
 use std::fmt;
 
 /// A credential query: the columns [`CredentialRow`] reads, then `$tail` (a literal, so the SQL
@@ -45,14 +49,13 @@ impl CredentialState {
 
 /// One row of `oauthtest_credentials`. `encrypted_data` is the sealed envelope; nothing here is
 /// a secret in the clear, and `Debug` shows the envelope's length only.
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Clone)]
 pub struct CredentialRow {
     /// Row id; the envelope is bound to it.
     pub id: i64,
     /// The owning user's id.
     pub user_id: i64,
     /// Credential type, e.g. `gmailOAuth2`.
-    #[sqlx(rename = "type")]
     pub credential_type: String,
     /// Human name.
     pub name: String,
@@ -84,6 +87,9 @@ pub struct CredentialRow {
     pub lease_owner: Option<String>,
     /// When that lease lapses (unix ms).
     pub lease_expires_at_ms: Option<i64>,
+    /// The id of the store the row was read from (`None` for a store whose migrations predate
+    /// store ids): `otv2` envelopes are bound to it.
+    pub store_id: Option<String>,
 }
 
 impl fmt::Debug for CredentialRow {
@@ -115,14 +121,21 @@ impl CredentialRow {
         }
     }
 
-    /// Decrypts and parses the row's payload.
+    /// Decrypts and parses the row's payload (an `otv2` envelope must be bound to this store, row
+    /// and version).
     ///
     /// # Errors
-    /// [`Error::Decrypt`] (wrong key, tampering, moved from another row) or [`Error::Payload`],
+    /// [`Error::Decrypt`] (wrong key, tampering, moved from another row or store, an older
+    /// envelope put back) or [`Error::Payload`],
     /// both naming this credential.
     pub fn decrypt(&self, keyring: &Keyring) -> Result<GoogleCredential, Error> {
+        let binding = self.store_id.as_deref().map(|store_id| Binding {
+            store_id,
+            credential_id: self.id,
+            version: self.version,
+        });
         let plaintext = keyring
-            .decrypt(self.id, &self.encrypted_data)
+            .open(binding.as_ref(), self.id, &self.encrypted_data)
             .map_err(|source| Error::Decrypt {
                 id: self.id,
                 source,
@@ -142,6 +155,7 @@ pub struct HistoryRow {
     /// The credential it is about.
     pub credential_id: i64,
     /// When.
+    #[sqlx(try_from = "StoreTime")]
     pub at: DateTime<Utc>,
     /// By which mode.
     pub mode: String,
@@ -151,4 +165,165 @@ pub struct HistoryRow {
     pub outcome: String,
     /// Detail, never a secret.
     pub detail: Option<String>,
+}
+
+/// A row of `oauthtest_credentials` that cannot be read as a credential (edited by hand, written
+/// by something else): its id, when that much reads, and what is wrong, never a column's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRow {
+    /// The row's id, when it reads.
+    pub id: Option<i64>,
+    /// What is wrong, e.g. `user_id is stored as TEXT, not an integer`.
+    pub problem: String,
+}
+
+impl fmt::Display for BadRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "credential {id}: row cannot be read: {}", self.problem),
+            None => write!(f, "a credential row cannot be read: {}", self.problem),
+        }
+    }
+}
+
+/// A timestamp column, read without trusting it: PostgreSQL's `infinity`, `-infinity` and years
+/// past chrono's range (PostgreSQL reaches 294276, chrono 262143) are an error, not a panic as
+/// sqlx's own `DateTime` decoding makes them.
+pub(crate) struct StoreTime(DateTime<Utc>);
+
+impl From<StoreTime> for DateTime<Utc> {
+    fn from(t: StoreTime) -> Self {
+        t.0
+    }
+}
+
+/// Why a stored timestamp was refused (the value itself is never quoted).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TimeProblem(&'static str);
+
+const OUT_OF_RANGE: TimeProblem =
+    TimeProblem("is outside the representable range (infinity, -infinity, or a year past 262143)");
+
+impl Type<Postgres> for StoreTime {
+    fn type_info() -> PgTypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <DateTime<Utc> as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for StoreTime {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        match value.format() {
+            PgValueFormat::Binary => {
+                // Microseconds since 2000-01-01 00:00 UTC; i64::MAX and MIN are ±infinity.
+                let us = <i64 as Decode<Postgres>>::decode(value)?;
+                let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .ok_or(OUT_OF_RANGE)?;
+                // Any i64 of microseconds is a TimeDelta; the sum is what can overflow.
+                epoch
+                    .checked_add_signed(TimeDelta::microseconds(us))
+                    .map(|naive| StoreTime(naive.and_utc()))
+                    .ok_or_else(|| OUT_OF_RANGE.into())
+            }
+            PgValueFormat::Text => {
+                let text = value.as_str()?;
+                DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
+                    .map(|t| StoreTime(t.with_timezone(&Utc)))
+                    .map_err(|_| OUT_OF_RANGE.into())
+            }
+        }
+    }
+}
+
+impl Type<Sqlite> for StoreTime {
+    fn type_info() -> SqliteTypeInfo {
+        <DateTime<Utc> as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &SqliteTypeInfo) -> bool {
+        <DateTime<Utc> as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for StoreTime {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        // sqlx's message quotes the text; ours does not.
+        <DateTime<Utc> as Decode<Sqlite>>::decode(value)
+            .map(StoreTime)
+            .map_err(|_| TimeProblem("is not a timestamp").into())
+    }
+}
+
+/// One column, or a description of why it cannot be read as `what` (never its value).
+fn column<'r, R, T>(row: &'r R, name: &'static str, what: &str) -> Result<T, String>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get::<T, _>(name).map_err(|e| {
+        let source = match &e {
+            sqlx::Error::ColumnDecode { source, .. } => Some(source),
+            _ => None,
+        };
+        if source.is_some_and(|s| s.is::<sqlx::error::UnexpectedNullError>()) {
+            return format!("{name} is NULL, not {what}");
+        }
+        if let Some(problem) = source.and_then(|s| s.downcast_ref::<TimeProblem>()) {
+            return format!("{name} {problem}");
+        }
+        let stored = row
+            .try_get_raw(name)
+            .map(|v| v.type_info().name().to_owned())
+            .unwrap_or_else(|_| "an unknown type".into());
+        format!("{name} is stored as {stored}, not {what}")
+    })
+}
+
+/// Reads one credential row, column by column, so that a bad value is named rather than failing
+/// the whole query (or, for PostgreSQL's infinite timestamps, panicking).
+pub(crate) fn read_credential<R>(row: &R) -> Result<CredentialRow, BadRow>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> StoreTime: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let id = column::<R, i64>(row, "id", "an integer")
+        .map_err(|problem| BadRow { id: None, problem })?;
+    let read = || -> Result<CredentialRow, String> {
+        let time = |name| column::<R, StoreTime>(row, name, "a timestamp").map(|t| t.0);
+        let maybe_time =
+            |name| column::<R, Option<StoreTime>>(row, name, "a timestamp").map(|t| t.map(|t| t.0));
+        Ok(CredentialRow {
+            id,
+            user_id: column(row, "user_id", "an integer")?,
+            credential_type: column(row, "type", "text")?,
+            name: column(row, "name", "text")?,
+            encrypted_data: column(row, "encrypted_data", "text (an envelope)")?,
+            created_at: time("created_at")?,
+            updated_at: time("updated_at")?,
+            expires_at: maybe_time("expires_at")?,
+            state: column(row, "state", "text")?,
+            has_refresh_token: column(row, "has_refresh_token", "a boolean")?,
+            key_id: column(row, "key_id", "text")?,
+            version: column(row, "version", "an integer")?,
+            last_refresh_at: maybe_time("last_refresh_at")?,
+            last_refresh_outcome: column(row, "last_refresh_outcome", "text")?,
+            failure_count: column(row, "failure_count", "an integer")?,
+            cooldown_until_ms: column(row, "cooldown_until_ms", "an integer")?,
+            lease_owner: column(row, "lease_owner", "text")?,
+            lease_expires_at_ms: column(row, "lease_expires_at_ms", "an integer")?,
+            store_id: None,
+        })
+    };
+    read().map_err(|problem| BadRow {
+        id: Some(id),
+        problem,
+    })
 }

@@ -107,6 +107,9 @@ pub struct ProcessTotals {
     pub jobs_failed: u64,
     /// Failed jobs by outcome code.
     pub failures_by_outcome: BTreeMap<String, u64>,
+    /// Failed jobs by cause (`outcome: why`), so a report says why jobs failed, not only how.
+    #[serde(default)]
+    pub failure_reasons: BTreeMap<String, u64>,
     /// Token-endpoint requests this process made.
     pub token_attempts: u64,
     /// Job latency histogram (µs), serialized (hdrhistogram V2, base64).
@@ -204,6 +207,7 @@ pub async fn run_workers(
         set.spawn(async move {
             let (mut ok, mut failed, mut reconnect_max) = (0u64, 0u64, 0u64);
             let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+            let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
                 if j >= jobs || stopped(&store_failure) {
@@ -232,31 +236,39 @@ pub async fn run_workers(
                 } else {
                     failed += 1;
                     *failures.entry(result.outcome.to_owned()).or_default() += 1;
+                    let why = result.why.as_deref().unwrap_or("no reason recorded");
+                    *reasons
+                        .entry(format!("{}: {why}", result.outcome))
+                        .or_default() += 1;
                     if result.outcome == crate::exchange::code::NEEDS_RECONNECT {
                         reconnect_max = reconnect_max.max(us);
                     }
                 }
                 bar.inc(1);
             }
-            (ok, failed, failures, reconnect_max)
+            (ok, failed, failures, reasons, reconnect_max)
         });
     }
     let mut totals = ProcessTotals {
         jobs_succeeded: 0,
         jobs_failed: 0,
         failures_by_outcome: BTreeMap::new(),
+        failure_reasons: BTreeMap::new(),
         token_attempts: 0,
         latency_histogram: String::new(),
         reconnect_failure_max_us: 0,
     };
     while let Some(done) = set.join_next().await {
-        let (ok, failed, failures, rmax) =
+        let (ok, failed, failures, reasons, rmax) =
             done.map_err(|e| Error::Internal(anyhow::anyhow!("worker task failed: {e}")))?;
         totals.jobs_succeeded += ok;
         totals.jobs_failed += failed;
         totals.reconnect_failure_max_us = totals.reconnect_failure_max_us.max(rmax);
         for (k, v) in failures {
             *totals.failures_by_outcome.entry(k).or_default() += v;
+        }
+        for (k, v) in reasons {
+            *totals.failure_reasons.entry(k).or_default() += v;
         }
     }
     bar.finish_and_clear();

@@ -33,6 +33,7 @@ pub struct WorkerSimReport {
     jobs_succeeded: u64,
     jobs_failed: u64,
     failures_by_outcome: std::collections::BTreeMap<String, u64>,
+    failure_reasons: std::collections::BTreeMap<String, u64>,
     token_requests: u64,
     refreshes_per_expiry: Option<f64>,
     jobs_per_second: f64,
@@ -184,6 +185,9 @@ pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimR
         for (k, v) in theirs.failures_by_outcome {
             *totals.failures_by_outcome.entry(k).or_default() += v;
         }
+        for (k, v) in theirs.failure_reasons {
+            *totals.failure_reasons.entry(k).or_default() += v;
+        }
     }
     let elapsed = started.elapsed();
     let mut judgement = judge(&rig, &config, &totals, &revoked).await?;
@@ -262,6 +266,7 @@ fn build_report(
         jobs_succeeded: totals.jobs_succeeded,
         jobs_failed: totals.jobs_failed,
         failures_by_outcome: totals.failures_by_outcome.clone(),
+        failure_reasons: totals.failure_reasons.clone(),
         token_requests: judgement.map_or(totals.token_attempts, |j| j.token_requests as u64),
         refreshes_per_expiry: judgement.map(|j| j.refreshes_per_expiry),
         jobs_per_second: jobs as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -432,6 +437,9 @@ impl Report for WorkerSimReport {
         }
         if !self.failures_by_outcome.is_empty() {
             writeln!(out, "{:<22} {:?}", "failures", self.failures_by_outcome)?;
+            for (why, n) in &self.failure_reasons {
+                writeln!(out, "{:<22} {n} × {why}", "  why")?;
+            }
         }
         writeln!(out, "invariants (judged from {}):", self.judged_from)?;
         if self.invariants.is_empty() {

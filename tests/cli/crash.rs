@@ -381,7 +381,7 @@ async fn one_iteration(
             "--workers",
             "6",
             "--jobs",
-            "1000000000",
+            "100000000",
         ])
         .args(["--credential-ids", &ids.join(",")])
         .args(["--token-url", &serve.url("/token")])

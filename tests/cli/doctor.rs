@@ -117,7 +117,7 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
     r.assert_code(0);
     assert_finding(&r, "key", "ok", "current key");
     assert_finding(&r, "database", "ok", "is reachable");
-    assert_finding(&r, "migrations", "ok", "current: 1 of 1 applied");
+    assert_finding(&r, "migrations", "ok", "current: 2 of 2 applied");
     assert_finding(&r, "credentials", "ok", "2 of 2 credentials decrypt");
     assert_finding(&r, "token_endpoint", "skip", "--check-endpoint");
     // A warning (no OAUTHTEST_ENV) does not fail the run.
@@ -427,7 +427,7 @@ async fn migrations_that_are_not_current_fail_and_doctor_never_applies_them(db: 
     )
     .await;
     check("pending: 20261122000001");
-    let f = check("not current (0 of 1 applied)");
+    let f = check("not current (0 of 2 applied)");
     assert!(f["fix"].as_str().unwrap().contains("--mode init"), "{f}");
 
     // Applied by a newer oauthtest (this binary does not carry it).

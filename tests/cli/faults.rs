@@ -231,7 +231,7 @@ fn worker_sim_against(
         "--workers",
         "4",
         "--jobs",
-        "1000000000",
+        "100000000",
     ])
     .args(["--credential-id", "1"])
     .args(["--token-url", &serve.url("/token")])
