@@ -29,25 +29,32 @@
 //! identified by [`fingerprint`] (the first 12 hex characters of their SHA-256), and the token
 //! store itself is keyed by digests.
 
+mod authorize;
 mod config;
 mod error;
 mod google;
+mod identity;
 mod incoming;
 mod journal;
+mod oidc;
 mod script;
 mod server;
+mod service_account;
+mod signing;
 mod tokens;
 pub mod wire;
 
 pub use config::{
-    ClientRegistration, MockConfig, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET, DEFAULT_EMAIL, DEFAULT_JOURNAL_CAPACITY, DEFAULT_SUBJECT,
-    TESTING_APP_REFRESH_TOKEN_TTL,
+    ClientRegistration, Consent, MockConfig, SigningKeyPem, DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_EMAIL, DEFAULT_JOURNAL_CAPACITY,
+    DEFAULT_SUBJECT, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 pub use error::MockError;
+pub use identity::ServiceAccountKey;
 pub use journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
 pub use script::{Action, Step};
 pub use server::{Answer, Answered, MockGoogle};
+pub use service_account::ServiceAccountSpec;
 pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};

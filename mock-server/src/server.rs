@@ -27,15 +27,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::authorize::SignIn;
 use crate::config::{ClientRegistration, MockConfig};
 use crate::error::MockError;
 use crate::google::{self, Ctx, Reply};
+use crate::identity::Identity;
 use crate::incoming::Incoming;
 use crate::journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED, API_PATH,
     DISCOVERY_PATH, REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
 };
 use crate::script::{Action, Step};
+use crate::service_account::ServiceAccounts;
+use crate::signing::Keys;
 use crate::tokens::{fingerprint, TokenStatus, TokenStore};
 
 /// Everything that changes while the mock runs.
@@ -50,6 +54,8 @@ struct State {
     journal: VecDeque<JournalEntry>,
     next_seq: u64,
     token_requests: usize,
+    sign_in: SignIn,
+    service_accounts: ServiceAccounts,
 }
 
 impl State {
@@ -63,6 +69,8 @@ impl State {
             journal: VecDeque::new(),
             next_seq: 1,
             token_requests: 0,
+            sign_in: SignIn::default(),
+            service_accounts: ServiceAccounts::default(),
         }
     }
 
@@ -120,7 +128,10 @@ impl State {
                 entry.token_fingerprint = request.param("access_token").map(fingerprint);
             }
             Endpoint::Revoke => entry.token_fingerprint = request.param("token").map(fingerprint),
-            Endpoint::Api => entry.token_fingerprint = request.bearer_token().map(fingerprint),
+            Endpoint::Api | Endpoint::UserInfo => {
+                entry.token_fingerprint = request.bearer_token().map(fingerprint);
+            }
+            Endpoint::Authorize => entry.client_id = request.param("client_id").map(str::to_string),
             Endpoint::Discovery | Endpoint::Other => {}
         }
         entry
@@ -145,6 +156,8 @@ struct Shared {
     started: Instant,
     base_url: String,
     state: Mutex<State>,
+    /// The id_token signing keys: kept across resets.
+    keys: Keys,
 }
 
 /// What the mock decided for one request: a reply (already checked to be sendable) or a
@@ -157,8 +170,11 @@ struct Decision {
 
 impl Shared {
     fn new(config: MockConfig, base_url: String) -> Self {
+        // `validate` has parsed the PEM already.
+        let pem = config.signing_key.as_ref().map(|k| k.0.as_str());
         Self {
             state: Mutex::new(State::new(&config)),
+            keys: Keys::new(pem).unwrap_or_default(),
             initial: config,
             started: Instant::now(),
             base_url,
@@ -220,6 +236,9 @@ impl Shared {
             tokens: &mut state.tokens,
             now_ms,
             base_url: &self.base_url,
+            keys: &self.keys,
+            sign_in: &mut state.sign_in,
+            service_accounts: &state.service_accounts,
         };
         let (reply, action) = match &step.action {
             Action::Google => (google::answer(&mut ctx, &incoming), ACTION_GOOGLE),
@@ -699,9 +718,24 @@ impl MockGoogle {
         state.tokens.access_status(token, state.now_ms())
     }
 
-    /// Forgets tokens, journal, scripts, counters, clock offset and runtime configuration
-    /// changes (clients, rotation, refresh-token lifetime); keeps the start configuration and
-    /// the port.
+    /// Runs `f` on what the sign-in, signing-key and service-account methods change.
+    pub(crate) fn with_identity<R>(&self, f: impl FnOnce(Identity<'_>) -> R) -> R {
+        let mut state = self.shared.state.lock();
+        let state = &mut *state;
+        f(Identity {
+            config: &mut state.config,
+            service_accounts: &mut state.service_accounts,
+        })
+    }
+
+    /// The id_token signing keys (their own lock, not the state's).
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    /// Forgets tokens, journal, scripts, counters, clock offset, sign-in codes, service
+    /// accounts and runtime configuration changes (clients, rotation, refresh-token lifetime,
+    /// consent); keeps the start configuration, the port and the signing keys.
     pub fn reset(&self) {
         *self.shared.state.lock() = State::new(&self.shared.initial);
     }

@@ -76,6 +76,31 @@ fn random_part(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The Google account (or service account) a grant belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Account {
+    /// `email`
+    pub(crate) email: Arc<str>,
+    /// `sub`: the account's stable numeric id.
+    pub(crate) sub: Arc<str>,
+}
+
+impl Account {
+    /// An account for `email`, its `sub` 21 digits derived from the address (stable across runs,
+    /// different per address, shaped like Google's).
+    pub(crate) fn for_email(email: &str) -> Self {
+        let digest = Sha256::digest(email.to_ascii_lowercase().as_bytes());
+        let mut sub = String::from("1");
+        for byte in digest.iter().take(20) {
+            sub.push(char::from(b'0' + byte % 10));
+        }
+        Self {
+            email: Arc::from(email),
+            sub: Arc::from(sub),
+        }
+    }
+}
+
 /// A consent: one client, one account, one set of scopes.
 pub(crate) struct Grant {
     pub(crate) client_id: Arc<str>,
@@ -83,6 +108,8 @@ pub(crate) struct Grant {
     revoked: bool,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
+    /// Whose grant it is; `None` for the configured default account.
+    pub(crate) account: Option<Account>,
     /// Its access tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
     access_keys: VecDeque<Key>,
     /// Its superseded refresh tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
@@ -154,11 +181,19 @@ impl TokenStore {
                 scopes: Arc::from(scopes),
                 revoked: false,
                 offline,
+                account: None,
                 access_keys: VecDeque::new(),
                 superseded_keys: VecDeque::new(),
             },
         );
         id
+    }
+
+    /// Gives `grant` to `account` (signed-in users, service accounts).
+    pub(crate) fn set_account(&mut self, grant: u64, account: Account) {
+        if let Some(g) = self.grants.get_mut(&grant) {
+            g.account = Some(account);
+        }
     }
 
     /// Issues a refresh token for `grant`, shaped like Google's (`1//0` + 96 url-safe chars).

@@ -8,6 +8,7 @@ mod concurrency;
 mod detached;
 mod endpoints;
 mod helpers;
+mod identity;
 mod journal;
 mod scripts;
 mod token;
