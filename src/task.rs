@@ -210,6 +210,10 @@ pub struct ServeArgs {
     pub scenario: Option<String>,
     /// Extra scenario files.
     pub scenarios_dir: Option<PathBuf>,
+    /// `iss` of the id_tokens and `issuer` of the discovery document.
+    pub issuer: String,
+    /// A PEM file holding the id_token signing key; `None` generates one.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// One run's work: the mode and exactly its validated arguments.

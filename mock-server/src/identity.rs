@@ -39,6 +39,11 @@ impl MockGoogle {
         self.with_identity(|id| id.config.consent = consent);
     }
 
+    /// What the consent step does now.
+    pub fn consent(&self) -> Consent {
+        self.with_identity(|id| id.config.consent.clone())
+    }
+
     /// The published signing key ids, newest (signing) first; generates the first key if the
     /// mock has none yet (as `serve` does at start, so the first request does not wait for it).
     ///

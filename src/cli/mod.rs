@@ -223,6 +223,8 @@ impl Mode {
                 "port",
                 "host",
                 "read_timeout_ms",
+                "issuer",
+                "signing_key",
             ],
         }
     }
@@ -408,6 +410,21 @@ pub struct Cli {
         help_heading = "Serve"
     )]
     pub read_timeout_ms: u64,
+
+    /// serve: the `iss` of its id_tokens and the `issuer` of its discovery document. Google's
+    /// client libraries accept only Google's own, the default.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://accounts.google.com",
+        help_heading = "Serve"
+    )]
+    pub issuer: String,
+
+    /// serve: an RSA private key in PEM (PKCS#8 or PKCS#1, at least 2048 bits) to sign
+    /// id_tokens with, instead of one generated at start (so tokens verify across restarts).
+    #[arg(long, value_name = "PATH", help_heading = "Serve")]
+    pub signing_key: Option<PathBuf>,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

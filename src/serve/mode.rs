@@ -13,7 +13,7 @@ use crate::scenarios::{self, setup};
 use crate::serve;
 use crate::settings::Settings;
 use crate::task::ServeArgs;
-use mock_server::{ClientRegistration, MockConfig, MockGoogle};
+use mock_server::{ClientRegistration, MockConfig, MockGoogle, SigningKeyPem};
 use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -62,8 +62,21 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("listener has no address: {e}")))?;
     let url = format!("http://{local}");
 
+    let signing_key = match &args.signing_key {
+        None => None,
+        Some(path) => Some(SigningKeyPem(std::fs::read_to_string(path).map_err(
+            |e| {
+                Error::config(
+                    format!("--signing-key {}", path.display()),
+                    format!("cannot read it: {e}"),
+                )
+            },
+        )?)),
+    };
     let mut config = MockConfig {
         journal_capacity: JOURNAL_CAPACITY,
+        issuer: args.issuer.clone(),
+        signing_key,
         ..setup::mock_config()
     };
     if let Some(client_id) = &settings.client_id {
@@ -77,8 +90,21 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .clients
             .push(ClientRegistration::new(client_id.clone(), secret));
     }
-    let mock = MockGoogle::detached(config, &url)
-        .map_err(|e| Error::config("--client-id", e.to_string()))?;
+    let key_flag = args
+        .signing_key
+        .as_ref()
+        .map(|p| format!("--signing-key {}", p.display()));
+    let mock = MockGoogle::detached(config, &url).map_err(|e| {
+        let message = e.to_string();
+        let flag = match &key_flag {
+            Some(flag) if message.contains("signing key") => flag.as_str(),
+            _ => "--client-id",
+        };
+        Error::config(flag, message)
+    })?;
+    // The first key now, so the first id_token or certs request does not wait for it.
+    mock.signing_key_ids()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("no signing key: {e}")))?;
     let admin = Admin::new(scenarios);
     if let Some(name) = &args.scenario {
         admin

@@ -83,6 +83,16 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
+/// An issuer as Google's libraries compare it: a non-empty string without spaces.
+fn issuer(value: &str) -> Result<String> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Usage(format!(
+            "--issuer {value:?}: an issuer is a URL such as https://accounts.google.com, without spaces"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 fn nonempty(value: Option<&String>) -> Option<String> {
     value.filter(|s| !s.trim().is_empty()).cloned()
 }
@@ -320,6 +330,8 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             )?),
             scenario: cli.scenario.clone(),
             scenarios_dir: cli.scenarios.clone(),
+            issuer: issuer(&cli.issuer)?,
+            signing_key: cli.signing_key.clone(),
         }),
     })
 }
