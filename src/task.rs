@@ -214,6 +214,8 @@ pub struct ServeArgs {
     pub issuer: String,
     /// A PEM file holding the id_token signing key; `None` generates one.
     pub signing_key: Option<PathBuf>,
+    /// HTTPS, writing the throwaway CA's certificate to this file; `None` serves plain HTTP.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// One run's work: the mode and exactly its validated arguments.

@@ -41,6 +41,7 @@ mod script;
 mod server;
 mod service_account;
 mod signing;
+mod tls;
 mod tokens;
 pub mod wire;
 
@@ -57,4 +58,5 @@ pub use journal::{
 pub use script::{Action, Step};
 pub use server::{Answer, Answered, MockGoogle};
 pub use service_account::ServiceAccountSpec;
+pub use tls::ThrowawayTls;
 pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};

@@ -225,6 +225,8 @@ impl Mode {
                 "read_timeout_ms",
                 "issuer",
                 "signing_key",
+                "tls",
+                "tls_ca_file",
             ],
         }
     }
@@ -425,6 +427,16 @@ pub struct Cli {
     /// id_tokens with, instead of one generated at start (so tokens verify across restarts).
     #[arg(long, value_name = "PATH", help_heading = "Serve")]
     pub signing_key: Option<PathBuf>,
+
+    /// serve: HTTPS instead of HTTP, with a certificate (for localhost, 127.0.0.1, ::1 and
+    /// --host) from a CA made for this run, whose certificate is written to --tls-ca-file.
+    #[arg(long, help_heading = "Serve")]
+    pub tls: bool,
+
+    /// serve --tls: where to write the CA certificate clients must trust (SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS); default oauthtest-ca.pem.
+    #[arg(long, value_name = "PATH", help_heading = "Serve")]
+    pub tls_ca_file: Option<PathBuf>,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

@@ -36,6 +36,7 @@
 
 pub mod admin;
 pub mod mode;
+pub mod tls;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

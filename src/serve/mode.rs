@@ -60,7 +60,11 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(anyhow::anyhow!("listener has no address: {e}")))?;
-    let url = format!("http://{local}");
+    let tls = match &args.tls_ca_file {
+        None => None,
+        Some(path) => Some(throwaway_tls(args, path)?),
+    };
+    let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
 
     let signing_key = match &args.signing_key {
         None => None,
@@ -115,7 +119,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         read_timeout: args.read_timeout,
         ..Limits::default()
     };
-    let app = Arc::new(App::new(mock, admin, limits));
+    let app = Arc::new(App::new(mock, admin, limits.clone()));
 
     // Signal handlers first: a signal that arrives right after the URL is printed must stop the
     // server cleanly, not kill it.
@@ -128,12 +132,15 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot print the URL: {e}")))?;
     }
     tracing::info!(%url, "serving the mock Google");
-    let stopped_by = serve::run(listener, Arc::clone(&app), async move {
+    let stop = async move {
         let name = signals.wait().await;
         tracing::info!(signal = name, "shutting down");
         name
-    })
-    .await
+    };
+    let stopped_by = match tls {
+        None => serve::run(listener, Arc::clone(&app), stop).await,
+        Some(acceptor) => serve::tls::run(listener, Arc::clone(&app), acceptor, limits, stop).await,
+    }
     .unwrap_or("an internal stop");
     Ok(ServeReport {
         url,
@@ -143,6 +150,33 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         rejected: app.stats.rejected.load(Ordering::Relaxed),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// A throwaway CA for `--tls`, its certificate written to `ca_file` (whole or not at all).
+fn throwaway_tls(args: &ServeArgs, ca_file: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor> {
+    let flag = || format!("--tls-ca-file {}", ca_file.display());
+    let mut hosts = Vec::new();
+    if !args.host.is_unspecified() {
+        hosts.push(args.host.to_string());
+    }
+    let tls = mock_server::ThrowawayTls::generate(&hosts)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot make a TLS certificate: {e}")))?;
+    let acceptor = serve::tls::acceptor(&tls)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("rustls refused the certificate: {e}")))?;
+    let dir = ca_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut staged = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    staged
+        .write_all(tls.ca_pem.as_bytes())
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    staged
+        .persist(ca_file)
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    tracing::info!(ca_file = %ca_file.display(), "serving HTTPS; trust this CA certificate");
+    Ok(acceptor)
 }
 
 /// SIGINT and SIGTERM, installed before the server starts.

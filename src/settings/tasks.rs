@@ -332,6 +332,18 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             scenarios_dir: cli.scenarios.clone(),
             issuer: issuer(&cli.issuer)?,
             signing_key: cli.signing_key.clone(),
+            tls_ca_file: match (cli.tls, &cli.tls_ca_file) {
+                (false, Some(_)) => {
+                    return Err(Error::Usage(
+                        "--tls-ca-file is where --tls writes its CA certificate; add --tls".into(),
+                    ))
+                }
+                (false, None) => None,
+                (true, file) => Some(
+                    file.clone()
+                        .unwrap_or_else(|| std::path::PathBuf::from("oauthtest-ca.pem")),
+                ),
+            },
         }),
     })
 }

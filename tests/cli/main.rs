@@ -7,6 +7,7 @@ mod docs;
 mod doctor;
 mod faults;
 mod fuzz_regressions;
+mod google_clients;
 mod leak_audit;
 mod scenarios;
 mod serve;

@@ -56,7 +56,8 @@ impl Serve {
             .expect("serve printed its URL within 30 s");
         let url = first.trim().to_owned();
         assert!(
-            url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+            (url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"))
+                && !url.ends_with(":0"),
             "first line is not the URL: {first:?}\nstderr: {}",
             std::fs::read_to_string(&stderr_path).unwrap_or_default()
         );
