@@ -125,7 +125,11 @@ impl State {
                 }
             }
             Endpoint::TokenInfo => {
-                entry.token_fingerprint = request.param("access_token").map(fingerprint);
+                entry.token_fingerprint = request
+                    .param("access_token")
+                    .or_else(|| request.param("id_token"))
+                    .or_else(|| request.bearer_token())
+                    .map(fingerprint);
             }
             Endpoint::Revoke => entry.token_fingerprint = request.param("token").map(fingerprint),
             Endpoint::Api | Endpoint::UserInfo => {

@@ -72,16 +72,8 @@ impl fmt::Debug for SeededCredential {
 /// # Errors
 /// A step of the scenario's scripts that does not describe a mock step.
 pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential, String> {
-    let token_steps = scenario
-        .token
-        .iter()
-        .map(super::StepSpec::to_mock_step)
-        .collect::<Result<Vec<_>, _>>()?;
-    let api_steps = scenario
-        .api
-        .iter()
-        .map(super::StepSpec::to_mock_step)
-        .collect::<Result<Vec<_>, _>>()?;
+    let token_steps = super::mock_steps(&scenario.token)?;
+    let api_steps = super::mock_steps(&scenario.api)?;
     mock.set_rotate_refresh_tokens(scenario.mock.rotate_refresh_tokens);
     mock.set_refresh_token_ttl(
         scenario

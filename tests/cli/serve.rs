@@ -330,7 +330,7 @@ async fn serve_answers_token_api_tokeninfo_revoke_and_discovery_like_google() {
         .unwrap();
     assert_eq!(discovery["token_endpoint"], serve.url("/token"));
     assert_eq!(discovery["revocation_endpoint"], serve.url("/revoke"));
-    assert_eq!(discovery["issuer"], serve.url(""));
+    assert_eq!(discovery["issuer"], "https://accounts.google.com");
 
     let revoked = http()
         .post(serve.url("/revoke"))
