@@ -393,7 +393,11 @@ pub(crate) fn exchange_code(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             .config
             .refresh_token_ttl
             .map(|ttl| now_ms.saturating_add(ms(ttl)));
-        ctx.tokens.issue_refresh(grant, expires_at_ms)
+        let token = ctx.tokens.issue_refresh(grant, expires_at_ms, now_ms);
+        if let Some(limit) = ctx.config.refresh_token_limit {
+            ctx.tokens.limit_live_refresh_tokens(grant, limit);
+        }
+        token
     });
     let id_token = if scopes.iter().any(|s| s == "openid") {
         oidc::id_token(

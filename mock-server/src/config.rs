@@ -103,6 +103,11 @@ pub struct MockConfig {
     pub signing_key: Option<SigningKeyPem>,
     /// How the sign-in endpoint's consent step answers.
     pub consent: Consent,
+    /// Google's limit of live refresh tokens per account and client
+    /// ([`MAX_LIVE_REFRESH_TOKENS`](crate::MAX_LIVE_REFRESH_TOKENS)): beyond it, each new one
+    /// silently kills the oldest. Off by default, because the tokens a test mints all belong to
+    /// one account where a real application's belong to many.
+    pub refresh_token_limit: Option<usize>,
 }
 
 /// An RSA private key in PEM (PKCS#8 or PKCS#1). `Debug` shows nothing of it.
@@ -146,6 +151,7 @@ impl Default for MockConfig {
             issuer: crate::wire::ID_TOKEN_ISSUER.to_string(),
             signing_key: None,
             consent: Consent::default(),
+            refresh_token_limit: None,
         }
     }
 }

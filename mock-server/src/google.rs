@@ -228,12 +228,14 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
 
     // 5. success
     let ttl = ctx.config.access_token_ttl;
+    ctx.tokens.touch(refresh_token, ctx.now_ms);
     let access_token = ctx
         .tokens
         .issue_access(grant_id, Arc::clone(&scopes), ctx.now_ms + ms(ttl));
     let new_refresh_token = ctx.config.rotate_refresh_tokens.then(|| {
         ctx.tokens.supersede(refresh_token);
-        ctx.tokens.issue_refresh(grant_id, refresh_expires_at_ms)
+        ctx.tokens
+            .issue_refresh(grant_id, refresh_expires_at_ms, ctx.now_ms)
     });
     let id_token = if scopes.iter().any(|s| s == "openid") {
         oidc::id_token(

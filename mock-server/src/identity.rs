@@ -39,6 +39,12 @@ impl MockGoogle {
         self.with_identity(|id| id.config.consent = consent);
     }
 
+    /// Turns Google's limit of live refresh tokens per account and client on (or off) from now
+    /// on (see [`MockConfig::refresh_token_limit`]), until [`reset`](Self::reset).
+    pub fn set_refresh_token_limit(&self, limit: Option<usize>) {
+        self.with_identity(|id| id.config.refresh_token_limit = limit);
+    }
+
     /// What the consent step does now.
     pub fn consent(&self) -> Consent {
         self.with_identity(|id| id.config.consent.clone())

@@ -59,4 +59,7 @@ pub use script::{Action, Step};
 pub use server::{Answer, Answered, MockGoogle};
 pub use service_account::ServiceAccountSpec;
 pub use tls::ThrowawayTls;
-pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};
+pub use tokens::{
+    fingerprint, TokenStatus, MAX_LIVE_REFRESH_TOKENS, MAX_TOKENS_PER_GRANT,
+    UNUSED_REFRESH_TOKEN_TTL,
+};

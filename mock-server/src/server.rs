@@ -583,7 +583,11 @@ impl MockGoogle {
             .refresh_token_ttl
             .map(|ttl| now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
         let grant = state.tokens.new_grant(client_id, scopes, true);
-        state.tokens.issue_refresh(grant, expires_at_ms)
+        let token = state.tokens.issue_refresh(grant, expires_at_ms, now_ms);
+        if let Some(limit) = state.config.refresh_token_limit {
+            state.tokens.limit_live_refresh_tokens(grant, limit);
+        }
+        token
     }
 
     /// Seeds a live access token without a refresh token (`ya29.` + random), valid for `ttl` on

@@ -163,6 +163,10 @@ pub struct MockSetup {
     pub testing_app: bool,
     /// Move the mock's clock forward before the run, in hours.
     pub advance_clock_hours: u64,
+    /// The same account consents to the same client this many more times after the stored
+    /// credential was issued, under Google's limit of 100 live refresh tokens per account and
+    /// client (past it, the oldest dies silently).
+    pub newer_consents: u32,
 }
 
 /// Engine settings for one scenario.

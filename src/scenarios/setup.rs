@@ -10,7 +10,7 @@ use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
 use chrono::{DateTime, TimeDelta, Utc};
 use mock_server::{
     ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    TESTING_APP_REFRESH_TOKEN_TTL,
+    MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 use secrecy::SecretString;
 use std::fmt;
@@ -84,6 +84,9 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
 
     let setup = &scenario.credential;
     let scopes = setup.scopes.clone();
+    if scenario.mock.newer_consents > 0 {
+        mock.set_refresh_token_limit(Some(MAX_LIVE_REFRESH_TOKENS));
+    }
     let refresh_token = match setup.refresh_token {
         RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
         RefreshSetup::Revoked => {
@@ -103,6 +106,10 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
             (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
         }
     };
+    for _ in 0..scenario.mock.newer_consents {
+        // The user signs in again elsewhere; these tokens are not the application's.
+        let _ = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+    }
     let now = Utc::now();
     let (access_token, expiry) = match setup.access_token {
         AccessSetup::Valid => (
