@@ -25,6 +25,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ClientRegistration;
+use crate::device::DeviceCodes;
 use crate::google::{ms, Ctx, Reply, TokenSuccess};
 use crate::incoming::Incoming;
 use crate::oidc::{self, IdTokenFor};
@@ -72,6 +73,8 @@ struct PriorConsent {
 pub(crate) struct SignIn {
     codes: HashMap<Key, CodeRecord>,
     consents: HashMap<(String, String), PriorConsent>,
+    /// The device flow's codes.
+    pub(crate) devices: DeviceCodes,
 }
 
 impl SignIn {
@@ -87,7 +90,7 @@ impl SignIn {
 }
 
 /// Google's short scope names as its token endpoint spells them back.
-fn expand_scope(scope: &str) -> &str {
+pub(crate) fn expand_scope(scope: &str) -> &str {
     match scope {
         "email" => EMAIL_SCOPE,
         "profile" => PROFILE_SCOPE,

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::authorize::{self, SignIn};
 use crate::config::{ClientRegistration, MockConfig};
+use crate::device;
 use crate::incoming::Incoming;
-use crate::journal::Endpoint;
+use crate::journal::{Endpoint, DEVICE_CODE_PATH};
 use crate::oidc::{self, IdTokenFor};
 use crate::service_account::{self, ServiceAccounts};
 use crate::signing::Keys;
@@ -108,6 +109,9 @@ pub(crate) fn answer(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         Endpoint::Revoke => revoke(ctx, request),
         Endpoint::Api => api_profile(ctx, request),
         Endpoint::Discovery => oidc::discovery(ctx, request),
+        Endpoint::Authorize if request.path == DEVICE_CODE_PATH => {
+            device::device_code(ctx, request)
+        }
         Endpoint::Authorize => authorize::authorize(ctx, request),
         Endpoint::UserInfo => oidc::userinfo(ctx, request),
         Endpoint::Other => Reply::new(404, "").error("not_found"),
@@ -162,6 +166,7 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         "refresh_token" => {}
         "authorization_code" => return authorize::exchange_code(ctx, request),
         service_account::JWT_BEARER => return service_account::jwt_bearer(ctx, request),
+        device::DEVICE_CODE_GRANT => return device::exchange_device_code(ctx, request),
         _ => {
             return Reply::token_error(400, UNSUPPORTED_GRANT_TYPE, &invalid_grant_type(grant_type))
         }

@@ -31,7 +31,8 @@ pub enum Endpoint {
     /// OpenID discovery: `/.well-known/openid-configuration`, the key set it points to,
     /// `/oauth2/v3/certs`, and the same keys as certificates, `/oauth2/v1/certs`.
     Discovery,
-    /// Sign-in: `/o/oauth2/v2/auth` (also the older `/o/oauth2/auth`).
+    /// Sign-in: `/o/oauth2/v2/auth` (also the older `/o/oauth2/auth`), and the device flow's
+    /// `/device/code`.
     Authorize,
     /// OpenID userinfo: `/v1/userinfo` and `/oauth2/v3/userinfo`.
     UserInfo,
@@ -55,6 +56,8 @@ pub(crate) const CERTS_PATH: &str = "/oauth2/v3/certs";
 pub(crate) const PEM_CERTS_PATH: &str = "/oauth2/v1/certs";
 /// Path of the sign-in (authorization) endpoint.
 pub(crate) const AUTHORIZE_PATH: &str = "/o/oauth2/v2/auth";
+/// Path of the device flow's code endpoint.
+pub(crate) const DEVICE_CODE_PATH: &str = "/device/code";
 /// Path of the userinfo endpoint the discovery document names.
 pub(crate) const USERINFO_PATH: &str = "/v1/userinfo";
 /// Google's legacy token paths, still used by older clients.
@@ -68,7 +71,7 @@ impl Endpoint {
             REVOKE_PATH => Self::Revoke,
             API_PATH => Self::Api,
             DISCOVERY_PATH | CERTS_PATH | PEM_CERTS_PATH => Self::Discovery,
-            AUTHORIZE_PATH | "/o/oauth2/auth" => Self::Authorize,
+            AUTHORIZE_PATH | "/o/oauth2/auth" | DEVICE_CODE_PATH => Self::Authorize,
             USERINFO_PATH | "/oauth2/v3/userinfo" => Self::UserInfo,
             _ => Self::Other,
         }

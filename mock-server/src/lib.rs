@@ -31,6 +31,7 @@
 
 mod authorize;
 mod config;
+mod device;
 mod error;
 mod google;
 mod identity;

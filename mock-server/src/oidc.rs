@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::google::{Ctx, Reply};
 use crate::incoming::Incoming;
 use crate::journal::{
-    AUTHORIZE_PATH, CERTS_PATH, PEM_CERTS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    AUTHORIZE_PATH, CERTS_PATH, DEVICE_CODE_PATH, PEM_CERTS_PATH, REVOKE_PATH, TOKEN_PATH,
+    USERINFO_PATH,
 };
 use crate::signing::{at_hash, JwtParts};
 use crate::tokens::{Account, Grant};
@@ -144,7 +145,7 @@ pub(crate) fn discovery(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     let body = to_json(&DiscoveryDocument {
         issuer: &ctx.config.issuer,
         authorization_endpoint: format!("{base}{AUTHORIZE_PATH}"),
-        device_authorization_endpoint: format!("{base}/device/code"),
+        device_authorization_endpoint: format!("{base}{DEVICE_CODE_PATH}"),
         token_endpoint: format!("{base}{TOKEN_PATH}"),
         userinfo_endpoint: format!("{base}{USERINFO_PATH}"),
         revocation_endpoint: format!("{base}{REVOKE_PATH}"),

@@ -176,6 +176,9 @@ impl Shared {
     fn new(config: MockConfig, base_url: String) -> Self {
         // `validate` has parsed the PEM already.
         let pem = config.signing_key.as_ref().map(|k| k.0.as_str());
+        if pem.is_none() {
+            crate::signing::warm_up();
+        }
         Self {
             state: Mutex::new(State::new(&config)),
             keys: Keys::new(pem).unwrap_or_default(),

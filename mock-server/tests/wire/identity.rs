@@ -643,3 +643,65 @@ async fn legacy_token_paths_answer_like_the_token_endpoint() {
     }
     assert_eq!(google.token_request_count(), 2);
 }
+
+#[tokio::test]
+async fn the_device_flow_issues_a_code_whose_first_poll_gets_tokens_once() {
+    let google = google().await;
+    let url = format!("{}/device/code", google.uri());
+    let issued = post_form(
+        &url,
+        &[("client_id", DEFAULT_CLIENT_ID), ("scope", "openid email")],
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let device_code = issued.json()["device_code"]
+        .as_str()
+        .expect("device_code")
+        .to_string();
+    assert_eq!(issued.json()["interval"], 5);
+    let poll = |code: String| {
+        let google = &google;
+        async move {
+            post_form(
+                &google.token_url(),
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &code),
+                    ("client_id", DEFAULT_CLIENT_ID),
+                    ("client_secret", DEFAULT_CLIENT_SECRET),
+                ],
+            )
+            .await
+        }
+    };
+    let tokens = poll(device_code.clone()).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    assert!(tokens.json()["refresh_token"].is_string());
+    verify_with_jwks(&google, tokens.json()["id_token"].as_str().expect("id"))
+        .await
+        .expect("verifies");
+    poll(device_code).await.assert_exact(
+        400,
+        r#"{"error":"invalid_grant","error_description":"Bad Request"}"#,
+    );
+
+    google.set_consent(Consent {
+        deny: true,
+        ..Consent::default()
+    });
+    let refused = post_form(
+        &url,
+        &[("client_id", DEFAULT_CLIENT_ID), ("scope", "openid")],
+    )
+    .await;
+    let code = refused.json()["device_code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    poll(code).await.assert_exact(
+        403,
+        r#"{"error":"access_denied","error_description":"Forbidden"}"#,
+    );
+    let unknown = post_form(&url, &[("client_id", "nobody"), ("scope", "openid")]).await;
+    assert_eq!(unknown.status, 401);
+}
