@@ -705,3 +705,31 @@ async fn the_device_flow_issues_a_code_whose_first_poll_gets_tokens_once() {
     let unknown = post_form(&url, &[("client_id", "nobody"), ("scope", "openid")]).await;
     assert_eq!(unknown.status, 401);
 }
+
+#[tokio::test]
+async fn a_service_account_assertion_with_target_audience_gets_an_id_token_for_it() {
+    let google = google().await;
+    let key = google
+        .create_service_account(&ServiceAccountSpec::default())
+        .expect("created");
+    let file: Value = serde_json::from_str(&key.json).expect("json");
+    let now = google.now_unix();
+    let claims = json!({"iss": key.email, "aud": "https://oauth2.googleapis.com/token",
+        "target_audience": "https://service.example", "iat": now, "exp": now + 3600});
+    let answer = jwt_grant(&google, &assertion(&file, claims)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer.json().get("access_token").is_none(),
+        "{}",
+        answer.body
+    );
+    let id_token = answer.json()["id_token"]
+        .as_str()
+        .expect("id_token")
+        .to_string();
+    let verified = verify_with_jwks(&google, &id_token)
+        .await
+        .expect("verifies");
+    assert_eq!(verified["aud"], "https://service.example");
+    assert_eq!(verified["email"], key.email.as_str());
+}
