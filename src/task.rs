@@ -216,6 +216,8 @@ pub struct ServeArgs {
     pub signing_key: Option<PathBuf>,
     /// HTTPS, writing the throwaway CA's certificate to this file; `None` serves plain HTTP.
     pub tls_ca_file: Option<PathBuf>,
+    /// What the sign-in's consent step does at start (and after a reset).
+    pub consent: mock_server::Consent,
 }
 
 /// One run's work: the mode and exactly its validated arguments.

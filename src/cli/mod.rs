@@ -227,6 +227,7 @@ impl Mode {
                 "signing_key",
                 "tls",
                 "tls_ca_file",
+                "consent",
             ],
         }
     }
@@ -427,6 +428,12 @@ pub struct Cli {
     /// id_tokens with, instead of one generated at start (so tokens verify across restarts).
     #[arg(long, value_name = "PATH", help_heading = "Serve")]
     pub signing_key: Option<PathBuf>,
+
+    /// serve: what the sign-in's auto-approving consent step does: allow (the default), deny
+    /// (redirect with error=access_denied), or an email address (that account signs in).
+    /// POST /__admin/consent changes it at run time.
+    #[arg(long, value_name = "allow|deny|EMAIL", help_heading = "Serve")]
+    pub consent: Option<String>,
 
     /// serve: HTTPS instead of HTTP, with a certificate (for localhost, 127.0.0.1, ::1 and
     /// --host) from a CA made for this run, whose certificate is written to --tls-ca-file.

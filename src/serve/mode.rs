@@ -81,6 +81,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         journal_capacity: JOURNAL_CAPACITY,
         issuer: args.issuer.clone(),
         signing_key,
+        consent: args.consent.clone(),
         ..setup::mock_config()
     };
     if let Some(client_id) = &settings.client_id {

@@ -83,6 +83,29 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
+/// `--consent allow|deny|EMAIL`.
+fn consent(value: Option<&str>) -> Result<mock_server::Consent> {
+    let mut consent = mock_server::Consent::default();
+    match value {
+        None | Some("allow") => {}
+        Some("deny") => consent.deny = true,
+        Some(email)
+            if email.contains('@')
+                && !email.starts_with('@')
+                && !email.ends_with('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            consent.account = Some(email.to_owned());
+        }
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--consent {other:?}: expected allow, deny or the email address of the account that signs in"
+            )))
+        }
+    }
+    Ok(consent)
+}
+
 /// An issuer as Google's libraries compare it: a non-empty string without spaces.
 fn issuer(value: &str) -> Result<String> {
     if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -332,6 +355,7 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             scenarios_dir: cli.scenarios.clone(),
             issuer: issuer(&cli.issuer)?,
             signing_key: cli.signing_key.clone(),
+            consent: consent(cli.consent.as_deref())?,
             tls_ca_file: match (cli.tls, &cli.tls_ca_file) {
                 (false, Some(_)) => {
                     return Err(Error::Usage(

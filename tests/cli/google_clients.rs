@@ -346,3 +346,56 @@ async fn tls_is_trusted_with_the_written_ca_and_refused_without_it() {
     run.assert_code(2)
         .assert_stderr_has("/nonexistent/dir/ca.pem");
 }
+
+#[tokio::test]
+async fn consent_flag_chooses_the_account_or_refuses_and_a_bad_value_is_refused() {
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |serve: &Serve| {
+        format!(
+            "{}?client_id={}&redirect_uri=http://127.0.0.1:9/cb&response_type=code&scope=openid&state=s",
+            serve.url("/o/oauth2/v2/auth"),
+            crate::serve::CLIENT_ID
+        )
+    };
+    let refusing = Serve::start(&["--consent", "deny"]);
+    let answer = no_redirects
+        .get(sign_in(&refusing))
+        .send()
+        .await
+        .expect("sign-in");
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(location.contains("error=access_denied"), "{location}");
+    refusing.stop("TERM").assert_code(0);
+
+    let alice = Serve::start(&["--consent", "alice@example.com"]);
+    let (_, consent) = admin_get(&alice, "consent").await;
+    assert_eq!(consent["account"], "alice@example.com");
+    let answer = no_redirects
+        .get(sign_in(&alice))
+        .send()
+        .await
+        .expect("sign-in");
+    assert!(answer.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .contains("code="));
+    alice.stop("TERM").assert_code(0);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refused = run(
+        oauthtest_cmd(dir.path()),
+        &["--mode", "serve", "--consent", "maybe"],
+        None,
+    );
+    refused
+        .assert_code(2)
+        .assert_stderr_has("--consent \"maybe\"");
+}
