@@ -353,10 +353,10 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             )?),
             scenario: cli.scenario.clone(),
             scenarios_dir: cli.scenarios.clone(),
-            issuer: issuer(&cli.issuer)?,
-            signing_key: cli.signing_key.clone(),
-            consent: consent(cli.consent.as_deref())?,
-            tls_ca_file: match (cli.tls, &cli.tls_ca_file) {
+            issuer: issuer(&cli.identity.issuer)?,
+            signing_key: cli.identity.signing_key.clone(),
+            consent: consent(cli.identity.consent.as_deref())?,
+            tls_ca_file: match (cli.identity.tls, &cli.identity.tls_ca_file) {
                 (false, Some(_)) => {
                     return Err(Error::Usage(
                         "--tls-ca-file is where --tls writes its CA certificate; add --tls".into(),
