@@ -218,6 +218,14 @@ pub struct ServeArgs {
     pub admin_token: Option<SecretString>,
     /// Host names the admin API accepts besides the listener's own (`--admin-allow-host`).
     pub admin_allow_hosts: Vec<String>,
+    /// `iss` of the id_tokens and `issuer` of the discovery document.
+    pub issuer: String,
+    /// A PEM file holding the id_token signing key; `None` generates one.
+    pub signing_key: Option<PathBuf>,
+    /// HTTPS, writing the throwaway CA's certificate to this file; `None` serves plain HTTP.
+    pub tls_ca_file: Option<PathBuf>,
+    /// What the sign-in's consent step does at start (and after a reset).
+    pub consent: mock_server::Consent,
 }
 
 /// One run's work: the mode and exactly its validated arguments.

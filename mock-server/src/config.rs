@@ -37,6 +37,9 @@ pub struct ClientRegistration {
     pub client_secret: String,
     /// A deleted client answers every refresh with `deleted_client`.
     pub deleted: bool,
+    /// Redirect URIs registered for sign-in. Empty: any loopback URI (`http://127.0.0.1:PORT`,
+    /// `http://localhost:PORT`, `http://[::1]:PORT`, any path), as Google allows installed apps.
+    pub redirect_uris: Vec<String>,
 }
 
 impl ClientRegistration {
@@ -46,7 +49,14 @@ impl ClientRegistration {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             deleted: false,
+            redirect_uris: Vec::new(),
         }
+    }
+
+    /// The same client with these registered redirect URIs.
+    pub fn with_redirect_uris(mut self, uris: Vec<String>) -> Self {
+        self.redirect_uris = uris;
+        self
     }
 }
 
@@ -56,6 +66,7 @@ impl fmt::Debug for ClientRegistration {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
             .field("deleted", &self.deleted)
+            .field("redirect_uris", &self.redirect_uris)
             .finish()
     }
 }
@@ -85,6 +96,42 @@ pub struct MockConfig {
     /// Whether Gmail API calls are journaled (default true). Long load runs that judge only the
     /// token endpoint turn this off so memory stays flat however many jobs run.
     pub journal_api_calls: bool,
+    /// `iss` of the id_tokens and `issuer` of the discovery document (default
+    /// `https://accounts.google.com`, what Google's client libraries insist on).
+    pub issuer: String,
+    /// The RS256 key that signs id_tokens; `None` generates one when first needed.
+    pub signing_key: Option<SigningKeyPem>,
+    /// How the sign-in endpoint's consent step answers.
+    pub consent: Consent,
+    /// Google's limit of live refresh tokens per account and client
+    /// ([`MAX_LIVE_REFRESH_TOKENS`](crate::MAX_LIVE_REFRESH_TOKENS)): beyond it, each new one
+    /// silently kills the oldest. Off by default, because the tokens a test mints all belong to
+    /// one account where a real application's belong to many.
+    pub refresh_token_limit: Option<usize>,
+}
+
+/// An RSA private key in PEM (PKCS#8 or PKCS#1). `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyPem(pub String);
+
+impl fmt::Debug for SigningKeyPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeyPem([redacted])")
+    }
+}
+
+/// What the auto-approving consent screen of `/o/oauth2/v2/auth` does: which account signs in,
+/// whether the user refuses, which requested scopes the user unticks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Consent {
+    /// The account that signs in (its email). `None`: `login_hint` when it is an email, else
+    /// [`MockConfig::email`].
+    pub account: Option<String>,
+    /// The user clicks "Cancel": the redirect carries `error=access_denied`.
+    pub deny: bool,
+    /// Requested scopes the user does not grant (granular consent); `openid`, `email` and
+    /// `profile` are always granted.
+    pub withhold_scopes: Vec<String>,
 }
 
 impl Default for MockConfig {
@@ -101,6 +148,10 @@ impl Default for MockConfig {
             subject: DEFAULT_SUBJECT.to_string(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             journal_api_calls: true,
+            issuer: crate::wire::ID_TOKEN_ISSUER.to_string(),
+            signing_key: None,
+            consent: Consent::default(),
+            refresh_token_limit: None,
         }
     }
 }
@@ -130,6 +181,12 @@ impl MockConfig {
                     client.client_id
                 )));
             }
+        }
+        if let Some(pem) = &self.signing_key {
+            crate::signing::KeyRing::from_pem(&pem.0)?;
+        }
+        if self.issuer.is_empty() {
+            return Err(MockError::InvalidConfig("the issuer is empty".to_string()));
         }
         if self.access_token_ttl.is_zero() {
             return Err(MockError::InvalidConfig(

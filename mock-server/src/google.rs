@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use rand::RngCore as _;
 use serde::Serialize;
 
+use crate::authorize::{self, SignIn};
 use crate::config::{ClientRegistration, MockConfig};
+use crate::device;
 use crate::incoming::Incoming;
-use crate::journal::{Endpoint, CERTS_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::journal::{Endpoint, DEVICE_CODE_PATH};
+use crate::oidc::{self, IdTokenFor};
+use crate::service_account::{self, ServiceAccounts};
+use crate::signing::Keys;
 use crate::tokens::{TokenStatus, TokenStore};
 use crate::wire::{self, to_json};
 
@@ -27,7 +29,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, body: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -36,18 +38,18 @@ impl Reply {
         }
     }
 
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
-    fn error(mut self, code: &str) -> Self {
+    pub(crate) fn error(mut self, code: &str) -> Self {
         self.error = Some(code.to_string());
         self
     }
 
     /// A JSON answer with the token endpoint's headers.
-    fn token_json(status: u16, body: String) -> Self {
+    pub(crate) fn token_json(status: u16, body: String) -> Self {
         let mut reply = Self::new(status, body);
         for (name, value) in wire::token_endpoint_headers() {
             reply = reply.header(name, value);
@@ -55,11 +57,11 @@ impl Reply {
         reply
     }
 
-    fn token_error(status: u16, error: &str, description: &str) -> Self {
+    pub(crate) fn token_error(status: u16, error: &str, description: &str) -> Self {
         Self::token_json(status, wire::error_body(error, description)).error(error)
     }
 
-    fn method_not_allowed(allow: &str) -> Self {
+    pub(crate) fn method_not_allowed(allow: &str) -> Self {
         Self::new(405, "")
             .header("allow", allow)
             .error("method_not_allowed")
@@ -91,16 +93,27 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now_ms: i64,
     /// The mock's own base URL, for the discovery document.
     pub(crate) base_url: &'a str,
+    /// The keys that sign id_tokens.
+    pub(crate) keys: &'a Keys,
+    /// Authorization codes and past consents.
+    pub(crate) sign_in: &'a mut SignIn,
+    /// Service accounts created through the mock's owner.
+    pub(crate) service_accounts: &'a ServiceAccounts,
 }
 
 /// Answers `request` as Google would.
 pub(crate) fn answer(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     match request.endpoint {
         Endpoint::Token => token(ctx, request),
-        Endpoint::TokenInfo => tokeninfo(ctx, request),
+        Endpoint::TokenInfo => oidc::tokeninfo(ctx, request),
         Endpoint::Revoke => revoke(ctx, request),
         Endpoint::Api => api_profile(ctx, request),
-        Endpoint::Discovery => discovery(ctx, request),
+        Endpoint::Discovery => oidc::discovery(ctx, request),
+        Endpoint::Authorize if request.path == DEVICE_CODE_PATH => {
+            device::device_code(ctx, request)
+        }
+        Endpoint::Authorize => authorize::authorize(ctx, request),
+        Endpoint::UserInfo => oidc::userinfo(ctx, request),
         Endpoint::Other => Reply::new(404, "").error("not_found"),
     }
 }
@@ -109,33 +122,35 @@ pub(crate) fn answer(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
 pub(crate) fn revoke_presented_token(ctx: &mut Ctx<'_>, request: &Incoming) {
     let token = match request.endpoint {
         Endpoint::Token => request.form_value("refresh_token"),
-        Endpoint::Api => request.bearer_token(),
+        Endpoint::Api | Endpoint::UserInfo => request.bearer_token(),
         Endpoint::TokenInfo => request.param("access_token"),
         Endpoint::Revoke => request.param("token"),
-        Endpoint::Discovery | Endpoint::Other => None,
+        Endpoint::Discovery | Endpoint::Authorize | Endpoint::Other => None,
     };
     if let Some(token) = token {
         ctx.tokens.revoke(token, ctx.now_ms);
     }
 }
 
-fn ms(duration: std::time::Duration) -> i64 {
+pub(crate) fn ms(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A token endpoint success body, keys in Google's order.
 #[derive(Serialize)]
-struct TokenSuccess<'a> {
-    access_token: &'a str,
-    expires_in: u64,
+pub(crate) struct TokenSuccess<'a> {
+    pub(crate) access_token: &'a str,
+    pub(crate) expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    scope: &'a str,
-    token_type: &'static str,
+    pub(crate) refresh_token: Option<&'a str>,
+    pub(crate) scope: &'a str,
+    pub(crate) token_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<&'a str>,
+    pub(crate) id_token: Option<&'a str>,
 }
 
-/// `POST /token` with `grant_type=refresh_token`, checked in Google's order.
+/// `POST /token` with `grant_type=refresh_token`, checked in Google's order; the other grant
+/// types are handed to their own modules.
 fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     use wire::*;
 
@@ -147,8 +162,14 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     let Some(grant_type) = request.form_value("grant_type") else {
         return Reply::token_error(400, INVALID_REQUEST, &missing_parameter("grant_type"));
     };
-    if grant_type != "refresh_token" {
-        return Reply::token_error(400, UNSUPPORTED_GRANT_TYPE, &invalid_grant_type(grant_type));
+    match grant_type {
+        "refresh_token" => {}
+        "authorization_code" => return authorize::exchange_code(ctx, request),
+        service_account::JWT_BEARER => return service_account::jwt_bearer(ctx, request),
+        device::DEVICE_CODE_GRANT => return device::exchange_device_code(ctx, request),
+        _ => {
+            return Reply::token_error(400, UNSUPPORTED_GRANT_TYPE, &invalid_grant_type(grant_type))
+        }
     }
 
     // 2. client
@@ -190,6 +211,7 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     let grant_id = view.grant_id;
     let refresh_expires_at_ms = view.expires_at_ms;
     let granted = Arc::clone(&view.grant.scopes);
+    let account = oidc::account_of(ctx, view.grant);
 
     // 4. optional narrowing scope
     let scopes: Arc<[String]> = match request.form_value("scope") {
@@ -211,17 +233,28 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
 
     // 5. success
     let ttl = ctx.config.access_token_ttl;
+    ctx.tokens.touch(refresh_token, ctx.now_ms);
     let access_token = ctx
         .tokens
         .issue_access(grant_id, Arc::clone(&scopes), ctx.now_ms + ms(ttl));
     let new_refresh_token = ctx.config.rotate_refresh_tokens.then(|| {
         ctx.tokens.supersede(refresh_token);
-        ctx.tokens.issue_refresh(grant_id, refresh_expires_at_ms)
+        ctx.tokens
+            .issue_refresh(grant_id, refresh_expires_at_ms, ctx.now_ms)
     });
-    let id_token = scopes
-        .iter()
-        .any(|s| s == "openid")
-        .then(|| id_token(ctx.config, client_id, ctx.now_ms));
+    let id_token = if scopes.iter().any(|s| s == "openid") {
+        oidc::id_token(
+            ctx,
+            &IdTokenFor {
+                client_id,
+                account: &account,
+                access_token: Some(&access_token),
+                nonce: None,
+            },
+        )
+    } else {
+        None
+    };
     let scope = scopes.join(" ");
     Reply::token_json(
         200,
@@ -232,105 +265,6 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             scope: &scope,
             token_type: TOKEN_TYPE,
             id_token: id_token.as_deref(),
-        }),
-    )
-}
-
-#[derive(Serialize)]
-struct JwtHeader {
-    alg: &'static str,
-    kid: &'static str,
-    typ: &'static str,
-}
-
-#[derive(Serialize)]
-struct IdTokenClaims<'a> {
-    iss: &'static str,
-    azp: &'a str,
-    aud: &'a str,
-    sub: &'a str,
-    email: &'a str,
-    email_verified: bool,
-    iat: i64,
-    exp: i64,
-}
-
-/// A JWT-shaped id_token. The signature is random bytes: it has the right shape and length for
-/// RS256 but verifies against no key.
-fn id_token(config: &MockConfig, client_id: &str, now_ms: i64) -> String {
-    let iat = now_ms.div_euclid(1000);
-    let header = to_json(&JwtHeader {
-        alg: "RS256",
-        kid: "mock-server-key",
-        typ: "JWT",
-    });
-    let claims = to_json(&IdTokenClaims {
-        iss: wire::ID_TOKEN_ISSUER,
-        azp: client_id,
-        aud: client_id,
-        sub: &config.subject,
-        email: &config.email,
-        email_verified: true,
-        iat,
-        exp: iat + 3600,
-    });
-    let mut signature = [0u8; 256];
-    rand::rng().fill_bytes(&mut signature);
-    format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims),
-        URL_SAFE_NO_PAD.encode(signature)
-    )
-}
-
-#[derive(Serialize)]
-struct TokenInfo<'a> {
-    azp: &'a str,
-    aud: &'a str,
-    sub: &'a str,
-    scope: &'a str,
-    exp: String,
-    expires_in: String,
-    email: &'a str,
-    email_verified: &'static str,
-    access_type: &'static str,
-}
-
-/// `GET /tokeninfo?access_token=…` (or the same as a POST form).
-fn tokeninfo(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
-    if !(request.is("GET") || request.is("POST")) {
-        return Reply::method_not_allowed("GET, POST");
-    }
-    let invalid = || {
-        Reply::token_json(400, wire::TOKENINFO_INVALID_BODY.to_string()).error(wire::INVALID_TOKEN)
-    };
-    let Some(token) = request.param("access_token") else {
-        return invalid();
-    };
-    let Some(view) = ctx.tokens.live_access(token, ctx.now_ms) else {
-        return invalid();
-    };
-    let scope = view.scopes.join(" ");
-    // Whole seconds, as `exp` is: `exp - expires_in` is the mock clock's current second.
-    let exp = view.expires_at_ms.div_euclid(1000);
-    let expires_in = exp - ctx.now_ms.div_euclid(1000);
-    Reply::token_json(
-        200,
-        to_json(&TokenInfo {
-            azp: &view.grant.client_id,
-            aud: &view.grant.client_id,
-            sub: &ctx.config.subject,
-            scope: &scope,
-            exp: exp.to_string(),
-            expires_in: expires_in.to_string(),
-            email: &ctx.config.email,
-            email_verified: "true",
-            access_type: if view.grant.offline {
-                "offline"
-            } else {
-                "online"
-            },
         }),
     )
 }
@@ -391,59 +325,4 @@ fn api_profile(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             .header("www-authenticate", wire::API_WWW_AUTHENTICATE)
             .error(wire::INVALID_TOKEN)
     }
-}
-
-#[derive(Serialize)]
-struct DiscoveryDocument<'a> {
-    issuer: &'a str,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    revocation_endpoint: String,
-    jwks_uri: String,
-    response_types_supported: [&'static str; 1],
-    subject_types_supported: [&'static str; 1],
-    id_token_signing_alg_values_supported: [&'static str; 1],
-    scopes_supported: [&'static str; 3],
-    token_endpoint_auth_methods_supported: [&'static str; 2],
-    claims_supported: [&'static str; 8],
-    grant_types_supported: [&'static str; 1],
-}
-
-/// `GET /.well-known/openid-configuration`, shaped like Google's but naming this mock's own
-/// endpoints, and `GET /oauth2/v3/certs`: an empty key set, since the mock's id_tokens carry
-/// random signatures that no key verifies. The mock has no consent screen: the advertised
-/// authorization endpoint answers 404 (seed refresh tokens through the mock's owner instead).
-fn discovery(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
-    if !request.is("GET") {
-        return Reply::method_not_allowed("GET");
-    }
-    let base = ctx.base_url;
-    let body = if request.path == CERTS_PATH {
-        r#"{"keys":[]}"#.to_string()
-    } else {
-        to_json(&DiscoveryDocument {
-            issuer: base,
-            authorization_endpoint: format!("{base}/o/oauth2/v2/auth"),
-            token_endpoint: format!("{base}{TOKEN_PATH}"),
-            revocation_endpoint: format!("{base}{REVOKE_PATH}"),
-            jwks_uri: format!("{base}{CERTS_PATH}"),
-            response_types_supported: ["code"],
-            subject_types_supported: ["public"],
-            id_token_signing_alg_values_supported: ["RS256"],
-            scopes_supported: ["openid", "email", "profile"],
-            token_endpoint_auth_methods_supported: ["client_secret_post", "client_secret_basic"],
-            claims_supported: [
-                "aud",
-                "email",
-                "email_verified",
-                "exp",
-                "iat",
-                "iss",
-                "sub",
-                "azp",
-            ],
-            grant_types_supported: ["refresh_token"],
-        })
-    };
-    Reply::new(200, body).header("content-type", wire::CONTENT_TYPE_JSON)
 }

@@ -21,17 +21,22 @@ pub const ACTION_DROPPED: &str = "dropped";
 /// Which endpoint a request hit, by path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
-    /// `/token`
+    /// `/token`, and Google's legacy token paths `/o/oauth2/token` and `/oauth2/v4/token`
     Token,
-    /// `/tokeninfo`
+    /// `/tokeninfo` (also `/oauth2/v3/tokeninfo`)
     TokenInfo,
     /// `/revoke`
     Revoke,
     /// `/gmail/v1/users/me/profile`
     Api,
-    /// OpenID discovery: `/.well-known/openid-configuration` and the key set it points to,
-    /// `/oauth2/v3/certs`.
+    /// OpenID discovery: `/.well-known/openid-configuration`, the key set it points to,
+    /// `/oauth2/v3/certs`, and the same keys as certificates, `/oauth2/v1/certs`.
     Discovery,
+    /// Sign-in: `/o/oauth2/v2/auth` (also the older `/o/oauth2/auth`), and the device flow's
+    /// `/device/code`.
+    Authorize,
+    /// OpenID userinfo: `/v1/userinfo` and `/oauth2/v3/userinfo`.
+    UserInfo,
     /// Any other path (answered 404).
     Other,
 }
@@ -48,30 +53,45 @@ pub(crate) const API_PATH: &str = "/gmail/v1/users/me/profile";
 pub(crate) const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 /// Path of the JSON Web Key Set the discovery document names.
 pub(crate) const CERTS_PATH: &str = "/oauth2/v3/certs";
+/// Path of the same keys as a map from key id to certificate PEM.
+pub(crate) const PEM_CERTS_PATH: &str = "/oauth2/v1/certs";
+/// Path of the sign-in (authorization) endpoint.
+pub(crate) const AUTHORIZE_PATH: &str = "/o/oauth2/v2/auth";
+/// Path of the device flow's code endpoint.
+pub(crate) const DEVICE_CODE_PATH: &str = "/device/code";
+/// Path of the userinfo endpoint the discovery document names.
+pub(crate) const USERINFO_PATH: &str = "/v1/userinfo";
+/// Google's legacy token paths, still used by older clients.
+pub(crate) const LEGACY_TOKEN_PATHS: [&str; 2] = ["/o/oauth2/token", "/oauth2/v4/token"];
 
 impl Endpoint {
     pub(crate) fn from_path(path: &str) -> Self {
         match path {
-            TOKEN_PATH => Self::Token,
-            TOKENINFO_PATH => Self::TokenInfo,
+            TOKEN_PATH | "/o/oauth2/token" | "/oauth2/v4/token" => Self::Token,
+            TOKENINFO_PATH | "/oauth2/v3/tokeninfo" => Self::TokenInfo,
             REVOKE_PATH => Self::Revoke,
             API_PATH => Self::Api,
-            DISCOVERY_PATH | CERTS_PATH => Self::Discovery,
+            DISCOVERY_PATH | CERTS_PATH | PEM_CERTS_PATH => Self::Discovery,
+            AUTHORIZE_PATH | "/o/oauth2/auth" | DEVICE_CODE_PATH => Self::Authorize,
+            USERINFO_PATH | "/oauth2/v3/userinfo" => Self::UserInfo,
             _ => Self::Other,
         }
     }
 
     /// Every endpoint, in the order of [`Endpoint::name`]'s documentation.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::Token,
         Self::TokenInfo,
         Self::Revoke,
         Self::Api,
         Self::Discovery,
+        Self::Authorize,
+        Self::UserInfo,
         Self::Other,
     ];
 
-    /// A short stable name: `token`, `tokeninfo`, `revoke`, `api`, `discovery` or `other`.
+    /// A short stable name: `token`, `tokeninfo`, `revoke`, `api`, `discovery`, `authorize`,
+    /// `userinfo` or `other`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Token => "token",
@@ -79,6 +99,8 @@ impl Endpoint {
             Self::Revoke => "revoke",
             Self::Api => "api",
             Self::Discovery => "discovery",
+            Self::Authorize => "authorize",
+            Self::UserInfo => "userinfo",
             Self::Other => "other",
         }
     }

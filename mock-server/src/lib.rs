@@ -58,31 +58,44 @@
 //! identified by [`fingerprint`] (the first 12 hex characters of their SHA-256), and the token
 //! store itself is keyed by digests.
 
+mod authorize;
 mod config;
+mod device;
 mod error;
 pub mod front;
 mod google;
+mod identity;
 mod incoming;
 mod journal;
+mod oidc;
 mod request;
 mod script;
 mod server;
+mod service_account;
+mod signing;
 mod state;
+mod tls;
 mod tokens;
 pub mod wire;
 
 pub use config::{
-    ClientRegistration, MockConfig, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET, DEFAULT_EMAIL, DEFAULT_JOURNAL_CAPACITY, DEFAULT_SUBJECT,
-    TESTING_APP_REFRESH_TOKEN_TTL,
+    ClientRegistration, Consent, MockConfig, SigningKeyPem, DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_EMAIL, DEFAULT_JOURNAL_CAPACITY,
+    DEFAULT_SUBJECT, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 pub use error::MockError;
 pub use front::Limits;
+pub use identity::ServiceAccountKey;
 pub use journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
 pub use request::Request;
 pub use script::{Action, Step};
 pub use server::{Answer, Answered, MockBuilder, MockGoogle};
+pub use service_account::ServiceAccountSpec;
 pub use state::MAX_CLOCK_OFFSET;
-pub use tokens::{fingerprint, TokenStatus, MAX_TOKENS_PER_GRANT};
+pub use tls::ThrowawayTls;
+pub use tokens::{
+    fingerprint, TokenStatus, MAX_LIVE_REFRESH_TOKENS, MAX_TOKENS_PER_GRANT,
+    UNUSED_REFRESH_TOKEN_TTL,
+};

@@ -394,7 +394,11 @@ impl MockGoogle {
             .refresh_token_ttl
             .map(|ttl| now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
         let grant = state.tokens.new_grant(client_id, scopes, true);
-        state.tokens.issue_refresh(grant, expires_at_ms)
+        let token = state.tokens.issue_refresh(grant, expires_at_ms, now_ms);
+        if let Some(limit) = state.config.refresh_token_limit {
+            state.tokens.limit_live_refresh_tokens(grant, limit);
+        }
+        token
     }
 
     /// Seeds a live access token without a refresh token (`ya29.` + random), valid for `ttl` on
@@ -560,9 +564,24 @@ impl MockGoogle {
         state.tokens.access_status(token, state.now_ms())
     }
 
-    /// Forgets tokens, journal, scripts, counters, clock offset and runtime configuration
-    /// changes (clients, rotation, refresh-token lifetime); keeps the start configuration and
-    /// the port.
+    /// Runs `f` on what the sign-in, signing-key and service-account methods change.
+    pub(crate) fn with_identity<R>(&self, f: impl FnOnce(crate::identity::Identity<'_>) -> R) -> R {
+        let mut state = self.shared.state.lock();
+        let state = &mut *state;
+        f(crate::identity::Identity {
+            config: &mut state.config,
+            service_accounts: &mut state.service_accounts,
+        })
+    }
+
+    /// The id_token signing keys (their own lock, not the state's).
+    pub(crate) fn keys(&self) -> &crate::signing::Keys {
+        &self.shared.keys
+    }
+
+    /// Forgets tokens, journal, scripts, counters, clock offset, sign-in codes, service
+    /// accounts and runtime configuration changes (clients, rotation, refresh-token lifetime,
+    /// consent); keeps the start configuration, the port and the signing keys.
     pub fn reset(&self) {
         *self.shared.state.lock() = State::new(&self.shared.initial);
     }

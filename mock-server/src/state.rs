@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use crate::authorize::SignIn;
 use crate::config::MockConfig;
 use crate::google::{self, Ctx, Reply};
 use crate::incoming::Incoming;
@@ -18,6 +19,8 @@ use crate::journal::{
 };
 use crate::request::Request;
 use crate::script::{Action, Step};
+use crate::service_account::ServiceAccounts;
+use crate::signing::Keys;
 use crate::tokens::{fingerprint, TokenStore};
 
 /// The most the mock clock may run ahead of the real one: 100 years. Further advances are
@@ -39,6 +42,8 @@ pub(crate) struct State {
     pub(crate) journal: VecDeque<JournalEntry>,
     pub(crate) next_seq: u64,
     pub(crate) token_requests: usize,
+    pub(crate) sign_in: SignIn,
+    pub(crate) service_accounts: ServiceAccounts,
 }
 
 impl State {
@@ -52,6 +57,8 @@ impl State {
             journal: VecDeque::new(),
             next_seq: 1,
             token_requests: 0,
+            sign_in: SignIn::default(),
+            service_accounts: ServiceAccounts::default(),
         }
     }
 
@@ -107,10 +114,17 @@ impl State {
                 }
             }
             Endpoint::TokenInfo => {
-                entry.token_fingerprint = request.param("access_token").map(fingerprint);
+                entry.token_fingerprint = request
+                    .param("access_token")
+                    .or_else(|| request.param("id_token"))
+                    .or_else(|| request.bearer_token())
+                    .map(fingerprint);
             }
             Endpoint::Revoke => entry.token_fingerprint = request.param("token").map(fingerprint),
-            Endpoint::Api => entry.token_fingerprint = request.bearer_token().map(fingerprint),
+            Endpoint::Api | Endpoint::UserInfo => {
+                entry.token_fingerprint = request.bearer_token().map(fingerprint);
+            }
+            Endpoint::Authorize => entry.client_id = request.param("client_id").map(str::to_string),
             Endpoint::Discovery | Endpoint::Other => {}
         }
         entry
@@ -135,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) base_url: String,
     pub(crate) state: Mutex<State>,
+    /// The id_token signing keys: kept across resets.
+    pub(crate) keys: Keys,
 }
 
 /// What the mock decided for one request: a reply (already checked to be sendable) or a
@@ -147,8 +163,14 @@ pub(crate) struct Decision {
 
 impl Shared {
     pub(crate) fn new(config: MockConfig, base_url: String) -> Self {
+        // `validate` has parsed the PEM already.
+        let pem = config.signing_key.as_ref().map(|k| k.0.as_str());
+        if pem.is_none() {
+            crate::signing::warm_up();
+        }
         Self {
             state: Mutex::new(State::new(&config)),
+            keys: Keys::new(pem).unwrap_or_default(),
             initial: config,
             started: Instant::now(),
             base_url,
@@ -181,6 +203,9 @@ impl Shared {
             tokens: &mut state.tokens,
             now_ms,
             base_url: &self.base_url,
+            keys: &self.keys,
+            sign_in: &mut state.sign_in,
+            service_accounts: &state.service_accounts,
         };
         let (reply, action) = match &step.action {
             // A Drop step returned above.

@@ -61,6 +61,17 @@ pub fn fingerprint(token: &str) -> String {
     hex
 }
 
+/// A refresh token unused this long stops working, as Google's do after six months.
+pub const UNUSED_REFRESH_TOKEN_TTL: std::time::Duration =
+    std::time::Duration::from_secs(183 * 24 * 60 * 60);
+/// Live refresh tokens one Google account may hold for one client; the oldest dies silently
+/// beyond (see [`MockConfig::refresh_token_limit`](crate::MockConfig::refresh_token_limit)).
+pub const MAX_LIVE_REFRESH_TOKENS: usize = 100;
+
+fn ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// How many access tokens (and, separately, superseded refresh tokens) one grant keeps.
 pub const MAX_TOKENS_PER_GRANT: usize = 1_000;
 
@@ -76,6 +87,31 @@ fn random_part(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The Google account (or service account) a grant belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Account {
+    /// `email`
+    pub(crate) email: Arc<str>,
+    /// `sub`: the account's stable numeric id.
+    pub(crate) sub: Arc<str>,
+}
+
+impl Account {
+    /// An account for `email`, its `sub` 21 digits derived from the address (stable across runs,
+    /// different per address, shaped like Google's).
+    pub(crate) fn for_email(email: &str) -> Self {
+        let digest = Sha256::digest(email.to_ascii_lowercase().as_bytes());
+        let mut sub = String::from("1");
+        for byte in digest.iter().take(20) {
+            sub.push(char::from(b'0' + byte % 10));
+        }
+        Self {
+            email: Arc::from(email),
+            sub: Arc::from(sub),
+        }
+    }
+}
+
 /// A consent: one client, one account, one set of scopes.
 pub(crate) struct Grant {
     pub(crate) client_id: Arc<str>,
@@ -83,6 +119,8 @@ pub(crate) struct Grant {
     revoked: bool,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
+    /// Whose grant it is; `None` for the configured default account.
+    pub(crate) account: Option<Account>,
     /// Its access tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
     access_keys: VecDeque<Key>,
     /// Its superseded refresh tokens, oldest first (at most [`MAX_TOKENS_PER_GRANT`]).
@@ -103,6 +141,8 @@ struct RefreshRecord {
     grant: u64,
     superseded: bool,
     expires_at_ms: Option<i64>,
+    /// Issued or last used to refresh, on the mock clock.
+    last_used_ms: i64,
 }
 
 struct AccessRecord {
@@ -131,6 +171,9 @@ pub(crate) struct TokenStore {
     refresh: HashMap<Key, RefreshRecord>,
     access: HashMap<Key, AccessRecord>,
     next_grant: u64,
+    /// Grants with a refresh token, oldest first, per client and account (`sub`; empty for the
+    /// configured default account).
+    offline_grants: HashMap<(Arc<str>, Arc<str>), VecDeque<u64>>,
 }
 
 impl fmt::Debug for TokenStore {
@@ -154,6 +197,7 @@ impl TokenStore {
                 scopes: Arc::from(scopes),
                 revoked: false,
                 offline,
+                account: None,
                 access_keys: VecDeque::new(),
                 superseded_keys: VecDeque::new(),
             },
@@ -161,8 +205,20 @@ impl TokenStore {
         id
     }
 
+    /// Gives `grant` to `account` (signed-in users, service accounts).
+    pub(crate) fn set_account(&mut self, grant: u64, account: Account) {
+        if let Some(g) = self.grants.get_mut(&grant) {
+            g.account = Some(account);
+        }
+    }
+
     /// Issues a refresh token for `grant`, shaped like Google's (`1//0` + 96 url-safe chars).
-    pub(crate) fn issue_refresh(&mut self, grant: u64, expires_at_ms: Option<i64>) -> String {
+    pub(crate) fn issue_refresh(
+        &mut self,
+        grant: u64,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> String {
         loop {
             let token = format!("{}0{}", wire::REFRESH_TOKEN_PREFIX, random_part(72));
             let k = key(&token);
@@ -175,6 +231,7 @@ impl TokenStore {
                     grant,
                     superseded: false,
                     expires_at_ms,
+                    last_used_ms: now_ms,
                 },
             );
             return token;
@@ -225,7 +282,9 @@ impl TokenStore {
             TokenStatus::Revoked
         } else if record.superseded {
             TokenStatus::Superseded
-        } else if record.expires_at_ms.is_some_and(|at| now_ms >= at) {
+        } else if record.expires_at_ms.is_some_and(|at| now_ms >= at)
+            || now_ms.saturating_sub(record.last_used_ms) >= ms(UNUSED_REFRESH_TOKEN_TTL)
+        {
             TokenStatus::Expired
         } else {
             TokenStatus::Live
@@ -267,6 +326,37 @@ impl TokenStore {
             scopes: &record.scopes,
             expires_at_ms: record.expires_at_ms,
         })
+    }
+
+    /// Records a successful refresh with `token`: its six months start again.
+    pub(crate) fn touch(&mut self, token: &str, now_ms: i64) {
+        if let Some(record) = self.refresh.get_mut(&key(token)) {
+            record.last_used_ms = now_ms;
+        }
+    }
+
+    /// Counts `grant` (which has a refresh token) against its account's limit for its client:
+    /// beyond `limit` live ones, the oldest grant is revoked, silently.
+    pub(crate) fn limit_live_refresh_tokens(&mut self, grant: u64, limit: usize) {
+        let Some(g) = self.grants.get(&grant) else {
+            return;
+        };
+        let sub = g
+            .account
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |a| Arc::clone(&a.sub));
+        let owned = self
+            .offline_grants
+            .entry((Arc::clone(&g.client_id), sub))
+            .or_default();
+        owned.push_back(grant);
+        let grants = &mut self.grants;
+        owned.retain(|id| grants.get(id).is_some_and(|g| !g.revoked));
+        while owned.len() > limit {
+            if let Some(oldest) = owned.pop_front().and_then(|id| grants.get_mut(&id)) {
+                oldest.revoked = true;
+            }
+        }
     }
 
     pub(crate) fn supersede(&mut self, token: &str) {
@@ -327,7 +417,7 @@ mod tests {
     fn issued_tokens_have_googles_prefixes_and_size_limits() {
         let mut store = TokenStore::default();
         let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None);
+        let refresh = store.issue_refresh(grant, None, 0);
         let access = store.issue_access(grant, Arc::from(scopes()), 10);
         assert!(refresh.starts_with("1//"));
         assert!(refresh.len() <= 512);
@@ -342,7 +432,7 @@ mod tests {
     fn revoking_an_access_token_revokes_its_whole_grant() {
         let mut store = TokenStore::default();
         let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None);
+        let refresh = store.issue_refresh(grant, None, 0);
         let access = store.issue_access(grant, Arc::from(scopes()), 1_000);
         assert!(store.revoke(&access, 0));
         assert_eq!(store.refresh_status(&refresh, 0), TokenStatus::Revoked);
@@ -354,7 +444,7 @@ mod tests {
     fn refresh_tokens_expire_at_their_deadline_and_unknown_tokens_are_unknown() {
         let mut store = TokenStore::default();
         let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, Some(100));
+        let refresh = store.issue_refresh(grant, Some(100), 0);
         assert_eq!(store.refresh_status(&refresh, 99), TokenStatus::Live);
         assert_eq!(store.refresh_status(&refresh, 100), TokenStatus::Expired);
         assert_eq!(store.refresh_status("1//nope", 0), TokenStatus::Unknown);
@@ -377,23 +467,63 @@ mod tests {
         assert_eq!(store.access_status(&first, 0), TokenStatus::Unknown);
         assert_eq!(store.access_status(&last, 0), TokenStatus::Live);
 
-        let oldest = store.issue_refresh(grant, None);
+        let oldest = store.issue_refresh(grant, None, 0);
         store.supersede(&oldest);
         for _ in 0..MAX_TOKENS_PER_GRANT {
-            let next = store.issue_refresh(grant, None);
+            let next = store.issue_refresh(grant, None, 0);
             store.supersede(&next);
         }
-        let live = store.issue_refresh(grant, None);
+        let live = store.issue_refresh(grant, None, 0);
         assert_eq!(store.refresh.len(), MAX_TOKENS_PER_GRANT + 1);
         assert_eq!(store.refresh_status(&oldest, 0), TokenStatus::Unknown);
         assert_eq!(store.refresh_status(&live, 0), TokenStatus::Live);
     }
 
     #[test]
+    fn a_refresh_token_unused_for_six_months_expires_and_use_restarts_the_clock() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None, 0);
+        let six_months = ms(UNUSED_REFRESH_TOKEN_TTL);
+        assert_eq!(
+            store.refresh_status(&refresh, six_months - 1),
+            TokenStatus::Live
+        );
+        store.touch(&refresh, six_months - 1);
+        assert_eq!(
+            store.refresh_status(&refresh, 2 * six_months - 2),
+            TokenStatus::Live
+        );
+        assert_eq!(
+            store.refresh_status(&refresh, 2 * six_months - 1),
+            TokenStatus::Expired
+        );
+    }
+
+    #[test]
+    fn the_hundred_and_first_refresh_token_of_an_account_and_client_revokes_the_oldest() {
+        let mut store = TokenStore::default();
+        let mut tokens = Vec::new();
+        for _ in 0..=MAX_LIVE_REFRESH_TOKENS {
+            let grant = store.new_grant("c", &scopes(), true);
+            tokens.push(store.issue_refresh(grant, None, 0));
+            store.limit_live_refresh_tokens(grant, MAX_LIVE_REFRESH_TOKENS);
+        }
+        let other = store.new_grant("other-client", &scopes(), true);
+        let other_token = store.issue_refresh(other, None, 0);
+        store.limit_live_refresh_tokens(other, MAX_LIVE_REFRESH_TOKENS);
+        assert_eq!(store.refresh_status(&tokens[0], 0), TokenStatus::Revoked);
+        assert!(tokens[1..]
+            .iter()
+            .all(|t| store.refresh_status(t, 0) == TokenStatus::Live));
+        assert_eq!(store.refresh_status(&other_token, 0), TokenStatus::Live);
+    }
+
+    #[test]
     fn debug_of_the_store_shows_counts_only() {
         let mut store = TokenStore::default();
         let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None);
+        let refresh = store.issue_refresh(grant, None, 0);
         let printed = format!("{store:?}");
         assert!(!printed.contains(&refresh));
         assert!(printed.contains("refresh_tokens: 1"), "{printed}");

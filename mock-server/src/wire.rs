@@ -71,6 +71,27 @@ pub const DESC_UNAUTHORIZED: &str = "Unauthorized";
 /// `error_description` of a deleted client.
 pub const DESC_CLIENT_DELETED: &str = "The OAuth client was deleted.";
 
+/// `error_description` of a used, expired or foreign authorization code.
+pub const DESC_MALFORMED_CODE: &str = "Malformed auth code.";
+/// `error_description` of a code exchange without the PKCE verifier its sign-in asked for.
+pub const DESC_MISSING_CODE_VERIFIER: &str = "Missing code verifier.";
+/// `error_description` of a code exchange whose PKCE verifier does not match.
+pub const DESC_INVALID_CODE_VERIFIER: &str = "Invalid code verifier.";
+/// `error` code of a code exchange whose `redirect_uri` differs from the sign-in's.
+pub const REDIRECT_URI_MISMATCH: &str = "redirect_uri_mismatch";
+/// `error_description` of a service-account assertion with a bad signature.
+pub const DESC_INVALID_JWT_SIGNATURE: &str = "Invalid JWT Signature.";
+/// `error_description` of a service-account assertion whose `iat`/`exp` are off.
+pub const DESC_JWT_NOT_SHORT_LIVED: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
+/// `error_description` of an assertion from an unknown (or deleted) service account.
+pub const DESC_ACCOUNT_NOT_FOUND: &str = "Invalid grant: account not found";
+/// `error_description` of an assertion whose `aud` is not the token endpoint (wording a guess).
+pub const DESC_JWT_AUDIENCE: &str = "Invalid JWT: Failed audience check.";
+/// `error_description` of an assertion without a scope.
+pub const DESC_INVALID_SA_SCOPE: &str = "Invalid OAuth scope or ID token audience provided.";
+/// `error_description` of domain-wide delegation that was not granted.
+pub const DESC_DELEGATION_DENIED: &str = "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.";
+
 /// `error_description` for a missing parameter: `Missing required parameter: <name>`.
 pub fn missing_parameter(name: &str) -> String {
     format!("Missing required parameter: {name}")
@@ -125,6 +146,10 @@ pub const INTERNAL_FAILURE_BODY: &str = r#"{"error":"internal_failure"}"#;
 
 /// tokeninfo's answer to an invalid or expired access token (status 400).
 pub const TOKENINFO_INVALID_BODY: &str = r#"{"error_description":"Invalid Value"}"#;
+
+/// userinfo's answer to a missing, unknown or expired access token (status 401).
+pub const USERINFO_INVALID_BODY: &str =
+    r#"{"error":"invalid_request","error_description":"Invalid Credentials"}"#;
 
 /// The revoke endpoint's answer to an unknown or already revoked token (status 400).
 pub const REVOKE_INVALID_BODY: &str =

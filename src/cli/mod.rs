@@ -7,6 +7,7 @@
 //! once, in one place.
 
 pub mod help;
+pub mod identity;
 mod mode;
 
 pub use mode::{Mode, COMMON_ARGS};
@@ -209,6 +210,10 @@ pub struct Cli {
     /// proxy or a container port mapping in front of serve.
     #[arg(long, value_name = "HOST", help_heading = "Serve")]
     pub admin_allow_host: Vec<String>,
+
+    /// serve as an identity provider: issuer, signing key, consent, TLS.
+    #[command(flatten)]
+    pub identity: identity::IdentityArgs,
 
     /// import: the JSON file to read, or - for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Import")]

@@ -204,17 +204,7 @@ impl Mode {
                 "production_key_id",
                 "production_key_file",
             ],
-            Mode::Serve => &[
-                "client_id",
-                "client_secret",
-                "scenario",
-                "scenarios",
-                "port",
-                "host",
-                "read_timeout_ms",
-                "admin_token",
-                "admin_allow_host",
-            ],
+            Mode::Serve => super::identity::SERVE_TAKES,
         }
     }
 }

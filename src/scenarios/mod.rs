@@ -163,6 +163,10 @@ pub struct MockSetup {
     pub testing_app: bool,
     /// Move the mock's clock forward before the run, in hours.
     pub advance_clock_hours: u64,
+    /// The same account consents to the same client this many more times after the stored
+    /// credential was issued, under Google's limit of 100 live refresh tokens per account and
+    /// client (past it, the oldest dies silently).
+    pub newer_consents: u32,
 }
 
 /// Engine settings for one scenario.
@@ -209,6 +213,26 @@ pub struct StepSpec {
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Answer this many requests in a row with this step: an outage that lasts however often a
+    /// client retries (default 1).
+    pub repeat: Option<u32>,
+}
+
+/// Most requests one step may answer.
+pub const MAX_REPEAT: u32 = 1000;
+
+/// The mock script of a list of steps, each repeated as it says.
+///
+/// # Errors
+/// The first step that does not describe a mock step.
+pub fn mock_steps(specs: &[StepSpec]) -> Result<Vec<mock_server::Step>, String> {
+    let mut steps = Vec::new();
+    for spec in specs {
+        let step = spec.to_mock_step()?;
+        let times = spec.repeat.unwrap_or(1) as usize;
+        steps.extend(std::iter::repeat_n(step, times));
+    }
+    Ok(steps)
 }
 
 /// What must follow.
@@ -315,6 +339,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         for (i, step) in steps.iter().enumerate() {
             step.to_mock_step()
                 .map_err(|p| err(format!("[[{list}]] #{}: {p}", i + 1)))?;
+            if step.repeat.is_some_and(|n| !(1..=MAX_REPEAT).contains(&n)) {
+                return Err(err(format!(
+                    "[[{list}]] #{}: repeat must be from 1 to {MAX_REPEAT}",
+                    i + 1
+                )));
+            }
         }
     }
     Ok(scenario)
@@ -558,6 +588,58 @@ mod tests {
         }
         let at_the_limits = "[mock]\nadvance_clock_hours = 876600\n[engine]\nrequest_timeout_ms = 60000\nmax_attempts = 10\ninitial_backoff_ms = 10000\nretry_after_cap_ms = 60000\n";
         parse("edge.toml", &format!("{at_the_limits}{expect}")).expect("limits are inclusive");
+    }
+
+    #[test]
+    fn repeat_answers_that_many_requests_and_must_be_from_one_to_the_maximum() {
+        let base = "[expect]\noutcome = \"retry_later\"\ntoken_requests = 3\nstate = \"active\"\napi_call = \"not_made\"\n";
+        let lasting = parse(
+            "x.toml",
+            &format!("[[token]]\nstatus = 503\nrepeat = 4\n[[token]]\nstatus = 500\n{base}"),
+        )
+        .unwrap();
+        let steps = mock_steps(&lasting.token).unwrap();
+        assert_eq!(steps.len(), 5);
+        assert_eq!(steps[0], steps[3]);
+        assert_ne!(steps[3], steps[4]);
+        for bad in ["0", "1001"] {
+            let e = parse(
+                "x.toml",
+                &format!("[[token]]\nstatus = 503\nrepeat = {bad}\n{base}"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("[[token]] #1: repeat must be from 1 to 1000"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn outage_scenarios_outlast_every_client_their_target_range_accepts() {
+        for name in ["unavailable_until_retries_run_out", "html_403_sorry"] {
+            let (file, text) = BUILTIN
+                .iter()
+                .find(|(f, _)| f.trim_end_matches(".toml") == name)
+                .unwrap_or_else(|| panic!("{name} is shipped"));
+            let scenario = parse(file, text).unwrap();
+            let (fewest, most) = scenario.target_token_requests();
+            assert_eq!(fewest, 1, "{name}: a client that does not retry is fair");
+            assert!(
+                most >= scenario.expect.token_requests,
+                "{name}: as many tries as the engine makes are fair"
+            );
+            let steps = mock_steps(&scenario.token).unwrap();
+            assert!(
+                steps.len() > most,
+                "{name}: the outage must outlast {most} tries"
+            );
+            assert!(
+                steps.iter().all(|s| s == &steps[0]),
+                "{name}: one failure, repeated"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
 use chrono::{DateTime, TimeDelta, Utc};
 use mock_server::{
     ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    TESTING_APP_REFRESH_TOKEN_TTL,
+    MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 use secrecy::SecretString;
 use std::fmt;
@@ -72,16 +72,8 @@ impl fmt::Debug for SeededCredential {
 /// # Errors
 /// A step of the scenario's scripts that does not describe a mock step.
 pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential, String> {
-    let token_steps = scenario
-        .token
-        .iter()
-        .map(super::StepSpec::to_mock_step)
-        .collect::<Result<Vec<_>, _>>()?;
-    let api_steps = scenario
-        .api
-        .iter()
-        .map(super::StepSpec::to_mock_step)
-        .collect::<Result<Vec<_>, _>>()?;
+    let token_steps = super::mock_steps(&scenario.token)?;
+    let api_steps = super::mock_steps(&scenario.api)?;
     mock.set_rotate_refresh_tokens(scenario.mock.rotate_refresh_tokens);
     mock.set_refresh_token_ttl(
         scenario
@@ -92,6 +84,14 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
 
     let setup = &scenario.credential;
     let scopes = setup.scopes.clone();
+    if scopes.iter().any(|s| s == "openid") {
+        // The id_token signing key now, not while the client waits for its first refresh.
+        mock.signing_key_ids()
+            .map_err(|e| format!("no id_token signing key: {e}"))?;
+    }
+    if scenario.mock.newer_consents > 0 {
+        mock.set_refresh_token_limit(Some(MAX_LIVE_REFRESH_TOKENS));
+    }
     let refresh_token = match setup.refresh_token {
         RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
         RefreshSetup::Revoked => {
@@ -111,6 +111,10 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
             (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
         }
     };
+    for _ in 0..scenario.mock.newer_consents {
+        // The user signs in again elsewhere; these tokens are not the application's.
+        let _ = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+    }
     let now = Utc::now();
     let (access_token, expiry) = match setup.access_token {
         AccessSetup::Valid => (

@@ -12,6 +12,12 @@
 //! | `GET /__admin/clock` | the mock clock |
 //! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward (at most 100 years ahead of the real clock in all) |
 //! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
+//! | `POST /__admin/clients` `{"client_id", "client_secret", "redirect_uris"}` | registers (or replaces) an OAuth client, with its sign-in redirect URIs |
+//! | `GET /__admin/consent`, `POST /__admin/consent` `{"account", "deny", "withhold_scopes"}` | what the sign-in's auto-approving consent step does |
+//! | `GET /__admin/signing-keys` | the published id_token key ids, signing one first |
+//! | `POST /__admin/signing-keys/rotate` | a new key signs; the previous one stays published |
+//! | `POST /__admin/service-accounts` `{"name", "project_id", "domain_wide_delegation"}` (all optional) | creates a service account; answers its JSON key file, `token_uri` this server |
+//! | `DELETE /__admin/service-accounts/EMAIL` | deletes it: its assertions get "account not found" |
 //!
 //! Admin requests are not journaled: the journal is what the application did. Each one first
 //! passes the [guard](super::guard): a Host naming this server, `Content-Type:
@@ -28,7 +34,8 @@ use crate::scenarios::setup::{self, SeededCredential};
 use crate::scenarios::{self, Scenario};
 use http::{header, HeaderValue, Method, StatusCode};
 use mock_server::{
-    Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request, DEFAULT_CLIENT_ID,
+    Answer, ClientRegistration, Consent, Endpoint, JournalEntry, MockGoogle, Request,
+    ServiceAccountSpec, DEFAULT_CLIENT_ID,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -212,6 +219,14 @@ struct MintBody {
     scopes: Option<Vec<String>>,
 }
 
+/// `%40` and friends in a path segment.
+fn percent_decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 /// Parses a JSON body; an empty body reads as `{}`.
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
@@ -303,6 +318,102 @@ fn mint(mock: &MockGoogle, body: MintBody) -> Result<Value, AdminError> {
     }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+}
+
+fn register_client(mock: &MockGoogle, body: ClientBody) -> Result<Value, AdminError> {
+    for uri in &body.redirect_uris {
+        if url::Url::parse(uri).is_err() {
+            return Err(AdminError::bad_request(format!(
+                "redirect_uris: {uri:?} is not an absolute URL"
+            )));
+        }
+    }
+    let client = ClientRegistration::new(body.client_id.clone(), body.client_secret)
+        .with_redirect_uris(body.redirect_uris.clone());
+    mock.register_client(client)
+        .map_err(|e| AdminError::bad_request(e.to_string()))?;
+    tracing::info!(client_id = %body.client_id, "admin: client registered");
+    Ok(json!({"client_id": body.client_id, "redirect_uris": body.redirect_uris}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ConsentBody {
+    account: Option<String>,
+    deny: bool,
+    withhold_scopes: Vec<String>,
+}
+
+fn consent_json(c: &Consent) -> Value {
+    json!({"account": c.account, "deny": c.deny, "withhold_scopes": c.withhold_scopes})
+}
+
+fn set_consent(mock: &MockGoogle, body: ConsentBody) -> Result<Value, AdminError> {
+    if let Some(account) = &body.account {
+        if !account.contains('@') || account.chars().any(char::is_whitespace) {
+            return Err(AdminError::bad_request(format!(
+                "account {account:?} is not an email address"
+            )));
+        }
+    }
+    let consent = Consent {
+        account: body.account,
+        deny: body.deny,
+        withhold_scopes: body.withhold_scopes,
+    };
+    let shown = consent_json(&consent);
+    mock.set_consent(consent);
+    tracing::info!("admin: consent set");
+    Ok(shown)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ServiceAccountBody {
+    name: Option<String>,
+    project_id: Option<String>,
+    domain_wide_delegation: bool,
+}
+
+fn create_service_account(
+    mock: &MockGoogle,
+    body: ServiceAccountBody,
+) -> Result<Value, AdminError> {
+    let defaults = ServiceAccountSpec::default();
+    let spec = ServiceAccountSpec {
+        name: body.name.unwrap_or(defaults.name),
+        project_id: body.project_id.unwrap_or(defaults.project_id),
+        domain_wide_delegation: body.domain_wide_delegation,
+    };
+    let key = mock
+        .create_service_account(&spec)
+        .map_err(|e| AdminError::bad_request(e.to_string()))?;
+    tracing::info!(email = %key.email, "admin: service account created");
+    serde_json::from_str(&key.json).map_err(|e| AdminError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: format!("the key file is not JSON: {e}"),
+    })
+}
+
+fn signing_keys(result: Result<Vec<String>, mock_server::MockError>) -> Result<Value, AdminError> {
+    result
+        .map(|kids| json!({"kids": kids, "signing": kids.first()}))
+        .map_err(|e| AdminError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: e.to_string(),
+        })
+}
+
 const INDEX: &[(&str, &str, &str)] = &[
     (
         "GET",
@@ -327,7 +438,7 @@ const INDEX: &[(&str, &str, &str)] = &[
     (
         "GET",
         "/__admin/requests",
-        "the requests received, a page at a time; ?endpoint=token|tokeninfo|revoke|api|discovery|other&since=N&limit=L (default 1000, at most 10000; more and next_since say where the next page starts)",
+        "the requests received, a page at a time; ?endpoint=token|tokeninfo|revoke|api|discovery|authorize|userinfo|other&since=N&limit=L (default 1000, at most 10000; more and next_since say where the next page starts)",
     ),
     ("GET", "/__admin/clock", "the mock clock"),
     (
@@ -339,6 +450,32 @@ const INDEX: &[(&str, &str, &str)] = &[
         "POST",
         "/__admin/refresh-tokens",
         "{\"client_id\", \"client_secret\", \"scopes\"} (all optional): mint a refresh token",
+    ),
+    (
+        "POST",
+        "/__admin/clients",
+        "{\"client_id\", \"client_secret\", \"redirect_uris\"}: register an OAuth client",
+    ),
+    (
+        "GET, POST",
+        "/__admin/consent",
+        "{\"account\", \"deny\", \"withhold_scopes\"}: what the sign-in's consent step does",
+    ),
+    ("GET", "/__admin/signing-keys", "the published id_token key ids"),
+    (
+        "POST",
+        "/__admin/signing-keys/rotate",
+        "a new key signs id_tokens; the previous one stays published",
+    ),
+    (
+        "POST",
+        "/__admin/service-accounts",
+        "{\"name\", \"project_id\", \"domain_wide_delegation\"} (all optional): create a service account; answers its JSON key file",
+    ),
+    (
+        "DELETE",
+        "/__admin/service-accounts/EMAIL",
+        "delete a service account",
     ),
 ];
 
@@ -433,6 +570,54 @@ pub fn handle(app: &App, request: &Request) -> Answer {
                 .and_then(|b| mint(mock, b))
                 .map(|v| (StatusCode::CREATED, v)),
             _ => return not_allowed("POST"),
+        },
+        "/__admin/clients" => match *method {
+            Method::POST => parse::<ClientBody>(body)
+                .and_then(|b| register_client(mock, b))
+                .map(|v| (StatusCode::CREATED, v)),
+            _ => return not_allowed("POST"),
+        },
+        "/__admin/consent" => match *method {
+            Method::GET => Ok((StatusCode::OK, consent_json(&mock.consent()))),
+            Method::POST => parse::<ConsentBody>(body)
+                .and_then(|b| set_consent(mock, b))
+                .map(|v| (StatusCode::OK, v)),
+            _ => return not_allowed("GET, POST"),
+        },
+        "/__admin/signing-keys" => match *method {
+            Method::GET => signing_keys(mock.signing_key_ids()).map(|v| (StatusCode::OK, v)),
+            _ => return not_allowed("GET"),
+        },
+        "/__admin/signing-keys/rotate" => match *method {
+            Method::POST => {
+                let rotated = signing_keys(mock.rotate_signing_key());
+                tracing::info!("admin: signing key rotated");
+                rotated.map(|v| (StatusCode::OK, v))
+            }
+            _ => return not_allowed("POST"),
+        },
+        "/__admin/service-accounts" => match *method {
+            Method::POST => parse::<ServiceAccountBody>(body)
+                .and_then(|b| create_service_account(mock, b))
+                .map(|v| (StatusCode::CREATED, v)),
+            _ => return not_allowed("POST"),
+        },
+        p if p.starts_with("/__admin/service-accounts/") => match *method {
+            Method::DELETE => {
+                let raw = &p["/__admin/service-accounts/".len()..];
+                let email = percent_decode(raw);
+                if mock.delete_service_account(&email) {
+                    tracing::info!(email = %email, "admin: service account deleted");
+                    Ok((StatusCode::OK, json!({"deleted": email})))
+                } else {
+                    Err(AdminError {
+                        status: StatusCode::NOT_FOUND,
+                        code: "not_found",
+                        message: format!("no service account {email}"),
+                    })
+                }
+            }
+            _ => return not_allowed("DELETE"),
         },
         _ => Err(AdminError {
             status: StatusCode::NOT_FOUND,

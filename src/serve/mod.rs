@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod guard;
 pub mod mode;
+pub mod tls;
 
 use http::{header, HeaderValue, StatusCode};
 use mock_server::front::{self, Refusal, Service};

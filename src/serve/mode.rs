@@ -15,7 +15,7 @@ use crate::scenarios::{self, setup};
 use crate::serve;
 use crate::settings::Settings;
 use crate::task::ServeArgs;
-use mock_server::{ClientRegistration, MockConfig, MockGoogle};
+use mock_server::{ClientRegistration, MockConfig, MockGoogle, SigningKeyPem};
 use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -65,10 +65,28 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(anyhow::anyhow!("listener has no address: {e}")))?;
-    let url = format!("http://{local}");
+    let tls = match &args.tls_ca_file {
+        None => None,
+        Some(path) => Some(throwaway_tls(args, path)?),
+    };
+    let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
 
+    let signing_key = match &args.signing_key {
+        None => None,
+        Some(path) => Some(SigningKeyPem(std::fs::read_to_string(path).map_err(
+            |e| {
+                Error::config(
+                    format!("--signing-key {}", path.display()),
+                    format!("cannot read it: {e}"),
+                )
+            },
+        )?)),
+    };
     let mut config = MockConfig {
         journal_capacity: JOURNAL_CAPACITY,
+        issuer: args.issuer.clone(),
+        signing_key,
+        consent: args.consent.clone(),
         ..setup::mock_config()
     };
     if let Some(client_id) = &settings.client_id {
@@ -82,8 +100,21 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .clients
             .push(ClientRegistration::new(client_id.clone(), secret));
     }
-    let mock = MockGoogle::detached(config, &url)
-        .map_err(|e| Error::config("--client-id", e.to_string()))?;
+    let key_flag = args
+        .signing_key
+        .as_ref()
+        .map(|p| format!("--signing-key {}", p.display()));
+    let mock = MockGoogle::detached(config, &url).map_err(|e| {
+        let message = e.to_string();
+        let flag = match &key_flag {
+            Some(flag) if message.contains("signing key") => flag.as_str(),
+            _ => "--client-id",
+        };
+        Error::config(flag, message)
+    })?;
+    // The first key now, so the first id_token or certs request does not wait for it.
+    mock.signing_key_ids()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("no signing key: {e}")))?;
     let admin = Admin::new(scenarios).with_guard(AdminGuard::new(
         local,
         &args.admin_allow_hosts,
@@ -97,7 +128,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .switch(&mock, name)
             .map_err(|e| Error::config(format!("--scenario {name}"), e.to_string()))?;
     }
-    let app = Arc::new(App::new(mock, admin, limits));
+    let app = Arc::new(App::new(mock, admin, limits.clone()));
 
     // Signal handlers first: a signal that arrives right after the URL is printed must stop the
     // server cleanly, not kill it.
@@ -116,12 +147,15 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot print the URL: {e}")))?;
     }
     tracing::info!(%url, "serving the mock Google");
-    let stopped_by = serve::run(listener, Arc::clone(&app), async move {
+    let stop = async move {
         let name = signals.wait().await;
         tracing::info!(signal = name, "shutting down");
         name
-    })
-    .await
+    };
+    let stopped_by = match tls {
+        None => serve::run(listener, Arc::clone(&app), stop).await,
+        Some(acceptor) => serve::tls::run(listener, Arc::clone(&app), acceptor, limits, stop).await,
+    }
     .unwrap_or("an internal stop");
     Ok(ServeReport {
         url,
@@ -131,6 +165,33 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         rejected: app.stats.rejected.load(Ordering::Relaxed),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// A throwaway CA for `--tls`, its certificate written to `ca_file` (whole or not at all).
+fn throwaway_tls(args: &ServeArgs, ca_file: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor> {
+    let flag = || format!("--tls-ca-file {}", ca_file.display());
+    let mut hosts = Vec::new();
+    if !args.host.is_unspecified() {
+        hosts.push(args.host.to_string());
+    }
+    let tls = mock_server::ThrowawayTls::generate(&hosts)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot make a TLS certificate: {e}")))?;
+    let acceptor = serve::tls::acceptor(&tls)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("rustls refused the certificate: {e}")))?;
+    let dir = ca_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut staged = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    staged
+        .write_all(tls.ca_pem.as_bytes())
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    staged
+        .persist(ca_file)
+        .map_err(|e| Error::config(flag(), format!("cannot write there: {e}")))?;
+    tracing::info!(ca_file = %ca_file.display(), "serving HTTPS; trust this CA certificate");
+    Ok(acceptor)
 }
 
 impl Report for ServeReport {

@@ -83,6 +83,39 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
+/// `--consent allow|deny|EMAIL`.
+fn consent(value: Option<&str>) -> Result<mock_server::Consent> {
+    let mut consent = mock_server::Consent::default();
+    match value {
+        None | Some("allow") => {}
+        Some("deny") => consent.deny = true,
+        Some(email)
+            if email.contains('@')
+                && !email.starts_with('@')
+                && !email.ends_with('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            consent.account = Some(email.to_owned());
+        }
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--consent {other:?}: expected allow, deny or the email address of the account that signs in"
+            )))
+        }
+    }
+    Ok(consent)
+}
+
+/// An issuer as Google's libraries compare it: a non-empty string without spaces.
+fn issuer(value: &str) -> Result<String> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Usage(format!(
+            "--issuer {value:?}: an issuer is a URL such as https://accounts.google.com, without spaces"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 fn nonempty(value: Option<&String>) -> Option<String> {
     value.filter(|s| !s.trim().is_empty()).cloned()
 }
@@ -334,6 +367,21 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
                 .iter()
                 .map(|h| allowed_host(h))
                 .collect::<Result<_>>()?,
+            issuer: issuer(&cli.identity.issuer)?,
+            signing_key: cli.identity.signing_key.clone(),
+            consent: consent(cli.identity.consent.as_deref())?,
+            tls_ca_file: match (cli.identity.tls, &cli.identity.tls_ca_file) {
+                (false, Some(_)) => {
+                    return Err(Error::Usage(
+                        "--tls-ca-file is where --tls writes its CA certificate; add --tls".into(),
+                    ))
+                }
+                (false, None) => None,
+                (true, file) => Some(
+                    file.clone()
+                        .unwrap_or_else(|| std::path::PathBuf::from("oauthtest-ca.pem")),
+                ),
+            },
         }),
     })
 }

@@ -10,6 +10,7 @@ mod docs;
 mod doctor;
 mod faults;
 mod fuzz_regressions;
+mod google_clients;
 mod hostile;
 mod leak_audit;
 #[path = "../../build/probe.rs"]

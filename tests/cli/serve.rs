@@ -60,7 +60,8 @@ impl Serve {
             Err(_) => first.trim().to_owned(),
         };
         assert!(
-            url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+            (url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"))
+                && !url.ends_with(":0"),
             "first line is not the URL: {first:?}\nstderr: {}",
             std::fs::read_to_string(&stderr_path).unwrap_or_default()
         );
@@ -333,7 +334,7 @@ async fn serve_answers_token_api_tokeninfo_revoke_and_discovery_like_google() {
         .unwrap();
     assert_eq!(discovery["token_endpoint"], serve.url("/token"));
     assert_eq!(discovery["revocation_endpoint"], serve.url("/revoke"));
-    assert_eq!(discovery["issuer"], serve.url(""));
+    assert_eq!(discovery["issuer"], "https://accounts.google.com");
 
     let revoked = http()
         .post(serve.url("/revoke"))

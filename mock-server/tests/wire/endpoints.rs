@@ -186,7 +186,7 @@ async fn api_drop_step_closes_the_connection() {
 #[tokio::test]
 async fn unknown_path_gets_404_and_is_journaled_as_other() {
     let google = google().await;
-    let answer = get(&format!("{}/oauth2/v4/token", google.uri())).await;
+    let answer = get(&format!("{}/oauth2/v9/token", google.uri())).await;
     assert_eq!(answer.status, 404);
     let entry = &google.journal()[0];
     assert_eq!(entry.endpoint, Endpoint::Other);
@@ -195,7 +195,7 @@ async fn unknown_path_gets_404_and_is_journaled_as_other() {
 }
 
 #[tokio::test]
-async fn discovery_document_names_this_mocks_own_endpoints_and_an_empty_key_set() {
+async fn discovery_document_names_this_mocks_own_endpoints_and_googles_issuer_and_keys() {
     let google = google().await;
     let answer = get(&google.discovery_url()).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -204,14 +204,28 @@ async fn discovery_document_names_this_mocks_own_endpoints_and_an_empty_key_set(
         Some("application/json; charset=utf-8")
     );
     let doc = answer.json();
-    assert_eq!(doc["issuer"], google.uri());
+    assert_eq!(doc["issuer"], "https://accounts.google.com");
     assert_eq!(doc["token_endpoint"], google.token_url());
     assert_eq!(doc["revocation_endpoint"], google.revoke_url());
-    assert_eq!(doc["grant_types_supported"][0], "refresh_token");
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{}/o/oauth2/v2/auth", google.uri())
+    );
+    assert_eq!(
+        doc["userinfo_endpoint"],
+        format!("{}/v1/userinfo", google.uri())
+    );
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["plain", "S256"])
+    );
+    assert!(doc["device_authorization_endpoint"].is_string());
+    assert_eq!(doc["grant_types_supported"][0], "authorization_code");
     let jwks = doc["jwks_uri"].as_str().expect("jwks_uri").to_string();
     assert!(jwks.starts_with(&google.uri()), "{jwks}");
     let keys = get(&jwks).await;
-    keys.assert_exact(200, r#"{"keys":[]}"#);
+    assert_eq!(keys.status, 200);
+    assert_eq!(keys.json()["keys"][0]["kty"], "RSA");
     let journal = google.journal();
     assert_eq!(journal.len(), 2);
     assert!(journal.iter().all(|e| e.endpoint == Endpoint::Discovery));

@@ -9,6 +9,7 @@ mod detached;
 mod endpoints;
 mod front;
 mod helpers;
+mod identity;
 mod journal;
 mod scripts;
 mod token;
