@@ -29,13 +29,16 @@
 //! never logged; the log says which operation ran and nothing it returned.
 
 use super::guard::AdminGuard;
+use super::identity::{
+    consent_json, create_service_account, register_client, set_consent, signing_keys, ClientBody,
+    ConsentBody, ServiceAccountBody,
+};
 use super::{json_answer, App};
 use crate::scenarios::setup::{self, SeededCredential};
 use crate::scenarios::{self, Scenario};
 use http::{header, HeaderValue, Method, StatusCode};
 use mock_server::{
-    Answer, ClientRegistration, Consent, Endpoint, JournalEntry, MockGoogle, Request,
-    ServiceAccountSpec, DEFAULT_CLIENT_ID,
+    Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request, DEFAULT_CLIENT_ID,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -68,13 +71,13 @@ struct Current {
 /// Why an admin request failed: an HTTP status and a message naming what was wrong.
 #[derive(Debug)]
 pub struct AdminError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
 }
 
 impl AdminError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             code: "bad_admin_request",
@@ -316,102 +319,6 @@ fn mint(mock: &MockGoogle, body: MintBody) -> Result<Value, AdminError> {
         "refresh_token": refresh_token,
         "scopes": scopes,
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientBody {
-    client_id: String,
-    #[serde(default)]
-    client_secret: String,
-    #[serde(default)]
-    redirect_uris: Vec<String>,
-}
-
-fn register_client(mock: &MockGoogle, body: ClientBody) -> Result<Value, AdminError> {
-    for uri in &body.redirect_uris {
-        if url::Url::parse(uri).is_err() {
-            return Err(AdminError::bad_request(format!(
-                "redirect_uris: {uri:?} is not an absolute URL"
-            )));
-        }
-    }
-    let client = ClientRegistration::new(body.client_id.clone(), body.client_secret)
-        .with_redirect_uris(body.redirect_uris.clone());
-    mock.register_client(client)
-        .map_err(|e| AdminError::bad_request(e.to_string()))?;
-    tracing::info!(client_id = %body.client_id, "admin: client registered");
-    Ok(json!({"client_id": body.client_id, "redirect_uris": body.redirect_uris}))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct ConsentBody {
-    account: Option<String>,
-    deny: bool,
-    withhold_scopes: Vec<String>,
-}
-
-fn consent_json(c: &Consent) -> Value {
-    json!({"account": c.account, "deny": c.deny, "withhold_scopes": c.withhold_scopes})
-}
-
-fn set_consent(mock: &MockGoogle, body: ConsentBody) -> Result<Value, AdminError> {
-    if let Some(account) = &body.account {
-        if !account.contains('@') || account.chars().any(char::is_whitespace) {
-            return Err(AdminError::bad_request(format!(
-                "account {account:?} is not an email address"
-            )));
-        }
-    }
-    let consent = Consent {
-        account: body.account,
-        deny: body.deny,
-        withhold_scopes: body.withhold_scopes,
-    };
-    let shown = consent_json(&consent);
-    mock.set_consent(consent);
-    tracing::info!("admin: consent set");
-    Ok(shown)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct ServiceAccountBody {
-    name: Option<String>,
-    project_id: Option<String>,
-    domain_wide_delegation: bool,
-}
-
-fn create_service_account(
-    mock: &MockGoogle,
-    body: ServiceAccountBody,
-) -> Result<Value, AdminError> {
-    let defaults = ServiceAccountSpec::default();
-    let spec = ServiceAccountSpec {
-        name: body.name.unwrap_or(defaults.name),
-        project_id: body.project_id.unwrap_or(defaults.project_id),
-        domain_wide_delegation: body.domain_wide_delegation,
-    };
-    let key = mock
-        .create_service_account(&spec)
-        .map_err(|e| AdminError::bad_request(e.to_string()))?;
-    tracing::info!(email = %key.email, "admin: service account created");
-    serde_json::from_str(&key.json).map_err(|e| AdminError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal",
-        message: format!("the key file is not JSON: {e}"),
-    })
-}
-
-fn signing_keys(result: Result<Vec<String>, mock_server::MockError>) -> Result<Value, AdminError> {
-    result
-        .map(|kids| json!({"kids": kids, "signing": kids.first()}))
-        .map_err(|e| AdminError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: e.to_string(),
-        })
 }
 
 const INDEX: &[(&str, &str, &str)] = &[

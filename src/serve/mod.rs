@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod guard;
+mod identity;
 pub mod mode;
 pub mod tls;
 
