@@ -231,6 +231,7 @@ async fn identity_admin_calls_refuse_bad_input_naming_it() {
     assert_eq!(status, 201);
     let deleted = http()
         .delete(serve.url("/__admin/service-accounts/nobody%40x.iam.gserviceaccount.com"))
+        .header("content-type", "application/json")
         .send()
         .await
         .expect("delete");
@@ -240,6 +241,7 @@ async fn identity_admin_calls_refuse_bad_input_naming_it() {
     let email = file["client_email"].as_str().expect("email");
     let deleted = http()
         .delete(serve.url(&format!("/__admin/service-accounts/{email}")))
+        .header("content-type", "application/json")
         .send()
         .await
         .expect("delete");

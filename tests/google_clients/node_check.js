@@ -22,6 +22,8 @@ const REDIRECT = 'http://127.0.0.1:8765/callback';
 async function admin(method, path, body) {
   const response = await fetch(`${BASE}/__admin/${path}`, {
     method,
+    // The admin API takes JSON only (a cross-origin page cannot send it without a preflight).
+    headers: { 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   assert.ok(response.ok, `admin ${path}: ${response.status}`);

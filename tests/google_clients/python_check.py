@@ -40,7 +40,14 @@ google_id_token._GOOGLE_OAUTH2_CERTS_URL = f"{BASE}/oauth2/v1/certs"
 
 
 def admin(method, path, body=None):
-    response = requests.request(method, f"{BASE}/__admin/{path}", json=body, timeout=10)
+    # The admin API takes JSON only, an empty body included.
+    response = requests.request(
+        method,
+        f"{BASE}/__admin/{path}",
+        json=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     response.raise_for_status()
     return response.json()
 
@@ -192,7 +199,11 @@ def check_service_account_errors_raise_refresh_error():
     admin("POST", "reset")
     info = service_account_info()
     email = info["client_email"]
-    requests.delete(f"{BASE}/__admin/service-accounts/{email}", timeout=10).raise_for_status()
+    requests.delete(
+        f"{BASE}/__admin/service-accounts/{email}",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    ).raise_for_status()
     expect_refresh_error(
         service_account.Credentials.from_service_account_info(info, scopes=[GMAIL]),
         "account not found",
