@@ -890,3 +890,67 @@ async fn scrub_and_import_write_the_applications_way() {
         .concat(),
     );
 }
+
+#[tokio::test]
+async fn invalid_grant_marks_the_row_the_applications_way_and_says_the_user_must_reconnect() {
+    let serve = Serve::start(&[]);
+    let (db, mut fx) = plain_sqlite(&serve).await;
+    fx.payload["refresh_token"] = json!("1//REVOKED-OR-NEVER-ISSUED");
+    sql(
+        &db,
+        &format!(
+            "UPDATE tokens SET blob = {} WHERE id = 1",
+            lit(&fx.payload.to_string())
+        ),
+    )
+    .await;
+    let mut out = String::new();
+    let r = app_run(
+        &db,
+        &fx,
+        &serve,
+        &["--mode", "real", "--credential-id", "1"],
+        &mut out,
+    );
+    r.assert_code(1);
+    assert!(r.stdout.contains("The user must reconnect"), "{r}");
+    assert!(r.stdout.contains("marked \"must reconnect\""), "{r}");
+    assert_eq!(
+        column(&db, "SELECT state FROM tokens WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("reauth"),
+        "the application's own mark"
+    );
+    assert_eq!(
+        fx.stored(&db).await,
+        fx.payload,
+        "the payload is left as it was"
+    );
+    let listed = app_run(
+        &db,
+        &fx,
+        &serve,
+        &["--mode", "list", "--format", "json"],
+        &mut out,
+    );
+    assert_eq!(
+        listed.json()["credentials"][0]["state"],
+        "needs_reconnect",
+        "{listed}"
+    );
+    let dry = app_run(
+        &db,
+        &fx,
+        &serve,
+        &["--mode", "real", "--dry-run", "--credential-id", "1"],
+        &mut out,
+    );
+    dry.assert_code(1);
+    assert!(dry.stdout.contains("FAIL state"), "{dry}");
+    let secrets: Vec<&str> = fx.secrets.iter().map(String::as_str).collect();
+    assert_no_secrets(
+        &out,
+        &[&secrets[..], &["1//REVOKED-OR-NEVER-ISSUED"]].concat(),
+    );
+}
