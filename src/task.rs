@@ -5,6 +5,7 @@
 //! task and never see a flag. Each task also says what it will do to the store ([`Effect`]),
 //! and the production guard decides on that, not on which flags were typed.
 
+pub use crate::app_store::RowId;
 use secrecy::SecretString;
 use std::fmt;
 use std::net::IpAddr;
@@ -46,11 +47,12 @@ pub enum Effect {
     Writes,
 }
 
-/// `--mode list`.
+/// `--mode list`. `I` is the kind of id: [`CredentialId`] for oauthtest's own store, [`RowId`]
+/// for the application's (`--store-config`).
 #[derive(Debug, Clone)]
-pub struct ListArgs {
+pub struct ListArgs<I = CredentialId> {
     /// One credential and its history, instead of all.
-    pub credential_id: Option<CredentialId>,
+    pub credential_id: Option<I>,
 }
 
 /// `--mode import`.
@@ -156,9 +158,9 @@ pub struct WorkerSimExternalArgs {
 
 /// `--mode real`.
 #[derive(Debug, Clone)]
-pub struct RealArgs {
+pub struct RealArgs<I = CredentialId> {
     /// The credential.
-    pub credential_id: CredentialId,
+    pub credential_id: I,
     /// Report only; write nothing.
     pub dry_run: bool,
     /// With the dry run, also ask tokeninfo about the current access token.
@@ -167,9 +169,9 @@ pub struct RealArgs {
 
 /// `--mode force-expire`.
 #[derive(Debug, Clone)]
-pub struct ForceExpireArgs {
+pub struct ForceExpireArgs<I = CredentialId> {
     /// The credential.
-    pub credential_id: CredentialId,
+    pub credential_id: I,
     /// Only expire it; do not refresh.
     pub no_refresh: bool,
 }
@@ -185,9 +187,9 @@ pub struct CopyArgs {
 
 /// `--mode scrub`.
 #[derive(Debug, Clone)]
-pub struct ScrubArgs {
+pub struct ScrubArgs<I = CredentialId> {
     /// Credentials to leave as they are.
-    pub keep: Vec<CredentialId>,
+    pub keep: Vec<I>,
     /// Really wipe; otherwise only show what would be wiped.
     pub apply: bool,
 }
@@ -261,6 +263,40 @@ pub enum Task {
     Doctor(DoctorArgs),
     /// `--mode serve`.
     Serve(ServeArgs),
+    /// A mode on the application's own store (`--store-config`).
+    App(AppTask),
+}
+
+/// A mode on the application's own credential store: the same arguments, with the
+/// application's row ids ([`RowId`], text: n8n's ids are strings).
+#[derive(Debug, Clone)]
+pub enum AppTask {
+    /// `--mode list`.
+    List(ListArgs<RowId>),
+    /// `--mode real`.
+    Real(RealArgs<RowId>),
+    /// `--mode force-expire`.
+    ForceExpire(ForceExpireArgs<RowId>),
+    /// `--mode doctor`.
+    Doctor(DoctorArgs),
+    /// `--mode scrub`.
+    Scrub(ScrubArgs<RowId>),
+    /// `--mode import`: a new row in the application's format.
+    Import(ImportArgs),
+}
+
+impl AppTask {
+    /// What it does to the application's store: the production guard's input.
+    pub fn effect(&self) -> Effect {
+        match self {
+            AppTask::List(_) | AppTask::Doctor(_) => Effect::ReadOnly,
+            AppTask::Real(a) if a.dry_run => Effect::ReadOnly,
+            AppTask::Scrub(a) if !a.apply => Effect::ReadOnly,
+            AppTask::Real(_) | AppTask::ForceExpire(_) | AppTask::Scrub(_) | AppTask::Import(_) => {
+                Effect::Writes
+            }
+        }
+    }
 }
 
 impl Task {
@@ -268,6 +304,7 @@ impl Task {
     pub fn effect(&self) -> Effect {
         match self {
             Task::Keygen | Task::Serve(_) => Effect::None,
+            Task::App(a) => a.effect(),
             Task::List(_) | Task::Doctor(_) => Effect::ReadOnly,
             Task::Rekey(a) if a.dry_run => Effect::ReadOnly,
             Task::Real(a) if a.dry_run => Effect::ReadOnly,

@@ -94,9 +94,14 @@ pub struct Cli {
     #[arg(skip)]
     pub given: Vec<String>,
 
-    /// The credential to act on.
-    #[arg(long, value_name = "N")]
-    pub credential_id: Option<i64>,
+    /// The credential to act on, as --mode list shows it (with --store-config: a row id, text).
+    #[arg(long, value_name = "ID")]
+    pub credential_id: Option<String>,
+
+    /// The application's credential store, described in TOML (docs/app-store.md); else
+    /// ./oauthtest.toml, else the file OAUTHTEST_STORE_CONFIG names; else oauthtest's own store.
+    #[arg(long, value_name = "FILE")]
+    pub store_config: Option<PathBuf>,
 
     /// Report what would happen; change nothing.
     #[arg(long)]
@@ -306,7 +311,7 @@ pub struct Cli {
         value_delimiter = ',',
         help_heading = "Staging"
     )]
-    pub keep: Vec<i64>,
+    pub keep: Vec<String>,
 
     /// scrub: really wipe; without it scrub only shows what it would do.
     #[arg(long, help_heading = "Staging")]

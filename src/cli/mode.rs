@@ -114,7 +114,7 @@ impl Mode {
         match self {
             Mode::Init => &["database_url"],
             // list reads only the columns beside the envelope: it needs no key.
-            Mode::List => &["database_url", "credential_id"],
+            Mode::List => &["database_url", "credential_id", "store_config"],
             Mode::Import => &[
                 "database_url",
                 "key_file",
@@ -124,6 +124,7 @@ impl Mode {
                 "user_id",
                 "credential_type",
                 "name",
+                "store_config",
             ],
             Mode::Keygen => &[],
             Mode::Rekey => &["database_url", "key_file", "dry_run"],
@@ -174,6 +175,7 @@ impl Mode {
                 "credential_id",
                 "dry_run",
                 "check_token",
+                "store_config",
             ],
             Mode::ForceExpire => &[
                 "database_url",
@@ -186,6 +188,7 @@ impl Mode {
                 "request_timeout_ms",
                 "credential_id",
                 "no_refresh",
+                "store_config",
             ],
             Mode::Copy => &[
                 "database_url",
@@ -194,7 +197,14 @@ impl Mode {
                 "from_database_url",
                 "from_key_file",
             ],
-            Mode::Scrub => &["database_url", "key_file", "keep", "yes", "dry_run"],
+            Mode::Scrub => &[
+                "database_url",
+                "key_file",
+                "keep",
+                "yes",
+                "dry_run",
+                "store_config",
+            ],
             Mode::Doctor => &[
                 "database_url",
                 "key_file",
@@ -203,6 +213,7 @@ impl Mode {
                 "check_endpoint",
                 "production_key_id",
                 "production_key_file",
+                "store_config",
             ],
             Mode::Serve => super::identity::SERVE_TAKES,
         }

@@ -1,4 +1,4 @@
-//! The parsed command line shows no secret in `Debug`.
+//! The command line's own unit tests: the parsed command line shows no secret in `Debug`.
 
 use super::*;
 

@@ -12,6 +12,8 @@
 //! ([`Store::connect_without_migrating`]), and the endpoint check is a plain request that sends
 //! no credential. Keys are shown by id only, credentials by id and count only.
 
+pub mod app;
+
 use crate::cli::{Environment, Mode};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};

@@ -79,7 +79,7 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> Result<ImportReport>
     })
 }
 
-fn read_source(path: &Path) -> Result<(String, Vec<u8>)> {
+pub(crate) fn read_source(path: &Path) -> Result<(String, Vec<u8>)> {
     let mut bytes = Vec::new();
     let limit = MAX_IMPORT_BYTES as u64 + 1;
     if path == Path::new("-") {

@@ -1,6 +1,9 @@
 //! The modes that manage oauthtest's own store: `init` it, `list` what is stored, `import` a
-//! credential, `keygen` a key, `rekey` every credential to the current key.
+//! credential, `keygen` a key, `rekey` every credential to the current key; and `list` and
+//! `import` on the application's own store (`app_list`, `app_import`).
 
+pub mod app_import;
+pub mod app_list;
 pub mod import;
 pub mod init;
 pub mod keygen;

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::report::Report;
 use crate::settings::Settings;
-use crate::task::Task;
+use crate::task::{AppTask, Task};
 use crate::{doctor, manage, scenarios, serve, staging, worker_sim};
 
 /// Runs the task the command line asks for.
@@ -29,5 +29,20 @@ pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>
         Task::Scrub(args) => Box::new(staging::scrub::run(settings, &args).await?),
         Task::Serve(args) => Box::new(serve::mode::run(settings, &args).await?),
         Task::Doctor(args) => Box::new(doctor::run(settings, &args).await?),
+        Task::App(task) => app(settings, task).await?,
+    })
+}
+
+/// The modes on the application's own store (`--store-config`).
+async fn app(settings: &Settings, task: AppTask) -> Result<Box<dyn Report>> {
+    Ok(match task {
+        AppTask::List(args) => Box::new(manage::app_list::run(settings, &args).await?),
+        AppTask::Import(args) => Box::new(manage::app_import::run(settings, &args).await?),
+        AppTask::Real(args) => Box::new(staging::app::real(settings, &args).await?),
+        AppTask::ForceExpire(args) => {
+            Box::new(staging::app_force_expire::force_expire(settings, &args).await?)
+        }
+        AppTask::Scrub(args) => Box::new(staging::app_scrub::run(settings, &args).await?),
+        AppTask::Doctor(_) => Box::new(doctor::app::run(settings).await?),
     })
 }

@@ -4,8 +4,10 @@
 //! then defaults. clap reads flags and the environment; [`load_dotenv`] runs before it and only
 //! fills variables that are not already set, which gives the `.env` layer its place.
 
+mod app_tasks;
 mod tasks;
 
+use crate::app_store::{process_env, AppStore, Cipher, StoreConfig};
 use crate::cli::{Cli, Environment, Format};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
@@ -173,6 +175,9 @@ pub struct Settings {
     pub api: ApiEndpoints,
     /// `--request-timeout-ms`, when given: one request's time limit at Google's endpoints.
     pub request_timeout: Option<Duration>,
+    /// The application's store (`--store-config`, `./oauthtest.toml`, `OAUTHTEST_STORE_CONFIG`),
+    /// for the modes that take one; `None`: oauthtest's own store.
+    pub app_store: Option<StoreConfig>,
     key_file: Option<PathBuf>,
     from_key_file: Option<PathBuf>,
     production_key_id: Option<String>,
@@ -215,7 +220,14 @@ impl Settings {
     /// [`Error::Usage`] for flag combinations that cannot work; [`Error::ProductionGuard`] when a
     /// mode that changes credentials is asked for in production without the override.
     pub fn from_cli(cli: &Cli) -> Result<(Self, Task)> {
-        let task = tasks::task_from(cli)?;
+        let app_store = if cli.mode.takes().contains(&"store_config") {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Error::config("working directory", e.to_string()))?;
+            StoreConfig::discover(cli.store_config.as_deref(), &cwd, &process_env)?
+        } else {
+            None
+        };
+        let task = tasks::task_from(cli, app_store.is_some())?;
         guard(cli, &task)?;
         if let Some(url) = cli.database_url.as_deref() {
             let rest = url
@@ -282,6 +294,7 @@ impl Settings {
                 }
                 ms => ms.map(Duration::from_millis),
             },
+            app_store,
             key_file: cli.key_file.clone(),
             from_key_file: cli.from_key_file.clone(),
             production_key_id: cli
@@ -383,6 +396,34 @@ impl Settings {
                 |p| format!("--production-key-file {}", p.display()),
             ),
         }))
+    }
+
+    /// Connects to the application's store (`read_only`: nothing can be written) and builds its
+    /// cipher when `with_key` (the key is read from the variable or file the config names).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the config file and key (a table or column that is missing, a
+    /// key that is unset or malformed); [`Error::Store`] for the database.
+    pub async fn open_app_store(
+        &self,
+        read_only: bool,
+        with_key: bool,
+    ) -> Result<(AppStore, Option<Cipher>)> {
+        let cfg = self
+            .app_store
+            .clone()
+            .ok_or_else(|| Error::Usage("this mode needs a store config".into()))?;
+        let cipher = if with_key {
+            Some(Cipher::from_config(&cfg, &process_env)?)
+        } else {
+            None
+        };
+        let store = if read_only {
+            AppStore::connect_read_only(cfg, &self.database_url).await?
+        } else {
+            AppStore::connect(cfg, &self.database_url).await?
+        };
+        Ok((store, cipher))
     }
 
     /// Connects to the configured store and migrates it.

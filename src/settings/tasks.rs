@@ -54,16 +54,21 @@ fn refuse_untaken(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn credential_id(flag: &str, value: i64) -> Result<CredentialId> {
-    CredentialId::new(value).ok_or_else(|| {
-        Error::Usage(format!(
-            "{flag} {value}: a credential id is a positive number (see --mode list)"
-        ))
-    })
+fn credential_id(flag: &str, value: &str) -> Result<CredentialId> {
+    let value = value.trim();
+    value
+        .parse()
+        .ok()
+        .and_then(CredentialId::new)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag} {value}: a credential id is a positive number (see --mode list)"
+            ))
+        })
 }
 
-fn required_id(cli: &Cli, why: &str) -> Result<CredentialId> {
-    match cli.credential_id {
+pub(super) fn required_id(cli: &Cli, why: &str) -> Result<CredentialId> {
+    match &cli.credential_id {
         Some(v) => credential_id("--credential-id", v),
         None => Err(Error::Usage(why.into())),
     }
@@ -185,7 +190,7 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
                 )));
             }
         }
-        let credential_ids = match (&cli.credential_ids, cli.credential_id) {
+        let credential_ids = match (&cli.credential_ids, &cli.credential_id) {
             (Some(list), _) => list
                 .split(',')
                 .map(|s| {
@@ -250,7 +255,7 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
 ///
 /// # Errors
 /// [`Error::Usage`] naming the flag at fault.
-pub fn task_from(cli: &Cli) -> Result<Task> {
+pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
     refuse_untaken(cli)?;
     if cli.was_given("dry_run") && !matches!(cli.mode, Mode::Real | Mode::Rekey | Mode::Scrub) {
         // Unreachable through `takes`, kept so that a mode given `dry_run` by mistake in its
@@ -260,10 +265,14 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
             cli.mode.name()
         )));
     }
+    if app_store {
+        return super::app_tasks::app_task(cli).map(Task::App);
+    }
     Ok(match cli.mode {
         Mode::List => Task::List(ListArgs {
             credential_id: cli
                 .credential_id
+                .as_deref()
                 .map(|v| credential_id("--credential-id", v))
                 .transpose()?,
         }),
@@ -341,7 +350,7 @@ pub fn task_from(cli: &Cli) -> Result<Task> {
                 keep: cli
                     .keep
                     .iter()
-                    .map(|&v| credential_id("--keep", v))
+                    .map(|v| credential_id("--keep", v))
                     .collect::<Result<_>>()?,
                 apply: cli.yes,
             })

@@ -2,6 +2,9 @@
 //! that shows tokens as fingerprints only, pass/fail checks, and the proof that an access token
 //! works (tokeninfo says it is ours with the scopes we expect; a harmless Gmail read succeeds).
 
+pub mod app;
+pub mod app_force_expire;
+pub mod app_scrub;
 pub mod copy;
 pub mod force_expire;
 pub mod real;

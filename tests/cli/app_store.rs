@@ -26,13 +26,13 @@ use std::str::FromStr;
 
 const NEW_ACCESS: &str = "ya29.NEW-ACCESS-FROM-REFRESH-41b7";
 
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/app_store")
 }
 
 /// An application's encryption library, run through its helper script.
 #[derive(Clone, Copy, Debug)]
-enum Lib {
+pub(crate) enum Lib {
     Fernet,
     CryptoJs,
     NodeGcm,
@@ -40,7 +40,7 @@ enum Lib {
 
 /// Whether `lib` can run here; off CI a missing library skips the test with a visible line,
 /// under CI it fails it.
-fn available(lib: Lib) -> bool {
+pub(crate) fn available(lib: Lib) -> bool {
     let (ok, install) = match lib {
         Lib::Fernet => (
             Command::new("python3")
@@ -71,13 +71,13 @@ fn available(lib: Lib) -> bool {
 }
 
 /// The application: its library and the environment holding its keys.
-struct App {
+pub(crate) struct App {
     lib: Lib,
     env: HashMap<String, String>,
 }
 
 impl App {
-    fn new(lib: Lib, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(lib: Lib, env: &[(&str, &str)]) -> Self {
         Self {
             lib,
             env: env
@@ -116,12 +116,12 @@ impl App {
         }
     }
 
-    fn seal(&self, payload: &Value) -> String {
+    pub(crate) fn seal(&self, payload: &Value) -> String {
         self.run("encrypt", &payload.to_string())
             .expect("the application encrypts")
     }
 
-    fn open(&self, stored: &str) -> Value {
+    pub(crate) fn open(&self, stored: &str) -> Value {
         let text = self
             .run("decrypt", stored)
             .expect("the application decrypts what oauthtest wrote");
@@ -133,7 +133,7 @@ impl App {
     }
 }
 
-fn fernet_key() -> String {
+pub(crate) fn fernet_key() -> String {
     App::new(Lib::Fernet, &[])
         .run("keygen", "")
         .unwrap()
@@ -143,7 +143,7 @@ fn fernet_key() -> String {
 
 /// Runs statements on the application's database (creating the SQLite file, as the
 /// application's own migrations would).
-async fn sql(db: &TestDb, statement: &str) {
+pub(crate) async fn sql(db: &TestDb, statement: &str) {
     match db.backend {
         Backend::Sqlite => {
             let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
@@ -168,7 +168,7 @@ async fn sql(db: &TestDb, statement: &str) {
 }
 
 /// One row's columns as text.
-async fn column(db: &TestDb, query: &str) -> Option<String> {
+pub(crate) async fn column(db: &TestDb, query: &str) -> Option<String> {
     let q = format!("SELECT CAST(({query}) AS TEXT)");
     match db.backend {
         Backend::Sqlite => {
@@ -193,7 +193,7 @@ async fn column(db: &TestDb, query: &str) -> Option<String> {
 }
 
 /// SQL text quoting for the fixtures' own inserts (values are ours, not user input).
-fn lit(s: &str) -> String {
+pub(crate) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -224,7 +224,7 @@ fn exposed(s: &Option<SecretString>) -> Option<&str> {
     s.as_ref().map(ExposeSecret::expose_secret)
 }
 
-fn id_column(db: &TestDb) -> &'static str {
+pub(crate) fn id_column(db: &TestDb) -> &'static str {
     match db.backend {
         Backend::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
         Backend::Postgres => "id SERIAL PRIMARY KEY",
@@ -232,7 +232,7 @@ fn id_column(db: &TestDb) -> &'static str {
 }
 
 /// The FastAPI application's table, as the staging guide shows it, plus a status column.
-async fn fastapi_table(db: &TestDb) {
+pub(crate) async fn fastapi_table(db: &TestDb) {
     sql(
         db,
         &format!(
@@ -245,7 +245,7 @@ async fn fastapi_table(db: &TestDb) {
     .await;
 }
 
-async fn fastapi_row(db: &TestDb, user: i64, kind: &str, name: &str, sealed: &str) {
+pub(crate) async fn fastapi_row(db: &TestDb, user: i64, kind: &str, name: &str, sealed: &str) {
     sql(
         db,
         &format!(
@@ -259,7 +259,7 @@ async fn fastapi_row(db: &TestDb, user: i64, kind: &str, name: &str, sealed: &st
     .await;
 }
 
-fn fastapi_payload() -> Value {
+pub(crate) fn fastapi_payload() -> Value {
     json!({
         "access_token": PLANTED_ACCESS,
         "refresh_token": PLANTED_REFRESH,
@@ -272,7 +272,7 @@ fn fastapi_payload() -> Value {
     })
 }
 
-const FASTAPI_CONFIG: &str = r#"
+pub(crate) const FASTAPI_CONFIG: &str = r#"
 preset = "fernet"
 [store]
 old_keys_env = "APP_OLD_KEYS"
@@ -392,7 +392,7 @@ crate::on_both_backends!(
     fernet_rows_written_by_python_are_refreshed_the_applications_way
 );
 
-async fn n8n_table(db: &TestDb) {
+pub(crate) async fn n8n_table(db: &TestDb) {
     sql(
         db,
         &match db.backend {
@@ -415,7 +415,7 @@ async fn n8n_table(db: &TestDb) {
     .await;
 }
 
-fn n8n_payload() -> Value {
+pub(crate) fn n8n_payload() -> Value {
     json!({
         "clientId": "1234-n8n.apps.googleusercontent.com",
         "clientSecret": PLANTED_CLIENT_SECRET,
@@ -516,7 +516,7 @@ crate::on_both_backends!(
     n8n_rows_written_by_crypto_js_are_refreshed_the_way_n8n_reads_them
 );
 
-fn gcm_payload() -> Value {
+pub(crate) fn gcm_payload() -> Value {
     json!({
         "tokens": {
             "access_token": PLANTED_ACCESS,
@@ -529,7 +529,7 @@ fn gcm_payload() -> Value {
     })
 }
 
-const GCM_PAYLOAD_MAP: &str = r#"
+pub(crate) const GCM_PAYLOAD_MAP: &str = r#"
 [store.payload]
 access_token = "/tokens/access_token"
 refresh_token = "/tokens/refresh_token"
