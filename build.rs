@@ -12,6 +12,7 @@ use probe::{postgres_answers, python_imports};
 
 fn main() {
     embed_scenarios();
+    embed_migrations();
     probe_test_dependencies();
 }
 
@@ -90,4 +91,50 @@ fn embed_scenarios() {
     let target =
         Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("builtin_scenarios.rs");
     fs::write(target, out).expect("write builtin_scenarios.rs");
+}
+
+/// Writes `migrations.rs` into OUT_DIR: for each backend, its migration files' versions, the rest
+/// of their names and their contents, in order. `src/store/migrations.rs` makes sqlx's `Migrator` from them at run time,
+/// exactly as `sqlx::migrate!` would, without sqlx's macros (which cost a second build of sqlx
+/// and SQLite for the compiler).
+fn embed_migrations() {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let mut out = String::new();
+    for (backend, constant) in [("sqlite", "SQLITE"), ("postgres", "POSTGRES")] {
+        let dir = Path::new(&manifest_dir).join("migrations").join(backend);
+        println!("cargo::rerun-if-changed={}", dir.display());
+        let mut files: Vec<_> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        out.push_str(&format!(
+            "pub(super) const {constant}: &[(i64, &str, &str)] = &[\n"
+        ));
+        for path in &files {
+            println!("cargo::rerun-if-changed={}", path.display());
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // sqlx's rule: VERSION_DESCRIPTION.sql, VERSION an integer.
+            let Some((version, rest)) = name
+                .split_once('_')
+                .and_then(|(v, rest)| Some((v.parse::<i64>().ok()?, rest)))
+            else {
+                panic!(
+                    "{}: a migration is named VERSION_DESCRIPTION.sql",
+                    path.display()
+                );
+            };
+            out.push_str(&format!(
+                "    ({version}, {rest:?}, include_str!({:?})),\n",
+                path.display().to_string()
+            ));
+        }
+        out.push_str("];\n");
+    }
+    let target = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations.rs");
+    fs::write(target, out).expect("write migrations.rs");
 }

@@ -1,7 +1,35 @@
 //! Migrations: applied on connect, and compared with the ones this binary carries (doctor).
 
 use super::{Backend, Store, StoreError, MIGRATIONS_TABLE};
-use sqlx::migrate::{Migrate, Migrator};
+use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr as _};
+
+/// The migration files, by backend, embedded by `build.rs` (`migrations/sqlite`,
+/// `migrations/postgres`): `(version, the name after "VERSION_", contents)` in order.
+mod carried {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// sqlx's migrations from embedded files, read as `sqlx::migrate!` and sqlx's directory source
+/// read them: `VERSION_DESCRIPTION.sql`, underscores in the description read as spaces, the
+/// checksum over the file's exact contents, `-- no-transaction` as the first line opting out of
+/// the transaction. Stores migrated by earlier builds (which used the macro) stay current.
+fn migrations(files: &[(i64, &str, &'static str)]) -> Vec<Migration> {
+    files
+        .iter()
+        .map(|&(version, rest, sql)| {
+            let kind = MigrationType::from_filename(rest);
+            let description = rest.trim_end_matches(kind.suffix()).replace('_', " ");
+            Migration::new(
+                version,
+                description.into(),
+                kind,
+                AssertSqlSafe(sql).into_sql_str(),
+                sql.starts_with("-- no-transaction"),
+            )
+        })
+        .collect()
+}
 
 /// How a store's applied migrations compare with the ones this binary carries (see
 /// [`Store::migration_status`]). Versions are the migration files' numeric prefixes.
@@ -37,10 +65,10 @@ impl MigrationStatus {
 impl Store {
     /// The migrations this binary carries for the store's backend, with the ledger table set.
     fn migrator(&self) -> Migrator {
-        let mut migrator = match &self.backend {
-            Backend::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
-            Backend::Postgres(_) => sqlx::migrate!("migrations/postgres"),
-        };
+        let mut migrator = Migrator::with_migrations(migrations(match &self.backend {
+            Backend::Sqlite(_) => carried::SQLITE,
+            Backend::Postgres(_) => carried::POSTGRES,
+        }));
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator
     }
@@ -128,5 +156,37 @@ impl Store {
             .filter(|v| !applied.iter().any(|a| a.version == *v))
             .collect();
         Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest as _, Sha384};
+
+    /// The ledger of a store migrated by an earlier build (made with `sqlx::migrate!`) holds
+    /// each file's SHA-384 and its description: the embedded migrations must give the same, or
+    /// every existing store would read as "modified".
+    #[test]
+    fn embedded_migrations_match_what_sqlx_migrate_recorded() {
+        for files in [carried::SQLITE, carried::POSTGRES] {
+            let built = migrations(files);
+            assert_eq!(built.len(), files.len());
+            assert!(files.len() >= 2, "both migration folders are embedded");
+            for (migration, (version, rest, sql)) in built.iter().zip(files) {
+                assert_eq!(migration.version, *version);
+                assert_eq!(
+                    &*migration.checksum,
+                    Sha384::digest(sql.as_bytes()).as_slice()
+                );
+                assert_eq!(migration.migration_type, MigrationType::Simple);
+                assert_eq!(
+                    migration.description,
+                    rest.trim_end_matches(".sql").replace('_', " ")
+                );
+                assert!(!migration.no_tx);
+            }
+        }
+        assert_eq!(migrations(carried::SQLITE)[0].description, "credentials");
     }
 }

@@ -148,14 +148,13 @@ impl CredentialRow {
 }
 
 /// One line of `oauthtest_refresh_history`.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
     /// Line id.
     pub id: i64,
     /// The credential it is about.
     pub credential_id: i64,
     /// When.
-    #[sqlx(try_from = "StoreTime")]
     pub at: DateTime<Utc>,
     /// By which mode.
     pub mode: String,
@@ -165,6 +164,30 @@ pub struct HistoryRow {
     pub outcome: String,
     /// Detail, never a secret.
     pub detail: Option<String>,
+}
+
+// Written out rather than derived: sqlx's derive macros would build sqlx, its drivers and
+// SQLite's C code a second time, for the compiler (see docs/benchmarks.md, "Build cost").
+impl<'r, R> sqlx::FromRow<'r, R> for HistoryRow
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    StoreTime: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(HistoryRow {
+            id: row.try_get("id")?,
+            credential_id: row.try_get("credential_id")?,
+            at: row.try_get::<StoreTime, _>("at")?.0,
+            mode: row.try_get("mode")?,
+            action: row.try_get("action")?,
+            outcome: row.try_get("outcome")?,
+            detail: row.try_get("detail")?,
+        })
+    }
 }
 
 /// A row of `oauthtest_credentials` that cannot be read as a credential (edited by hand, written
