@@ -2,6 +2,7 @@
 
 mod support;
 
+mod app_copy;
 mod app_modes;
 mod app_store;
 mod command_line;
@@ -13,6 +14,7 @@ mod faults;
 mod fuzz_regressions;
 mod google_clients;
 mod hostile;
+mod interrupted;
 mod leak_audit;
 #[path = "../../build/probe.rs"]
 mod probe;
