@@ -100,6 +100,7 @@ fn examples(mode: Mode) -> &'static [&'static str] {
         ],
         Mode::Copy => &[
             "oauthtest --mode copy --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
+            "oauthtest --mode copy --from-store-config prod.toml --store-config staging.toml --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
         ],
         Mode::Scrub => &[
             "oauthtest --mode scrub --keep 3,4",

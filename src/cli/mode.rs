@@ -36,7 +36,8 @@ pub enum Mode {
     /// new token works (each step pass/fail); --no-refresh only expires it.
     ForceExpire,
     /// Copy one credential (--credential-id) from another store (--from-database-url), decrypted
-    /// with that store's key and re-encrypted with this one's.
+    /// with that store's key and re-encrypted with this one's; either store may be an
+    /// application's (--from-store-config for the source, --store-config for this one).
     Copy,
     /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
     /// production dump is restored into staging). Shows what it would do unless --yes.

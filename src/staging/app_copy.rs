@@ -208,7 +208,11 @@ async fn into_app(
     };
     let written = match &read.app {
         Some(from) => store.insert_copy(&cipher, from, &new).await,
-        None => store.insert(&cipher, &new, &read.secrets).await,
+        None => {
+            store
+                .insert_marked(&cipher, &new, &read.secrets, read.needs_reconnect)
+                .await
+        }
     };
     store.close().await;
     let written = written?;
