@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::settings::Settings;
 use crate::store::{redact_url, CredentialState, NewCredential};
 use crate::task::{CopyArgs, CopySource};
-use secrecy::SecretString;
 
 /// The source credential, read and decrypted.
 struct Read {
@@ -252,7 +251,6 @@ fn report(
     state: CredentialState,
     copied_before: Vec<i64>,
 ) -> CopyReport {
-    let has = |t: &Option<SecretString>| t.is_some();
     CopyReport {
         source: shown.to_owned(),
         source_table: read.table,
@@ -265,7 +263,7 @@ fn report(
         credential_type,
         name,
         state: state.as_str().to_owned(),
-        has_refresh_token: has(&read.secrets.refresh_token),
+        has_refresh_token: read.secrets.refresh_token.is_some(),
         expires_at: read.secrets.expiry,
         scopes: read.secrets.scopes.clone(),
         copied_before,

@@ -4,7 +4,7 @@
 
 use crate::command_line::{signal, spawn, until_rows_appear, wait, World};
 use crate::on_both_backends;
-use crate::support::TestDb;
+use crate::support::{assert_no_secrets, TestDb};
 use rustix::process::Signal;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -259,6 +259,7 @@ fn an_interrupted_mock_all_reports_the_scenarios_it_finished_as_partial() {
         let out = std::fs::read_to_string(world.db.path().join("out.log")).unwrap();
         let err = std::fs::read_to_string(world.db.path().join("err.log")).unwrap();
         assert!(err.contains("interrupted by SIGINT"), "{err}");
+        assert_no_secrets(&format!("{out}{err}"), &[]);
         if json {
             let v: Value = serde_json::from_str(&out).unwrap();
             assert_eq!(v["error"]["kind"], "interrupted", "{v}");
@@ -323,6 +324,8 @@ fn an_interrupted_worker_sim_reports_the_jobs_it_did_as_partial() {
         signal(&child, Signal::TERM);
         assert_eq!(wait(child, Duration::from_secs(30)), 143);
         let out = std::fs::read_to_string(world.db.path().join("out.log")).unwrap();
+        let err = std::fs::read_to_string(world.db.path().join("err.log")).unwrap();
+        assert_no_secrets(&format!("{out}{err}"), &[]);
         if json {
             let v: Value = serde_json::from_str(&out).unwrap();
             assert_eq!(v["error"]["exit_code"], 143, "{v}");
