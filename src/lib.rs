@@ -20,6 +20,7 @@ pub mod progress;
 pub mod refresh;
 pub mod report;
 pub mod scenarios;
+pub mod secret;
 pub mod serve;
 pub mod settings;
 pub mod signals;

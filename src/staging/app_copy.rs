@@ -120,7 +120,7 @@ async fn read_app(
     source.close().await;
     let cred = loaded?;
     Ok(Read {
-        secrets: super::app::copy(&cred.secrets),
+        secrets: cred.secrets.clone(),
         table: Some(config.table.to_string()),
         id: id.as_str().into(),
         credential_type: cred.row.credential_type.clone(),
