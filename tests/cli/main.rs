@@ -23,3 +23,4 @@ mod serve_abuse;
 mod staging;
 mod store;
 mod worker_sim;
+mod worker_sim_serve;
