@@ -4,6 +4,7 @@ mod support;
 
 mod app_modes;
 mod app_store;
+mod app_workers;
 mod command_line;
 mod container;
 mod crash;
