@@ -37,6 +37,14 @@ pub struct Running {
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
+impl Drop for Running {
+    /// A run cut short (SIGINT, SIGTERM, an error) takes the application's commands, and
+    /// whatever they started, with it.
+    fn drop(&mut self) {
+        self.signal(Signal::KILL);
+    }
+}
+
 /// How a command ended.
 #[derive(Debug)]
 pub struct Ended {
@@ -149,7 +157,9 @@ impl Running {
         }
     }
 
-    async fn ended(self, code: Option<i32>, timed_out: bool, secrets: &[String]) -> Ended {
+    async fn ended(mut self, code: Option<i32>, timed_out: bool, secrets: &[String]) -> Ended {
+        // Its group is gone: nothing for Drop to kill (the id may be another's soon).
+        self.pgid = None;
         let drain = |task: Option<JoinHandle<Vec<u8>>>| async move {
             match task {
                 Some(task) => tokio::time::timeout(Duration::from_secs(2), task)
@@ -160,12 +170,18 @@ impl Running {
                 None => Vec::new(),
             }
         };
-        let stdout = redact(&String::from_utf8_lossy(&drain(self.stdout).await), secrets);
-        let stderr = redact(&String::from_utf8_lossy(&drain(self.stderr).await), secrets);
+        let stdout = redact(
+            &String::from_utf8_lossy(&drain(self.stdout.take()).await),
+            secrets,
+        );
+        let stderr = redact(
+            &String::from_utf8_lossy(&drain(self.stderr.take()).await),
+            secrets,
+        );
         let lines: Vec<String> = stderr.lines().map(str::to_owned).collect();
         let start = lines.len().saturating_sub(STDERR_LINES);
         Ended {
-            what: self.what,
+            what: std::mem::take(&mut self.what),
             code,
             timed_out,
             stdout,

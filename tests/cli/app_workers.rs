@@ -249,3 +249,58 @@ fn target_cmd_needs_the_applications_store_and_refuses_what_it_cannot_honour() {
         .assert_stderr_has(flag);
     }
 }
+
+on_both_backends!(
+    an_interrupted_run_removes_its_rows_and_stops_the_applications_commands,
+    an_interrupted_run_removes_its_rows_and_stops_the_applications_commands
+);
+async fn an_interrupted_run_removes_its_rows_and_stops_the_applications_commands(db: TestDb) {
+    if !crate::app_store::available(crate::app_store::Lib::Fernet) {
+        return;
+    }
+    let app = app_db(db);
+    let mut c = app.db.cmd();
+    c.env("APP_ENCRYPTION_KEY", &app.key)
+        .args(["--mode", "celery-sim", "--store-config", "oauthtest.toml"])
+        .args(["--credentials", "3", "--concurrency", "2"])
+        .args([
+            "--target-cmd",
+            "echo $$ > \"worker-$OAUTHTEST_WORKER_INDEX.pid\"; exec sleep 60",
+        ])
+        .args(["--enqueue-cmd", "exec sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn celery-sim");
+    let pid_file = app.db.path().join("worker-1.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pid_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let seeded =
+        crate::app_store::column(&app.db, "SELECT CAST(COUNT(*) AS TEXT) FROM credentials")
+            .await
+            .unwrap();
+    assert_eq!(seeded, "3");
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("celery-sim");
+    assert_eq!(status.code(), Some(143), "{status}");
+    no_rows_left(&app).await;
+    for i in 0..2 {
+        let pid = std::fs::read_to_string(app.db.path().join(format!("worker-{i}.pid"))).unwrap();
+        let alive = Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!alive, "worker {i} (pid {}) outlived the run", pid.trim());
+    }
+}
