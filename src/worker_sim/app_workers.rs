@@ -228,13 +228,24 @@ async fn drive(
         .await;
     let mut early = Vec::new();
     let mut stopped = Vec::new();
-    for mut worker in workers {
-        let gone = worker.exited();
-        let ended = worker.stop(&secrets).await;
+    // Every worker is stopped at once: their warm shutdowns overlap, so stopping N workers
+    // costs one shutdown, not N.
+    let shared = Arc::new(secrets.clone());
+    let mut stopping = tokio::task::JoinSet::new();
+    for (n, mut worker) in workers.into_iter().enumerate() {
+        let shared = shared.clone();
+        stopping.spawn(async move {
+            let gone = worker.exited();
+            (n, gone, worker.stop(&shared).await)
+        });
+    }
+    let mut ended: Vec<(usize, bool, Ended)> = stopping.join_all().await;
+    ended.sort_by_key(|(n, _, _)| *n);
+    for (_, gone, e) in ended {
         if gone {
-            early.push(ended);
+            early.push(e);
         } else {
-            stopped.push(ended);
+            stopped.push(e);
         }
     }
     let elapsed = started.elapsed();
