@@ -19,17 +19,15 @@ use super::commands::{self, Ended, JobSummary, Running};
 use super::invariants::Invariant;
 use super::mode::{build_report, write_report, WorkerSimReport};
 use super::served::{judge_journal, TokenEntry};
-use super::{client_id, client_secret, script_behaviour, start_mock, Behaviour, ProcessTotals};
+use super::{client_secret, script_behaviour, start_mock, Behaviour, ProcessTotals};
 use super::{margin_for, SimConfig, REQUEST_TIMEOUT};
 use crate::app_store::{AppStore, AppStoreError, Cipher, NewAppCredential, RowId};
-use crate::credential::GoogleCredential;
 use crate::error::{Error, Result};
 use crate::report::count;
 use crate::settings::Settings;
 use crate::task::WorkerSimAppArgs;
 use chrono::{TimeDelta, Utc};
 use mock_server::{fingerprint, Endpoint, MockGoogle, TokenStatus};
-use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -105,22 +103,7 @@ async fn seed(
     let expired = Utc::now() - TimeDelta::seconds(60);
     let mut seeded = Vec::with_capacity(config.credentials);
     for i in 0..config.credentials {
-        let client = client_id(i);
-        let refresh = mock.issue_refresh_token(&client, &scopes);
-        let secrets = GoogleCredential {
-            access_token: Some(SecretString::from(mock.issue_access_token(
-                &client,
-                &scopes,
-                Duration::ZERO,
-            ))),
-            refresh_token: Some(SecretString::from(refresh.clone())),
-            expiry: Some(expired),
-            scopes: scopes.clone(),
-            token_type: "Bearer".into(),
-            client_id: Some(client),
-            client_secret: Some(SecretString::from(client_secret(i))),
-            id_token: None,
-        };
+        let (secrets, refresh) = super::expired_credential(mock, i, &scopes, expired);
         let new = NewAppCredential {
             credential_type: cfg.google_types.first().cloned(),
             name: Some(crate::temp_rows::name(&format!(

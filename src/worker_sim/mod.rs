@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
@@ -364,6 +365,33 @@ pub fn client_secret(i: usize) -> String {
     format!("sim-secret-{i}")
 }
 
+/// Synthetic credential `i` as the application stored it: a refresh token the mock issued, an
+/// access token that expired at `expired`, its own client. Returns it and its refresh token.
+pub fn expired_credential(
+    mock: &MockGoogle,
+    i: usize,
+    scopes: &[String],
+    expired: chrono::DateTime<Utc>,
+) -> (GoogleCredential, String) {
+    let client = client_id(i);
+    let refresh = mock.issue_refresh_token(&client, scopes);
+    let secrets = GoogleCredential {
+        access_token: Some(AccessToken::from(mock.issue_access_token(
+            &client,
+            scopes,
+            Duration::ZERO,
+        ))),
+        refresh_token: Some(RefreshToken::from(refresh.clone())),
+        expiry: Some(expired),
+        scopes: scopes.to_vec(),
+        token_type: "Bearer".into(),
+        client_id: Some(client),
+        client_secret: Some(ClientSecret::from(client_secret(i))),
+        id_token: None,
+    };
+    (secrets, refresh)
+}
+
 /// Starts the mock of a run: tokens living `config.token_ttl`, rotating under
 /// [`Behaviour::Rotation`], one client per synthetic credential; API calls journaled when
 /// `journal_api_calls` (a run that watches them), else only the token endpoint.
@@ -425,22 +453,8 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
         crate::temp_rows::expect(&url);
     }
     for i in 0..config.credentials {
+        let (secrets, refresh) = expired_credential(&mock, i, &scopes, expired);
         let client = client_id(i);
-        let refresh = mock.issue_refresh_token(&client, &scopes);
-        let secrets = GoogleCredential {
-            access_token: Some(SecretString::from(mock.issue_access_token(
-                &client,
-                &scopes,
-                Duration::ZERO,
-            ))),
-            refresh_token: Some(SecretString::from(refresh.clone())),
-            expiry: Some(expired),
-            scopes: scopes.clone(),
-            token_type: "Bearer".into(),
-            client_id: Some(client.clone()),
-            client_secret: Some(SecretString::from(client_secret(i))),
-            id_token: None,
-        };
         let id = store
             .insert(
                 &NewCredential {

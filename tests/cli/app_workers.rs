@@ -81,6 +81,17 @@ enum Pool {
 }
 
 fn sim(app: &AppDb, variant: &str, scenario: &str, pool: Pool, jobs: &str) -> Run {
+    sim_on(app, variant, scenario, pool, jobs, "3")
+}
+
+fn sim_on(
+    app: &AppDb,
+    variant: &str,
+    scenario: &str,
+    pool: Pool,
+    jobs: &str,
+    credentials: &str,
+) -> Run {
     let mut c = app.db.cmd();
     c.env("PYTHONPATH", refapp())
         .env("APP_ENCRYPTION_KEY", &app.key)
@@ -97,7 +108,7 @@ fn sim(app: &AppDb, variant: &str, scenario: &str, pool: Pool, jobs: &str) -> Ru
         "--jobs",
         jobs,
         "--credentials",
-        "3",
+        credentials,
         "--token-ttl-secs",
         if scenario == "invalid_grant_mid_run" {
             "1"
@@ -165,7 +176,8 @@ async fn the_right_workers_keep_every_invariant_and_the_naive_ones_storm(db: Tes
     }
     // No lock, no re-read: every worker that finds the token expired refreshes it (the pool's
     // threads start together, so its first jobs find the same expired tokens at once).
-    let r = sim(&app, "naive", "success", Pool::Own, "120");
+    // One credential: every thread's job is on it.
+    let r = sim_on(&app, "naive", "success", Pool::Own, "120", "1");
     r.assert_code(1);
     let v = r.json();
     assert!(
