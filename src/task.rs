@@ -137,6 +137,37 @@ pub struct WorkerSimArgs {
     pub database_url: Option<String>,
 }
 
+/// The largest `--concurrency` with `--target-cmd` (each worker is a process of the
+/// application's).
+pub const MAX_APP_WORKERS: usize = 256;
+/// The largest `--credentials` with `--target-cmd` (rows in the application's store).
+pub const MAX_APP_CREDENTIALS: usize = 1_000;
+
+/// `--mode worker-sim --target-cmd CMD` on the application's store: the application's own
+/// workers on credentials seeded as temporary rows there.
+#[derive(Debug, Clone)]
+pub struct WorkerSimAppArgs {
+    /// The behaviour of the mock (`--scenario`).
+    pub scenario: String,
+    /// The worker entry point (`--target-cmd`), run with `sh -c`.
+    pub worker_cmd: String,
+    /// The command that enqueues the jobs and waits for them (`--enqueue-cmd`); `None`: the
+    /// worker command runs once, starts its own pool and runs the jobs itself.
+    pub enqueue_cmd: Option<String>,
+    /// How long the whole run may take before every command is killed.
+    pub timeout: Duration,
+    /// Workers in all (`--concurrency`).
+    pub workers: usize,
+    /// Jobs in all.
+    pub jobs: u64,
+    /// Credentials seeded.
+    pub credentials: usize,
+    /// Access-token lifetime at the mock.
+    pub token_ttl: Duration,
+    /// Also write the report here (HTML for `.html`, JSON for `.json`).
+    pub report: Option<PathBuf>,
+}
+
 /// `--mode worker-sim --token-url URL`: workers on stored credentials against a real (or
 /// `serve`'s) token endpoint; also what a worker-sim child process runs.
 #[derive(Debug, Clone)]
@@ -154,6 +185,8 @@ pub struct WorkerSimExternalArgs {
     pub child: bool,
     /// Refresh coordination off (a demonstration).
     pub coordinate: bool,
+    /// The bearer token of serve's admin API, to read its journal (`--admin-token`).
+    pub admin_token: Option<SecretString>,
 }
 
 /// `--mode real`.
@@ -310,6 +343,8 @@ pub enum AppTask {
     Scrub(ScrubArgs<RowId>),
     /// `--mode import`: a new row in the application's format.
     Import(ImportArgs),
+    /// `--mode worker-sim --target-cmd`: the application's workers on temporary rows.
+    WorkerSim(WorkerSimAppArgs),
 }
 
 impl AppTask {
@@ -317,6 +352,7 @@ impl AppTask {
     pub fn effect(&self) -> Effect {
         match self {
             AppTask::List(_) | AppTask::Doctor(_) => Effect::ReadOnly,
+            AppTask::WorkerSim(_) => Effect::TemporaryRows,
             AppTask::Real(a) if a.dry_run => Effect::ReadOnly,
             AppTask::Scrub(a) if !a.apply => Effect::ReadOnly,
             AppTask::Real(_) | AppTask::ForceExpire(_) | AppTask::Scrub(_) | AppTask::Import(_) => {

@@ -12,9 +12,14 @@
 //! alive (same host and boot and its pid running), so `doctor` can name the rows of runs that
 //! are gone and `--mode cleanup` can remove exactly those.
 //!
+//! The same holds for rows written into an application's own store (`--store-config`, e.g.
+//! `worker-sim --target-cmd`): they are inserted through the application-store adapter, named
+//! with the mark where the table has a name column, and deleted through it.
+//!
 //! This is process-wide state on purpose, like a signal handler: the rows must be found from
 //! `main` after the task that wrote them was cancelled or panicked.
 
+use crate::app_store::{AppStore, RowId, StoreConfig};
 use crate::store::{CredentialRow, LeaseOwner, Liveness, Store};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -26,11 +31,17 @@ struct Registry {
     stores: Vec<String>,
     /// Rows not removed yet.
     rows: Vec<(String, i64)>,
+    /// Applications' stores (`--store-config`) this run put temporary rows into, by URL.
+    app_stores: Vec<(String, StoreConfig)>,
+    /// Rows of those not removed yet.
+    app_rows: Vec<(String, RowId)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     stores: Vec::new(),
     rows: Vec::new(),
+    app_stores: Vec::new(),
+    app_rows: Vec::new(),
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -188,11 +199,79 @@ pub fn release(url: &str, ids: &[i64]) {
         .retain(|(u, id)| !(u == url && ids.contains(id)));
 }
 
+/// Records that temporary rows are about to be written into the application's store at `url`
+/// (described by `config`).
+pub fn expect_app(url: &str, config: &StoreConfig) {
+    let mut r = registry();
+    if !r.app_stores.iter().any(|(u, _)| u == url) {
+        r.app_stores.push((url.to_owned(), config.clone()));
+    }
+}
+
+/// Records that row `id` of the application's store at `url` is temporary (after
+/// [`expect_app`]).
+pub fn register_app(url: &str, id: &RowId) {
+    registry().app_rows.push((url.to_owned(), id.clone()));
+}
+
+/// Records that rows `ids` of the application's store at `url` were removed by their owner.
+pub fn release_app(url: &str, ids: &[RowId]) {
+    registry()
+        .app_rows
+        .retain(|(u, id)| !(u == url && ids.contains(id)));
+}
+
 /// Whether [`remove_all`] has anything to do after a run that ended normally (`normally`) or
 /// not.
 pub fn anything_to_remove(normally: bool) -> bool {
     let r = registry();
-    !r.rows.is_empty() || (!normally && !r.stores.is_empty())
+    !r.rows.is_empty()
+        || !r.app_rows.is_empty()
+        || (!normally && (!r.stores.is_empty() || !r.app_stores.is_empty()))
+}
+
+/// [`remove_all`] for the applications' stores.
+async fn remove_app_rows(by_mark: bool) -> usize {
+    let (stores, rows) = {
+        let mut r = registry();
+        (
+            std::mem::take(&mut r.app_stores),
+            std::mem::take(&mut r.app_rows),
+        )
+    };
+    let suffix = suffix();
+    let mut removed = 0;
+    for (url, config) in stores {
+        let mut ids: Vec<RowId> = rows
+            .iter()
+            .filter(|(u, _)| *u == url)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let store = match AppStore::connect(config, &url).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove temporary rows");
+                continue;
+            }
+        };
+        if by_mark {
+            if let Ok(all) = store.list().await {
+                ids.extend(
+                    all.into_iter()
+                        .filter(|row| row.name.as_deref().is_some_and(|n| n.ends_with(&suffix)))
+                        .map(|row| row.id),
+                );
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        match store.delete(&ids).await {
+            Ok(n) => removed += n,
+            Err(e) => tracing::warn!(error = %e, "cannot remove temporary rows"),
+        }
+        store.close().await;
+    }
+    removed
 }
 
 /// Deletes every registered row (and its history), and with `by_mark` every row of the touched
@@ -204,7 +283,7 @@ pub async fn remove_all(by_mark: bool) -> usize {
         (std::mem::take(&mut r.stores), std::mem::take(&mut r.rows))
     };
     let suffix = suffix();
-    let mut removed = 0;
+    let mut removed = remove_app_rows(by_mark).await;
     for url in &stores {
         let mut ids: Vec<i64> = rows
             .iter()

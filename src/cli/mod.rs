@@ -132,8 +132,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Scenarios")]
     pub report: Option<PathBuf>,
 
-    /// worker-sim: concurrent workers per process.
-    #[arg(long, default_value_t = 12, help_heading = "worker-sim")]
+    /// worker-sim: concurrent workers per process; with --target-cmd, the application's
+    /// workers in all (--concurrency).
+    #[arg(
+        long,
+        visible_alias = "concurrency",
+        default_value_t = 12,
+        help_heading = "worker-sim"
+    )]
     pub workers: usize,
 
     /// worker-sim: jobs in all.
@@ -148,7 +154,9 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, help_heading = "worker-sim")]
     pub processes: usize,
 
-    /// worker-sim: access-token lifetime at the mock, so tokens expire during the run.
+    /// worker-sim: access-token lifetime at the mock, so tokens expire during the run; with
+    /// --token-url, the lifetime that endpoint gives (the refresh margin and the judging of
+    /// duplicate refreshes follow it; a value below the real one never reports a false one).
     #[arg(long, default_value_t = 2, help_heading = "worker-sim")]
     pub token_ttl_secs: u64,
 
@@ -167,11 +175,21 @@ pub struct Cli {
     /// mock-all: judge your own refresh code: for each scenario, run CMD with `sh -c` against
     /// its own mock (URLs and the stored credential in OAUTHTEST_* variables, see the README),
     /// then check what the mock saw and CMD's exit status (0 expected exactly when the scenario
-    /// expects a working API call).
+    /// expects a working API call). worker-sim: the application's worker entry point (see
+    /// --enqueue-cmd), on credentials seeded into its store (--store-config).
     #[arg(long, value_name = "CMD", help_heading = "Scenarios")]
     pub target_cmd: Option<String>,
 
-    /// mock-all --target-cmd: seconds one run of CMD may take before it is killed and fails.
+    /// worker-sim --target-cmd: the command that enqueues the jobs (OAUTHTEST_JOBS of them, on
+    /// OAUTHTEST_CREDENTIAL_IDS) and waits for them, run once with `sh -c` after the workers
+    /// started; --target-cmd is then the worker entry point, run --concurrency times (one
+    /// worker each). Without it, --target-cmd runs once, starts its own pool of
+    /// OAUTHTEST_WORKERS workers and runs the jobs itself.
+    #[arg(long, value_name = "CMD", help_heading = "worker-sim")]
+    pub enqueue_cmd: Option<String>,
+
+    /// mock-all --target-cmd: seconds one run of CMD may take before it is killed and fails;
+    /// worker-sim --target-cmd: seconds the whole run may take.
     #[arg(
         long,
         value_name = "SECONDS",
@@ -200,7 +218,8 @@ pub struct Cli {
 
     /// serve: require `Authorization: Bearer TOKEN` on every admin API request (/__admin).
     /// Prefer the environment variable: flags show in `ps`. Without it, serve warns when
-    /// --host is not a loopback address.
+    /// --host is not a loopback address. worker-sim --token-url: the token to read that
+    /// serve's journal with.
     #[arg(
         long,
         value_name = "TOKEN",

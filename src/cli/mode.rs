@@ -27,6 +27,12 @@ pub enum Mode {
     MockAll,
     /// Many concurrent workers running jobs on the same credentials (Celery-style): proves
     /// exactly one refresh per expiry, no lost tokens, fast failure on invalid_grant.
+    /// With --target-cmd (and the application's --store-config) the application's own workers
+    /// run instead, on credentials seeded as temporary rows in its store: without
+    /// --enqueue-cmd, CMD runs once and starts its own pool of OAUTHTEST_WORKERS workers; with
+    /// it, CMD is the worker entry point, run --concurrency times, and the enqueue command sends
+    /// OAUTHTEST_JOBS jobs and waits for them. With --token-url of a running serve, the
+    /// invariants are judged from serve's journal, every process that used it included.
     #[value(alias = "celery-sim")]
     WorkerSim,
     /// Refresh one stored credential (--credential-id) against Google, verify the new token
@@ -170,6 +176,11 @@ impl Mode {
                 "unsafe_no_refresh_coordination",
                 "worker_child",
                 "credential_ids",
+                "admin_token",
+                "store_config",
+                "target_cmd",
+                "enqueue_cmd",
+                "target_timeout",
             ],
             Mode::Real => &[
                 "database_url",

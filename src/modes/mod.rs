@@ -45,5 +45,6 @@ async fn app(settings: &Settings, task: AppTask) -> Result<Box<dyn Report>> {
         }
         AppTask::Scrub(args) => Box::new(staging::app_scrub::run(settings, &args).await?),
         AppTask::Doctor(_) => Box::new(doctor::app::run(settings).await?),
+        AppTask::WorkerSim(args) => Box::new(worker_sim::app_workers::run(settings, &args).await?),
     })
 }

@@ -311,7 +311,7 @@ async fn run_cmd(
 }
 
 /// Reads a stream to its end, keeping only its last [`OUTPUT_TAIL_BYTES`].
-async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
+pub(crate) async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
     let mut tail = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -333,7 +333,7 @@ async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
 
 /// Replaces each of `secrets`, and every Google-shaped token (`ya29.…`, `1//…`), with
 /// `[redacted]`.
-fn redact(text: &str, secrets: &[String]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret.as_str(), "[redacted]");

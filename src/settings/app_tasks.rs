@@ -96,6 +96,7 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
             },
             name: cli.name.clone(),
         }),
+        Mode::WorkerSim => AppTask::WorkerSim(super::tasks::worker_sim_app(cli)?),
         other => {
             return Err(Error::Usage(format!(
                 "--mode {} does not work on an application store (--store-config, \

@@ -165,7 +165,71 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
     })
 }
 
+/// `worker-sim --target-cmd CMD [--enqueue-cmd CMD2]` on the application's store.
+///
+/// # Errors
+/// [`Error::Usage`] naming the flag at fault.
+pub(super) fn worker_sim_app(cli: &Cli) -> Result<WorkerSimAppArgs> {
+    let cmd = |flag: &str, value: Option<&String>| match value {
+        Some(v) if v.trim().is_empty() => Err(Error::Usage(format!(
+            "{flag} is empty; give the command to run (with sh -c)"
+        ))),
+        other => Ok(other.cloned()),
+    };
+    let worker_cmd = cmd("--target-cmd", cli.target_cmd.as_ref())?.ok_or_else(|| {
+        Error::Usage(
+            "worker-sim on the application's store (--store-config) runs the application's              workers: give --target-cmd CMD (see --mode worker-sim --help)"
+                .into(),
+        )
+    })?;
+    for id in [
+        "processes",
+        "unsafe_no_refresh_coordination",
+        "credential_ids",
+    ] {
+        if cli.was_given(id) {
+            return Err(Error::Usage(format!(
+                "{} is for oauthtest's own simulated workers; with --target-cmd the                  application's workers run (--concurrency N of them)",
+                flag_of(id)
+            )));
+        }
+    }
+    if cli.credential_id.is_some() {
+        return Err(Error::Usage(
+            "worker-sim --target-cmd seeds its own credentials into the application's store              (--credentials N, removed afterwards); --credential-id is not taken with it"
+                .into(),
+        ));
+    }
+    Ok(WorkerSimAppArgs {
+        scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        worker_cmd,
+        enqueue_cmd: cmd("--enqueue-cmd", cli.enqueue_cmd.as_ref())?,
+        timeout: Duration::from_secs(in_range(
+            "--target-timeout",
+            cli.target_timeout,
+            1,
+            MAX_COMMAND_TIMEOUT_SECS,
+        )?),
+        workers: in_range("--concurrency", cli.workers, 1, MAX_APP_WORKERS)?,
+        jobs: in_range("--jobs", cli.jobs, 1, MAX_JOBS)?,
+        credentials: in_range("--credentials", cli.credentials, 1, MAX_APP_CREDENTIALS)?,
+        token_ttl: Duration::from_secs(in_range(
+            "--token-ttl-secs",
+            cli.token_ttl_secs,
+            1,
+            MAX_TOKEN_TTL_SECS,
+        )?),
+        report: cli.report.clone(),
+    })
+}
+
 fn worker_sim(cli: &Cli) -> Result<Task> {
+    if cli.target_cmd.is_some() || cli.enqueue_cmd.is_some() {
+        return Err(Error::Usage(
+            "worker-sim --target-cmd runs the application's workers on the application's own              store: give its store config (--store-config FILE, ./oauthtest.toml or              OAUTHTEST_STORE_CONFIG) and its database (--database-url)"
+                .into(),
+        ));
+    }
     let workers = in_range("--workers", cli.workers, 1, MAX_WORKERS)?;
     let jobs = in_range("--jobs", cli.jobs, 1, MAX_JOBS)?;
     let coordinate = !cli.unsafe_no_refresh_coordination;
@@ -174,15 +238,9 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             return Err(Error::Usage("--worker-child needs --token-url".into()));
         }
         // The embedded-mock options mean nothing against a token endpoint given by URL.
-        for id in [
-            "scenario",
-            "report",
-            "processes",
-            "credentials",
-            "token_ttl_secs",
-        ] {
-            // A child is told its parent's token lifetime.
-            if cli.was_given(id) && !(cli.worker_child && id == "token_ttl_secs") {
+        // --token-ttl-secs says how long the endpoint's tokens live (a child: its parent's mock).
+        for id in ["scenario", "report", "processes", "credentials"] {
+            if cli.was_given(id) {
                 return Err(Error::Usage(format!(
                     "{} is for worker-sim on the embedded mock; with --token-url worker-sim runs \
                      on stored credentials (--credential-id) against that endpoint",
@@ -223,6 +281,7 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             )?),
             child: cli.worker_child,
             coordinate,
+            admin_token: admin_token(cli)?,
         }));
     }
     if cli.credential_id.is_some() || cli.credential_ids.is_some() {
@@ -265,8 +324,13 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             cli.mode.name()
         )));
     }
+    // worker-sim's synthetic run needs no application store, even where one is configured.
+    let synthetic = cli.mode == Mode::WorkerSim
+        && cli.target_cmd.is_none()
+        && cli.enqueue_cmd.is_none()
+        && cli.credential_id.is_none();
     // copy's destination may be either kind of store: it looks at the settings itself.
-    if app_store && cli.mode != Mode::Copy {
+    if app_store && cli.mode != Mode::Copy && !synthetic {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {

@@ -375,6 +375,31 @@ impl AppStore {
     }
 }
 
+impl AppStore {
+    /// Deletes the rows `ids` (temporary rows a run inserted, see [`crate::temp_rows`]);
+    /// returns how many were deleted. Only a run's own rows are ever passed here.
+    ///
+    /// # Errors
+    /// [`AppStoreError::Database`].
+    pub async fn delete(&self, ids: &[RowId]) -> Result<usize, AppStoreError> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = $1 RETURNING {}",
+            self.cfg.table.quoted(),
+            self.db.read_expr(&self.cfg.id_column),
+            self.db.read_expr(&self.cfg.id_column)
+        );
+        let mut deleted = 0;
+        for id in ids {
+            deleted += self
+                .db
+                .fetch(sql.clone(), &[Some(id.to_string())])
+                .await?
+                .len();
+        }
+        Ok(deleted)
+    }
+}
+
 /// A credential with nothing in it: what a new row's mapped fields are compared against.
 fn empty_credential() -> GoogleCredential {
     GoogleCredential {
