@@ -9,6 +9,7 @@ pub mod copy;
 pub mod force_expire;
 pub mod real;
 pub mod scrub;
+mod trigger;
 
 use crate::credential::{fingerprint, GoogleCredential};
 use crate::crypto::Keyring;

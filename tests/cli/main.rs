@@ -2,6 +2,7 @@
 
 mod support;
 
+mod app_loop;
 mod app_modes;
 mod app_store;
 mod command_line;
