@@ -42,7 +42,6 @@ use mock_server::{
     fingerprint, Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request,
     DEFAULT_CLIENT_ID,
 };
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;

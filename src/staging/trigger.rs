@@ -13,12 +13,11 @@
 
 use super::app::Opened;
 use crate::app_store::{AppCredential, AppStore, KeySource};
-use crate::credential::fingerprint;
 use crate::scenarios::target::{redact, run_cmd, TargetOptions};
+use crate::secret::RefreshToken;
 use crate::settings::Settings;
 use crate::staging::{self, Check, Snapshot, Status};
 use crate::task::TriggerArgs;
-use secrecy::{ExposeSecret as _, SecretString};
 use std::time::{Duration, Instant};
 
 pub(super) const STEP_TRIGGER: &str = "3 trigger the application's workflow";
@@ -42,11 +41,15 @@ fn trigger_env(settings: &Settings, id: &str) -> Vec<(&'static str, String)> {
 /// Every secret of the row and the application's keys, for redacting CMD's output.
 pub(super) fn secrets_of(o: &Opened) -> Vec<String> {
     let s = &o.cred.secrets;
-    let mut out: Vec<String> = [&s.access_token, &s.refresh_token, &s.client_secret]
-        .into_iter()
-        .flatten()
-        .map(|t| t.expose_secret().to_owned())
-        .collect();
+    let mut out: Vec<String> = [
+        s.access_token.as_ref().map(|t| t.expose_secret()),
+        s.refresh_token.as_ref().map(|t| t.expose_secret()),
+        s.client_secret.as_ref().map(|t| t.expose_secret()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::to_owned)
+    .collect();
     out.extend(app_keys(&o.store));
     out
 }
@@ -319,7 +322,7 @@ async fn live_refresh_token(
     settings: &Settings,
     http: &reqwest::Client,
     expired: &Snapshot,
-    refresh_token: Option<&SecretString>,
+    refresh_token: Option<&RefreshToken>,
 ) -> Check {
     let name = "refresh token";
     let Some(rt) = refresh_token else {
@@ -329,7 +332,7 @@ async fn live_refresh_token(
             "expected the live refresh token in the row, found none",
         );
     };
-    let fp = fingerprint(rt);
+    let fp = rt.fingerprint();
     let how = if expired.refresh_token_fingerprint.as_deref() == Some(fp.as_str()) {
         "kept"
     } else {
