@@ -67,7 +67,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// SIGINT or SIGTERM stopped the run; its temporary rows are removed on the way out.
-    #[error("interrupted by {signal}; the run stopped before it finished (nothing it judged is reported)")]
+    #[error("interrupted by {signal}; the run stopped before it finished (what it had done so far is reported as partial, not as a verdict)")]
     Interrupted {
         /// `SIGINT` or `SIGTERM`.
         signal: &'static str,

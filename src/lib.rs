@@ -16,6 +16,7 @@ pub mod import_format;
 pub mod logging;
 pub mod manage;
 pub mod modes;
+pub mod progress;
 pub mod refresh;
 pub mod report;
 pub mod scenarios;

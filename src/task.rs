@@ -200,11 +200,27 @@ impl TriggerArgs {
     }
 }
 
-/// `--mode copy`.
+/// The credential `copy` reads: a row of oauthtest's own store, or of an application's store
+/// (`--from-store-config`).
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// A credential of oauthtest's store, opened with `OAUTHTEST_FROM_ENCRYPTION_KEY`.
+    Native(CredentialId),
+    /// A row of the application's table the config describes, opened with the key it names.
+    App {
+        /// The source's store config file (`--from-store-config`), read when the copy starts.
+        config: PathBuf,
+        /// The application's row id.
+        id: RowId,
+    },
+}
+
+/// `--mode copy`. The destination is the store the run is pointed at: oauthtest's own, or the
+/// application's (`--store-config`).
 #[derive(Debug, Clone)]
 pub struct CopyArgs {
     /// The credential in the source store.
-    pub credential_id: CredentialId,
+    pub source: CopySource,
     /// The store to copy from.
     pub from_database_url: String,
 }
@@ -215,6 +231,15 @@ pub struct ScrubArgs<I = CredentialId> {
     /// Credentials to leave as they are.
     pub keep: Vec<I>,
     /// Really wipe; otherwise only show what would be wiped.
+    pub apply: bool,
+}
+
+/// `--mode cleanup`.
+#[derive(Debug, Clone)]
+pub struct CleanupArgs {
+    /// Only this run's rows (its mark, 8 hex digits).
+    pub run: Option<String>,
+    /// Really remove; otherwise only show what would be removed.
     pub apply: bool,
 }
 
@@ -285,6 +310,8 @@ pub enum Task {
     Scrub(ScrubArgs),
     /// `--mode doctor`.
     Doctor(DoctorArgs),
+    /// `--mode cleanup`.
+    Cleanup(CleanupArgs),
     /// `--mode serve`.
     Serve(ServeArgs),
     /// A mode on the application's own store (`--store-config`).
@@ -333,6 +360,7 @@ impl Task {
             Task::Rekey(a) if a.dry_run => Effect::ReadOnly,
             Task::Real(a) if a.dry_run => Effect::ReadOnly,
             Task::Scrub(a) if !a.apply => Effect::ReadOnly,
+            Task::Cleanup(a) if !a.apply => Effect::ReadOnly,
             Task::Mock(a) | Task::MockAll(a) => match (&a.database_url, &a.target) {
                 (Some(_), None) => Effect::TemporaryRows,
                 _ => Effect::None,
@@ -348,6 +376,7 @@ impl Task {
             | Task::ForceExpire(_)
             | Task::Copy(_)
             | Task::Scrub(_)
+            | Task::Cleanup(_)
             | Task::WorkerSimExternal(_) => Effect::Writes,
         }
     }

@@ -53,6 +53,7 @@ fn summary(mode: Mode) -> &'static str {
         Mode::Copy => "copy one credential from another store, re-encrypted with this one's key",
         Mode::Scrub => "wipe every credential's tokens except --keep ids (staging after a dump)",
         Mode::Doctor => "check configuration and store without changing anything",
+        Mode::Cleanup => "remove the temporary rows a killed mock or worker-sim run left",
         Mode::Serve => "the mock Google standing alone, for applications in any language",
     }
 }
@@ -100,10 +101,16 @@ fn examples(mode: Mode) -> &'static [&'static str] {
         ],
         Mode::Copy => &[
             "oauthtest --mode copy --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
+            "oauthtest --mode copy --from-store-config prod.toml --store-config staging.toml --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
         ],
         Mode::Scrub => &[
             "oauthtest --mode scrub --keep 3,4",
             "oauthtest --mode scrub --keep 3,4 --yes",
+        ],
+        Mode::Cleanup => &[
+            "oauthtest --mode cleanup",
+            "oauthtest --mode cleanup --yes",
+            "oauthtest --mode cleanup --run 3f2a9c1d --yes",
         ],
         Mode::Doctor => &[
             "oauthtest --mode doctor",

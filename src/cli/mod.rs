@@ -328,6 +328,12 @@ pub struct Cli {
     )]
     pub from_key_file: Option<PathBuf>,
 
+    /// copy: the source is an application's store, described by this TOML file (as
+    /// --store-config describes this run's store; docs/app-store.md); its rows are opened with
+    /// the key it names (give the source its own key_env, e.g. PRODUCTION_APP_KEY).
+    #[arg(long, value_name = "FILE", help_heading = "Staging")]
+    pub from_store_config: Option<PathBuf>,
+
     /// scrub: a credential to leave as it is (repeat, or separate ids with commas).
     #[arg(
         long,
@@ -337,9 +343,15 @@ pub struct Cli {
     )]
     pub keep: Vec<String>,
 
-    /// scrub: really wipe; without it scrub only shows what it would do.
+    /// scrub: really wipe; without it scrub only shows what it would do. cleanup: really
+    /// remove the rows.
     #[arg(long, help_heading = "Staging")]
     pub yes: bool,
+
+    /// cleanup: only the temporary rows of this run (the 8 hex digits after "temporary, run" in
+    /// their names), also when this machine cannot tell whether it is gone.
+    #[arg(long, value_name = "ID", help_heading = "Staging")]
+    pub run: Option<String>,
 
     /// doctor: also check that the token endpoint (--token-url) answers; a plain HTTP request
     /// that sends no credential.

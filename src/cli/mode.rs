@@ -36,7 +36,8 @@ pub enum Mode {
     /// new token works (each step pass/fail); --no-refresh only expires it.
     ForceExpire,
     /// Copy one credential (--credential-id) from another store (--from-database-url), decrypted
-    /// with that store's key and re-encrypted with this one's.
+    /// with that store's key and re-encrypted with this one's; either store may be an
+    /// application's (--from-store-config for the source, --store-config for this one).
     Copy,
     /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
     /// production dump is restored into staging). Shows what it would do unless --yes.
@@ -45,6 +46,11 @@ pub enum Mode {
     /// database, migrations, every credential decrypts, token endpoint (--check-endpoint),
     /// production guard. Each finding with a fix; exit 1 if any check fails.
     Doctor,
+    /// Remove the temporary rows that a mock, mock-all or worker-sim run with --database-url left
+    /// when it was killed (kill -9): those of runs that are gone (same host, their pid not
+    /// running), with their history. Shows what it would remove unless --yes; --run ID for one
+    /// run (also one this machine cannot check, e.g. another host's).
+    Cleanup,
     /// Serve the mock Google standalone (token, tokeninfo, revoke, Gmail profile, OpenID
     /// discovery, and an admin API under /__admin/) for apps in any language. Prints the base
     /// URL as the first line; stops on SIGINT or SIGTERM.
@@ -68,6 +74,7 @@ impl Mode {
             Mode::Copy => "copy",
             Mode::Scrub => "scrub",
             Mode::Doctor => "doctor",
+            Mode::Cleanup => "cleanup",
             Mode::Serve => "serve",
         }
     }
@@ -90,7 +97,7 @@ impl Mode {
     }
 
     /// Every mode, in the order `--help` lists them.
-    pub const ALL: [Mode; 14] = [
+    pub const ALL: [Mode; 15] = [
         Mode::Init,
         Mode::List,
         Mode::Import,
@@ -104,6 +111,7 @@ impl Mode {
         Mode::Copy,
         Mode::Scrub,
         Mode::Doctor,
+        Mode::Cleanup,
         Mode::Serve,
     ];
 
@@ -199,6 +207,8 @@ impl Mode {
                 "credential_id",
                 "from_database_url",
                 "from_key_file",
+                "from_store_config",
+                "store_config",
             ],
             Mode::Scrub => &[
                 "database_url",
@@ -218,6 +228,7 @@ impl Mode {
                 "production_key_file",
                 "store_config",
             ],
+            Mode::Cleanup => &["database_url", "run", "yes"],
             Mode::Serve => super::identity::SERVE_TAKES,
         }
     }

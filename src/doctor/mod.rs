@@ -28,6 +28,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 mod credentials;
+mod temporary;
 
 use credentials::check_credentials;
 
@@ -118,6 +119,7 @@ pub async fn run(settings: &Settings, args: &DoctorArgs) -> Result<DoctorReport>
     };
     findings.push(check_migrations(status.as_ref()));
     findings.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
+    findings.extend(temporary::check_temporary_rows(store.as_ref(), status.as_ref()).await);
     findings.push(check_endpoint(settings, args.check_endpoint).await);
     findings.push(check_environment(settings, args.production_override));
     if let Some(store) = store {

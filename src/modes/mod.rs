@@ -29,6 +29,7 @@ pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>
         Task::Scrub(args) => Box::new(staging::scrub::run(settings, &args).await?),
         Task::Serve(args) => Box::new(serve::mode::run(settings, &args).await?),
         Task::Doctor(args) => Box::new(doctor::run(settings, &args).await?),
+        Task::Cleanup(args) => Box::new(manage::cleanup::run(settings, &args).await?),
         Task::App(task) => app(settings, task).await?,
     })
 }

@@ -80,6 +80,7 @@ pub async fn run_one(_settings: &Settings, args: &MockArgs) -> Result<MockReport
     let chosen =
         scenarios::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     let started = Instant::now();
+    crate::progress::scenarios_planned(1);
     let result = Runner::new(args).run(chosen).await;
     Ok(MockReport {
         mode: "mock",
@@ -102,6 +103,7 @@ pub async fn run_all(_settings: &Settings, args: &MockArgs) -> Result<MockReport
         runner.parallelism(scenarios.len()),
     ));
     let mut set = tokio::task::JoinSet::new();
+    crate::progress::scenarios_planned(scenarios.len());
     for (i, s) in scenarios.into_iter().enumerate() {
         let runner = runner.clone();
         let slots = Arc::clone(&slots);
@@ -114,6 +116,7 @@ pub async fn run_all(_settings: &Settings, args: &MockArgs) -> Result<MockReport
     while let Some(done) = set.join_next().await {
         let (i, r) =
             done.map_err(|e| Error::Internal(anyhow::anyhow!("scenario task failed: {e}")))?;
+        crate::progress::scenario_done(&r.name, r.passed, &r.failures);
         results.push((i, r));
     }
     results.sort_by_key(|(i, _)| *i);

@@ -316,7 +316,8 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             cli.mode.name()
         )));
     }
-    if app_store {
+    // copy's destination may be either kind of store: it looks at the settings itself.
+    if app_store && cli.mode != Mode::Copy {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {
@@ -384,22 +385,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                 trigger: None,
             })
         }
-        Mode::Copy => {
-            let credential_id = required_id(
-                cli,
-                "--mode copy copies exactly one credential: pass --credential-id N \
-                 (copying a whole store is refused)",
-            )?;
-            let from_database_url = nonempty(cli.from_database_url.as_ref()).ok_or_else(|| {
-                Error::Usage(
-                    "--mode copy needs --from-database-url URL (the store to copy from)".into(),
-                )
-            })?;
-            Task::Copy(CopyArgs {
-                credential_id,
-                from_database_url,
-            })
-        }
+        Mode::Copy => Task::Copy(copy_args(cli)?),
         Mode::Scrub => {
             if cli.yes && cli.dry_run {
                 return Err(Error::Usage(
@@ -414,6 +400,22 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                     .iter()
                     .map(|v| credential_id("--keep", v))
                     .collect::<Result<_>>()?,
+                apply: cli.yes,
+            })
+        }
+        Mode::Cleanup => {
+            let run = cli.run.as_deref().map(str::trim);
+            if let Some(run) = run {
+                if run.is_empty() || !run.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Error::Usage(
+                        "--run takes a run's mark: the hex digits after \"temporary, run\" in \
+                         a temporary row's name (see --mode cleanup without --run)"
+                            .into(),
+                    ));
+                }
+            }
+            Task::Cleanup(CleanupArgs {
+                run: run.map(str::to_owned),
                 apply: cli.yes,
             })
         }
@@ -484,4 +486,31 @@ fn allowed_host(value: &str) -> Result<String> {
             "--admin-allow-host {value:?} is not a host name: give NAME or NAME:PORT, as a client sends it in its Host header"
         ))),
     }
+}
+
+/// copy's arguments: the source is oauthtest's store, or an application's with
+/// `--from-store-config` (its row id is text then).
+fn copy_args(cli: &Cli) -> Result<CopyArgs> {
+    const ONE: &str = "--mode copy copies exactly one credential: pass --credential-id ID \
+                       (copying a whole store is refused)";
+    let from_database_url = nonempty(cli.from_database_url.as_ref()).ok_or_else(|| {
+        Error::Usage("--mode copy needs --from-database-url URL (the store to copy from)".into())
+    })?;
+    let source = match &cli.from_store_config {
+        None => CopySource::Native(required_id(cli, ONE)?),
+        Some(path) => {
+            let id = match cli.credential_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => RowId::new(id),
+                _ => return Err(Error::Usage(ONE.into())),
+            };
+            CopySource::App {
+                config: path.clone(),
+                id,
+            }
+        }
+    };
+    Ok(CopyArgs {
+        source,
+        from_database_url,
+    })
 }

@@ -3,6 +3,7 @@
 //! works (tokeninfo says it is ours with the scopes we expect; a harmless Gmail read succeeds).
 
 pub mod app;
+pub mod app_copy;
 pub mod app_force_expire;
 pub mod app_scrub;
 pub mod copy;

@@ -195,6 +195,7 @@ pub async fn run_workers(
             .unwrap_or_else(|_| unreachable!("valid histogram bounds")),
     ));
     let mut set = tokio::task::JoinSet::new();
+    crate::progress::jobs_planned(jobs);
     for _ in 0..workers.max(1) {
         let (engine, ids, next, midpoint, bar, hist, store_failure) = (
             engine.clone(),
@@ -232,6 +233,7 @@ pub async fn run_workers(
                     first.get_or_insert(e);
                     break;
                 }
+                crate::progress::job_done(result.succeeded(), result.outcome);
                 if result.succeeded() {
                     ok += 1;
                 } else {

@@ -88,7 +88,7 @@ impl App {
         }
     }
 
-    fn run(&self, op: &str, input: &str) -> Result<String, i32> {
+    pub(crate) fn run(&self, op: &str, input: &str) -> Result<String, i32> {
         let (program, script) = match self.lib {
             Lib::Fernet => ("python3", "fernet_app.py"),
             Lib::CryptoJs => ("node", "cryptojs_app.js"),

@@ -143,7 +143,7 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
             .lines()
             .last()
             .unwrap()
-            .starts_with("doctor: 4 ok, 1 warning, 0 failed, 2 skipped"),
+            .starts_with("doctor: 5 ok, 1 warning, 0 failed, 2 skipped"),
         "{text}"
     );
     assert_no_secrets(&format!("{}{}", text.stdout, text.stderr), &[&key]);

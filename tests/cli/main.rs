@@ -2,6 +2,7 @@
 
 mod support;
 
+mod app_copy;
 mod app_loop;
 mod app_modes;
 mod app_store;
@@ -14,6 +15,7 @@ mod faults;
 mod fuzz_regressions;
 mod google_clients;
 mod hostile;
+mod interrupted;
 mod leak_audit;
 #[path = "../../build/probe.rs"]
 mod probe;

@@ -227,6 +227,21 @@ impl AppStore {
         new: &NewAppCredential,
         secrets: &GoogleCredential,
     ) -> Result<AppCredential, AppStoreError> {
+        self.insert_marked(cipher, new, secrets, false).await
+    }
+
+    /// [`AppStore::insert`], with the row marked "must reconnect" when `needs_reconnect` (a
+    /// copy of a credential whose refresh token is dead).
+    ///
+    /// # Errors
+    /// As [`AppStore::insert`].
+    pub async fn insert_marked(
+        &self,
+        cipher: &Cipher,
+        new: &NewAppCredential,
+        secrets: &GoogleCredential,
+        needs_reconnect: bool,
+    ) -> Result<AppCredential, AppStoreError> {
         let c = &self.cfg;
         let mut payload = payload::skeleton(&c.payload);
         payload::apply(
@@ -237,7 +252,7 @@ impl AppStore {
             Utc::now(),
         )
         .map_err(|e| self.payload_error(&RowId::new("(new)"), e))?;
-        self.insert_payload(cipher, new, payload, secrets.expiry, false)
+        self.insert_payload(cipher, new, payload, secrets.expiry, needs_reconnect)
             .await
     }
 
