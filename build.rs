@@ -23,6 +23,10 @@ const TEST_DEPENDENCIES: &[(&str, &str)] = &[
         "python3 with google-auth and requests",
     ),
     ("oauthtest_no_pytest", "python3 with pytest"),
+    (
+        "oauthtest_no_refapp",
+        "python3 with the reference application's packages (google-auth, cryptography, celery[redis], psycopg)",
+    ),
 ];
 
 /// Sets `cfg(oauthtest_no_…)` for each dependency of the integration tests that is missing here:
@@ -48,6 +52,7 @@ fn probe_test_dependencies() {
         postgres_answers(&postgres),
         python_imports("google.auth, requests"),
         python_imports("pytest"),
+        python_imports("google.auth, requests, cryptography, celery, redis, psycopg"),
     ];
     for ((cfg, what), present) in TEST_DEPENDENCIES.iter().zip(present) {
         if !present {

@@ -207,6 +207,30 @@ pub struct ForceExpireArgs<I = CredentialId> {
     pub credential_id: I,
     /// Only expire it; do not refresh.
     pub no_refresh: bool,
+    /// Step 3 runs the application's workflow instead of oauthtest's refresh.
+    pub trigger: Option<TriggerArgs>,
+}
+
+/// `force-expire --trigger-cmd` / `--trigger-url`: the application's workflow, as step 3.
+#[derive(Debug, Clone)]
+pub struct TriggerArgs {
+    /// Run with `sh -c`.
+    pub cmd: Option<String>,
+    /// POSTed to (after `cmd` when both are given).
+    pub url: Option<url::Url>,
+    /// How long each may take.
+    pub timeout: Duration,
+}
+
+impl TriggerArgs {
+    /// What runs the workflow: `cmd`, `url` or `cmd+url`.
+    pub fn describe(&self) -> &'static str {
+        match (&self.cmd, &self.url) {
+            (Some(_), Some(_)) => "cmd+url",
+            (None, Some(_)) => "url",
+            _ => "cmd",
+        }
+    }
 }
 
 /// The credential `copy` reads: a row of oauthtest's own store, or of an application's store

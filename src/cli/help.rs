@@ -99,6 +99,7 @@ fn examples(mode: Mode) -> &'static [&'static str] {
         Mode::ForceExpire => &[
             "oauthtest --mode force-expire --credential-id 3",
             "oauthtest --mode force-expire --credential-id 3 --no-refresh",
+            "oauthtest --mode force-expire --store-config oauthtest.toml --credential-id 3 --trigger-cmd 'python -m myapp.refresh'",
         ],
         Mode::Copy => &[
             "oauthtest --mode copy --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",

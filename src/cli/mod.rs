@@ -304,6 +304,29 @@ pub struct Cli {
     #[arg(long, help_heading = "Staging")]
     pub no_refresh: bool,
 
+    /// force-expire (with --store-config): step 3 runs your application's own workflow instead
+    /// of oauthtest's refresh: CMD with `sh -c`, given OAUTHTEST_CREDENTIAL_ID and the endpoint
+    /// variables (OAUTHTEST_TOKEN_URL, OAUTHTEST_TOKENINFO_URL, OAUTHTEST_API_URL); step 4 then
+    /// judges what it stored in its row.
+    #[arg(long, value_name = "CMD", help_heading = "Staging")]
+    pub trigger_cmd: Option<String>,
+
+    /// force-expire (with --store-config): step 3 POSTs {"credential_id", "token_url",
+    /// "tokeninfo_url", "api_url"} as JSON to your application's URL (a staging endpoint that
+    /// runs the workflow); a 2xx answer means it ran. After --trigger-cmd when both are given.
+    #[arg(long, value_name = "URL", help_heading = "Staging")]
+    pub trigger_url: Option<String>,
+
+    /// force-expire --trigger-cmd/--trigger-url: seconds the trigger may take before it is
+    /// killed (or the request abandoned) and step 3 fails.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        help_heading = "Staging"
+    )]
+    pub trigger_timeout: u64,
+
     /// copy: the store to copy from, e.g. production (postgres://… or sqlite://…).
     #[arg(
         long,

@@ -207,6 +207,9 @@ impl Mode {
                 "request_timeout_ms",
                 "credential_id",
                 "no_refresh",
+                "trigger_cmd",
+                "trigger_url",
+                "trigger_timeout",
                 "store_config",
             ],
             Mode::Copy => &[

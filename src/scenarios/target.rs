@@ -242,14 +242,17 @@ fn judge(
 }
 
 /// How CMD ended.
-struct Finished {
+pub(crate) struct Finished {
     /// The exit status, `None` when killed or ended by a signal.
-    code: Option<i32>,
-    timed_out: bool,
-    stderr: Vec<u8>,
+    pub(crate) code: Option<i32>,
+    pub(crate) timed_out: bool,
+    /// The end of its stderr.
+    pub(crate) stderr: Vec<u8>,
 }
 
-async fn run_cmd(
+/// Runs CMD with `sh -c` in its own process group, with every inherited `OAUTHTEST_*` variable
+/// replaced by `env`, killed (with whatever it started) after the timeout.
+pub(crate) async fn run_cmd(
     options: &TargetOptions,
     env: &[(&'static str, String)],
 ) -> Result<Finished, String> {

@@ -38,6 +38,9 @@ pub struct AppStagingReport {
     pub(super) dry_run: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) no_refresh: Option<bool>,
+    /// force-expire's step 3 with `--trigger-cmd` / `--trigger-url`: what ran the workflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) trigger: Option<&'static str>,
     pub(super) token_url: String,
     pub(super) before: Snapshot,
     pub(super) after: Option<Snapshot>,
@@ -146,6 +149,7 @@ pub(super) async fn open(
         cipher: cipher.kind().as_str().to_owned(),
         dry_run: None,
         no_refresh: None,
+        trigger: None,
         token_url: settings.token_url.to_string(),
         before,
         after: None,
@@ -511,6 +515,10 @@ impl Report for AppStagingReport {
             (_, _, Some(true)) => writeln!(
                 out,
                 "PASS: expired; the application's workers must refresh it"
+            ),
+            _ if self.trigger.is_some() => writeln!(
+                out,
+                "PASS: the application refreshed it and stored a working token{left}"
             ),
             _ => writeln!(out, "PASS: refreshed and verified{left}"),
         }

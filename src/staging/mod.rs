@@ -10,6 +10,7 @@ pub mod copy;
 pub mod force_expire;
 pub mod real;
 pub mod scrub;
+mod trigger;
 
 use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;

@@ -3,6 +3,7 @@
 mod support;
 
 mod app_copy;
+mod app_loop;
 mod app_modes;
 mod app_store;
 mod app_workers;

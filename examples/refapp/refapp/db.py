@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 STATUS_ACTIVE = "active"
 STATUS_NEEDS_RECONNECT = "needs_reconnect"
 
-SQLITE_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS credentials (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     user_id INTEGER NOT NULL,
     type VARCHAR(64) NOT NULL,
     name VARCHAR(255) NOT NULL,
@@ -25,19 +25,7 @@ CREATE TABLE IF NOT EXISTS credentials (
     updated_at TIMESTAMP NOT NULL
 )
 """
-
-POSTGRES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS credentials (
-    id SERIAL PRIMARY KEY,
-    user_id INTEGER NOT NULL,
-    type VARCHAR(64) NOT NULL,
-    name VARCHAR(255) NOT NULL,
-    encrypted_data TEXT,
-    status VARCHAR(32) NOT NULL DEFAULT 'active',
-    created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
-)
-"""
+ID_COLUMN = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "SERIAL PRIMARY KEY"}
 
 
 class ConfigError(Exception):
@@ -116,7 +104,7 @@ class Database:
             self.conn.commit()
 
     def init_schema(self):
-        self.execute(POSTGRES_SCHEMA if self.kind == "postgres" else SQLITE_SCHEMA)
+        self.execute(SCHEMA.format(id=ID_COLUMN[self.kind]))
         self.commit()
 
     def insert(self, user_id, type, name, sealed):
