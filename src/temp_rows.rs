@@ -1,17 +1,21 @@
 //! Temporary rows a run put into a store it was pointed at, removed on every path out of it.
 //!
 //! `mock`, `mock-all` and `worker-sim` given `--database-url` seed their credentials into that
-//! store and delete them when they are done. A run can also end early: an error, SIGINT or
+//! store and delete them when they are done; `mock` and `mock-all --target-cmd` with a store
+//! config seed one row per scenario into the application's own table (see [`expect_app`]). A run can also end early: an error, SIGINT or
 //! SIGTERM, a panic. Each seeded row is named with this run's mark ([`name`]) and registered
 //! here as it is written, and released when the mode deletes it; after every run the binary
 //! calls [`remove_all`], which deletes whatever is still registered and, when the run did not
 //! end normally, every row carrying this run's mark (a row whose insert was committed just as the
 //! task writing it was cancelled is never registered). Only a `kill -9` leaves rows behind, and
-//! their name says what they are: `… (temporary, run 3f2a9c1d)`.
+//! their name says what they are: `… (temporary, run 3f2a9c1d)`. (An application table without
+//! a `name_column` carries no mark: its rows are found by the ids registered, so only the
+//! instant between an insert's commit and its registration is uncovered there.)
 //!
 //! This is process-wide state on purpose, like a signal handler: the rows must be found from
 //! `main` after the task that wrote them was cancelled or panicked.
 
+use crate::app_store::{AppStore, RowId, StoreConfig};
 use crate::store::Store;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -21,12 +25,23 @@ struct Registry {
     stores: Vec<String>,
     /// Rows not removed yet.
     rows: Vec<(String, i64)>,
+    /// Application tables (database URL, config) this run put temporary rows into.
+    app_stores: Vec<(String, StoreConfig)>,
+    /// Application rows not removed yet, by [`app_key`].
+    app_rows: Vec<(String, RowId)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     stores: Vec::new(),
     rows: Vec::new(),
+    app_stores: Vec::new(),
+    app_rows: Vec::new(),
 });
+
+/// Which application table a row is in: its database and table.
+fn app_key(url: &str, cfg: &StoreConfig) -> String {
+    format!("{url}\n{}", cfg.table)
+}
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while the lock was held leaves the lists as they were: still the right lists.
@@ -74,23 +89,54 @@ pub fn release(url: &str, ids: &[i64]) {
         .retain(|(u, id)| !(u == url && ids.contains(id)));
 }
 
+/// Records that temporary rows are about to be written into the application's table `cfg`
+/// describes, in the database at `url`.
+pub fn expect_app(url: &str, cfg: &StoreConfig) {
+    let mut r = registry();
+    let key = app_key(url, cfg);
+    if !r.app_stores.iter().any(|(u, c)| app_key(u, c) == key) {
+        r.app_stores.push((url.to_owned(), cfg.clone()));
+    }
+}
+
+/// Records that row `id` of that application table is temporary.
+pub fn register_app(url: &str, cfg: &StoreConfig, id: &RowId) {
+    expect_app(url, cfg);
+    registry().app_rows.push((app_key(url, cfg), id.clone()));
+}
+
+/// Records that row `id` of that application table was removed by its owner.
+pub fn release_app(url: &str, cfg: &StoreConfig, id: &RowId) {
+    let key = app_key(url, cfg);
+    registry()
+        .app_rows
+        .retain(|(k, row)| !(k == &key && row == id));
+}
+
 /// Whether [`remove_all`] has anything to do after a run that ended normally (`normally`) or
 /// not.
 pub fn anything_to_remove(normally: bool) -> bool {
     let r = registry();
-    !r.rows.is_empty() || (!normally && !r.stores.is_empty())
+    !r.rows.is_empty()
+        || !r.app_rows.is_empty()
+        || (!normally && (!r.stores.is_empty() || !r.app_stores.is_empty()))
 }
 
 /// Deletes every registered row (and its history), and with `by_mark` every row of the touched
 /// stores carrying this run's mark; returns how many were deleted. A store that cannot be
 /// reached keeps its rows (logged).
 pub async fn remove_all(by_mark: bool) -> usize {
-    let (stores, rows) = {
+    let (stores, rows, app_stores, app_rows) = {
         let mut r = registry();
-        (std::mem::take(&mut r.stores), std::mem::take(&mut r.rows))
+        (
+            std::mem::take(&mut r.stores),
+            std::mem::take(&mut r.rows),
+            std::mem::take(&mut r.app_stores),
+            std::mem::take(&mut r.app_rows),
+        )
     };
     let suffix = suffix();
-    let mut removed = 0;
+    let mut removed = remove_app_rows(app_stores, &app_rows, by_mark, &suffix).await;
     for url in &stores {
         let mut ids: Vec<i64> = rows
             .iter()
@@ -117,6 +163,48 @@ pub async fn remove_all(by_mark: bool) -> usize {
         ids.dedup();
         if store.delete(&ids).await.is_ok() {
             removed += ids.len();
+        }
+        store.close().await;
+    }
+    removed
+}
+
+/// [`remove_all`]'s part for application tables.
+async fn remove_app_rows(
+    stores: Vec<(String, StoreConfig)>,
+    rows: &[(String, RowId)],
+    by_mark: bool,
+    suffix: &str,
+) -> usize {
+    let mut removed = 0;
+    for (url, cfg) in stores {
+        let key = app_key(&url, &cfg);
+        let mut ids: Vec<RowId> = rows
+            .iter()
+            .filter(|(k, _)| k == &key)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let store = match AppStore::connect(cfg, &url).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove temporary rows");
+                continue;
+            }
+        };
+        if by_mark && store.config().name_column.is_some() {
+            if let Ok(all) = store.list().await {
+                ids.extend(
+                    all.into_iter()
+                        .filter(|row| row.name.as_deref().is_some_and(|n| n.ends_with(suffix)))
+                        .map(|row| row.id),
+                );
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        match store.delete_temporary(&ids).await {
+            Ok(n) => removed += n,
+            Err(e) => tracing::warn!(error = %e, "cannot remove temporary rows"),
         }
         store.close().await;
     }

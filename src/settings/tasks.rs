@@ -129,7 +129,20 @@ fn database_url_if_named(cli: &Cli) -> Option<String> {
     nonempty(cli.database_url.as_ref())
 }
 
-fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
+fn mock_args(cli: &Cli, mode: Mode, app_store: bool) -> Result<MockArgs> {
+    if cli.target_cmd.is_none() {
+        for id in ["store_config", "user_id"] {
+            if cli.was_given(id) {
+                return Err(Error::Usage(format!(
+                    "{} with --mode {} goes with --target-cmd CMD: the scenarios' credentials \
+                     are then written into your application's table for CMD to refresh, and \
+                     judged from it; oauthtest's own engine runs on a store of its own",
+                    flag_of(id),
+                    mode.name()
+                )));
+            }
+        }
+    }
     let target = match &cli.target_cmd {
         Some(cmd) if cmd.trim().is_empty() => {
             return Err(Error::Usage(
@@ -144,6 +157,7 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
                 1,
                 MAX_COMMAND_TIMEOUT_SECS,
             )?),
+            app_store_user: app_store.then_some(cli.user_id),
         }),
         None => {
             if cli.was_given("target_timeout") {
@@ -154,8 +168,26 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
             None
         }
     };
+    let only = match (&cli.scenario, mode) {
+        (Some(list), Mode::MockAll) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if names.is_empty() {
+                return Err(Error::Usage(
+                    "--scenario is empty; give scenario names, comma-separated".into(),
+                ));
+            }
+            names
+        }
+        _ => Vec::new(),
+    };
     Ok(MockArgs {
         scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        only,
         scenarios_dir: cli.scenarios.clone(),
         target,
         report: (mode == Mode::MockAll)
@@ -265,7 +297,8 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             cli.mode.name()
         )));
     }
-    if app_store {
+    let mock = matches!(cli.mode, Mode::Mock | Mode::MockAll);
+    if app_store && !mock {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {
@@ -290,7 +323,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             dry_run: cli.dry_run,
         }),
         Mode::Mock | Mode::MockAll => {
-            let args = mock_args(cli, cli.mode)?;
+            let args = mock_args(cli, cli.mode, app_store)?;
             if cli.mode == Mode::Mock {
                 Task::Mock(args)
             } else {

@@ -3,6 +3,7 @@
 mod support;
 
 mod app_modes;
+mod app_scenarios;
 mod app_store;
 mod command_line;
 mod container;

@@ -360,6 +360,29 @@ impl AppStore {
     }
 }
 
+impl AppStore {
+    /// Deletes rows by id: only the temporary rows oauthtest inserted itself (`mock` and
+    /// `mock-all --target-cmd` seed one per scenario), never one of the application's own.
+    /// Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`AppStoreError::Database`].
+    pub async fn delete_temporary(&self, ids: &[RowId]) -> Result<usize, AppStoreError> {
+        let c = &self.cfg;
+        let mut deleted = 0;
+        for id in ids {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1 RETURNING {}",
+                c.table.quoted(),
+                self.db.read_expr(&c.id_column),
+                self.db.read_expr(&c.id_column)
+            );
+            deleted += self.db.fetch(sql, &[Some(id.to_string())]).await?.len();
+        }
+        Ok(deleted)
+    }
+}
+
 /// A credential with nothing in it: what a new row's mapped fields are compared against.
 fn empty_credential() -> GoogleCredential {
     GoogleCredential {
