@@ -359,3 +359,108 @@ fn an_interrupted_run_removes_its_temporary_rows() {
     ));
     assert_eq!(names.as_deref(), Some("Support inbox"));
 }
+
+/// The reference application's store, created by its own `init-db`, and its refresh command.
+struct RefApp {
+    app: AppDb,
+    before: i64,
+}
+
+impl RefApp {
+    async fn new(db: TestDb) -> Option<Self> {
+        if !available(Lib::Fernet) {
+            return None;
+        }
+        let ready = Command::new("python3")
+            .args(["-c", "import google.auth, requests, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ready {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the reference application needs google-auth, requests and cryptography in CI (.ci/run)"
+            );
+            skipped("the reference application needs google-auth, requests and cryptography");
+            return None;
+        }
+        let init = Command::new("python3")
+            .arg(repo("examples/refapp/main.py"))
+            .arg("init-db")
+            .env("REFAPP_DATABASE_URL", &db.url)
+            .output()
+            .expect("run init-db");
+        assert!(init.status.success(), "{init:?}");
+        fastapi_row(&db, 7, "gmailOAuth2", "Support inbox", "gAAAA-not-ours").await;
+        let app = AppDb {
+            key: fernet_key(),
+            db,
+        };
+        let before = app.rows().await;
+        Some(Self { app, before })
+    }
+
+    fn judge(&self, variant: &str, scenarios: &str) -> serde_json::Value {
+        let client = format!(
+            "REFAPP_VARIANT={variant} python3 {} refresh",
+            repo("examples/refapp/main.py").display()
+        );
+        let config = repo("examples/refapp/oauthtest.toml");
+        let r = self.app.judge(
+            &client,
+            &[
+                "--mode",
+                "mock-all",
+                "--store-config",
+                config.to_str().unwrap(),
+                "--scenario",
+                scenarios,
+            ],
+        );
+        assert_eq!(
+            r.code,
+            if variant == "right" { 0 } else { 1 },
+            "{variant}: {}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        r.json()
+    }
+}
+
+async fn the_reference_application_passes_when_right_and_fails_when_naive(db: TestDb) {
+    let Some(refapp) = RefApp::new(db).await else {
+        return;
+    };
+    let v = refapp.judge(
+        "right",
+        "success,rotation,invalid_grant_revoked,malformed_json,killed_before_write_back,\
+         stale_snapshot_write,shared_deployments,shared_refresh_failure",
+    );
+    assert_eq!(v["failed"], 0, "{v}");
+    let v = refapp.judge("naive", "rotation,invalid_grant_revoked,success");
+    assert_eq!(v["passed"], 1, "{v}");
+    assert_failure(
+        &v,
+        "rotation",
+        "refresh_token: expected rotated, got kept (the rotated refresh token was not saved)",
+    );
+    assert_failure(
+        &v,
+        "invalid_grant_revoked",
+        "state: expected needs_reconnect, got active (the row is not marked for reconnection)",
+    );
+    assert_failure(
+        &v,
+        "invalid_grant_revoked",
+        "kept refreshing after invalid_grant: 2 more token request(s)",
+    );
+    assert_eq!(
+        refapp.app.rows().await,
+        refapp.before,
+        "temporary rows left behind"
+    );
+}
+on_both_backends!(
+    reference_application,
+    the_reference_application_passes_when_right_and_fails_when_naive
+);
