@@ -32,7 +32,7 @@ use crate::exchange::code;
 use crate::settings::Settings;
 use chrono::Utc;
 use mock_server::{fingerprint, MockGoogle, TokenStatus};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret;
 use std::fmt;
 
 /// The application's table, connected, with its cipher: where `--target-cmd`'s scenarios put
@@ -77,11 +77,11 @@ impl Observed {
     }
 }
 
-fn same(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+fn same<T: ExposeSecret<str>>(a: Option<&T>, b: Option<&T>) -> bool {
     a.map(|s| s.expose_secret()) == b.map(|s| s.expose_secret())
 }
 
-fn shown(token: Option<&SecretString>) -> String {
+fn shown<T: ExposeSecret<str>>(token: Option<&T>) -> String {
     token.map_or_else(|| "none".into(), |t| fingerprint(t.expose_secret()))
 }
 
@@ -216,15 +216,14 @@ fn observe(cred: &AppCredential, seeded: &SeededCredential, mock: &MockGoogle) -
 /// The row after CMD, as one step line (fingerprints and statuses only).
 fn describe(id: &RowId, cred: &AppCredential, mock: &MockGoogle, has_mark: bool) -> String {
     let s = &cred.secrets;
-    let status = |t: Option<&SecretString>, refresh: bool| {
-        t.map_or("-", |t| {
-            if refresh {
-                mock.refresh_token_status(t.expose_secret()).name()
-            } else {
-                mock.access_token_status(t.expose_secret()).name()
-            }
-        })
-    };
+    let access = s
+        .access_token
+        .as_ref()
+        .map_or("-", |t| mock.access_token_status(t.expose_secret()).name());
+    let refresh = s
+        .refresh_token
+        .as_ref()
+        .map_or("-", |t| mock.refresh_token_status(t.expose_secret()).name());
     let expiry = s.expiry.or(cred.row.expiry).map_or_else(
         || "none".into(),
         |e| format!("{:+}s", (e - Utc::now()).num_seconds()),
@@ -232,9 +231,9 @@ fn describe(id: &RowId, cred: &AppCredential, mock: &MockGoogle, has_mark: bool)
     format!(
         "application row {id} afterwards: access token {} ({}), expiry {expiry}, refresh token {} ({}), reconnect mark {}",
         shown(s.access_token.as_ref()),
-        status(s.access_token.as_ref(), false),
+        access,
         shown(s.refresh_token.as_ref()),
-        status(s.refresh_token.as_ref(), true),
+        refresh,
         match (has_mark, cred.needs_reconnect) {
             (false, _) => "not configured",
             (true, true) => "set",

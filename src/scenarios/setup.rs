@@ -7,12 +7,12 @@
 //! all three.
 
 use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use chrono::{DateTime, TimeDelta, Utc};
 use mock_server::{
     ClientRegistration, MockConfig, MockGoogle, TokenStatus, DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET, MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
 };
-use secrecy::{ExposeSecret as _, SecretString};
 use std::fmt;
 use std::time::Duration;
 
@@ -38,24 +38,24 @@ pub struct SeededCredential {
     /// The OAuth client id.
     pub client_id: String,
     /// The client secret (a wrong one for `client = "wrong_secret"`).
-    pub client_secret: SecretString,
+    pub client_secret: ClientSecret,
     /// The refresh token (revoked, unknown or another client's, as the scenario says).
-    pub refresh_token: SecretString,
+    pub refresh_token: RefreshToken,
     /// The stored access token, if the scenario stores one.
-    pub access_token: Option<SecretString>,
+    pub access_token: Option<AccessToken>,
     /// When the stored access token expires, as the application believes.
     pub expiry: Option<DateTime<Utc>>,
     /// The granted scopes.
     pub scopes: Vec<String>,
     /// The access tokens other deployments sharing the credential hold (`[mock]
     /// other_deployments`).
-    pub other_deployments: Vec<SecretString>,
+    pub other_deployments: Vec<AccessToken>,
 }
 
 /// What became of the other deployments' access tokens (`[mock] other_deployments`): `None`
 /// while all still work, else the failure to report (a client that revoked a token, or reused
 /// an old refresh token under reuse detection, killed the grant for every deployment).
-pub fn other_deployments_failure(tokens: &[SecretString], mock: &MockGoogle) -> Option<String> {
+pub fn other_deployments_failure(tokens: &[AccessToken], mock: &MockGoogle) -> Option<String> {
     let dead = tokens
         .iter()
         .filter(|t| mock.access_token_status(t.expose_secret()) != TokenStatus::Live)
@@ -132,7 +132,7 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
     };
     let other_deployments = (0..scenario.mock.other_deployments)
         .filter_map(|_| mock.issue_access_token_for(&refresh_token))
-        .map(SecretString::from)
+        .map(AccessToken::from)
         .collect();
     let (client_id, client_secret) = match setup.client {
         ClientSetup::Registered => (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
@@ -168,9 +168,9 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
     mock.set_api_script(api_steps);
     Ok(SeededCredential {
         client_id: client_id.to_owned(),
-        client_secret: SecretString::from(client_secret),
-        refresh_token: SecretString::from(refresh_token),
-        access_token: access_token.map(SecretString::from),
+        client_secret: ClientSecret::from(client_secret),
+        refresh_token: RefreshToken::from(refresh_token),
+        access_token: access_token.map(AccessToken::from),
         expiry,
         scopes,
         other_deployments,

@@ -31,7 +31,6 @@ use super::run::{check_retry_spacing, describe_entry, ScenarioResult};
 use super::{setup, Scenario};
 use crate::app_store::RowId;
 use mock_server::{fingerprint, Endpoint, JournalEntry, MockGoogle, TokenStatus};
-use secrecy::ExposeSecret;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
