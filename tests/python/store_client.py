@@ -34,6 +34,9 @@ import urllib.request
 
 from cryptography.fernet import Fernet
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refresh_client import call_api  # noqa: E402  (the same API call as the env-only client)
+
 ATTEMPTS = 3
 TIMEOUT_S = 5.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -133,17 +136,6 @@ def refresh(payload, refresh_token):
         if attempt < ATTEMPTS:
             time.sleep(wait)
     raise Failed("retries ran out")
-
-
-def call_api(access_token):
-    request = urllib.request.Request(
-        os.environ["OAUTHTEST_API_URL"], headers={"Authorization": f"Bearer {access_token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def expired(payload):
