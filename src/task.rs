@@ -82,6 +82,10 @@ pub struct TargetArgs {
     pub cmd: String,
     /// How long one run may take.
     pub timeout: Duration,
+    /// With a store config: each scenario's credential goes into the application's own table
+    /// as a temporary row owned by this user (`--user-id`); `None`: handed over in variables
+    /// only.
+    pub app_store_user: Option<i64>,
 }
 
 /// `--mode mock` and `--mode mock-all`.
@@ -89,6 +93,8 @@ pub struct TargetArgs {
 pub struct MockArgs {
     /// mock: the scenario to run.
     pub scenario: String,
+    /// mock-all: only these scenarios (`--scenario a,b`); empty: all of them.
+    pub only: Vec<String>,
     /// Extra scenario files.
     pub scenarios_dir: Option<PathBuf>,
     /// The user's refresh code, instead of oauthtest's engine.
@@ -399,6 +405,7 @@ impl Task {
             Task::Cleanup(a) if !a.apply => Effect::ReadOnly,
             Task::Mock(a) | Task::MockAll(a) => match (&a.database_url, &a.target) {
                 (Some(_), None) => Effect::TemporaryRows,
+                (_, Some(t)) if t.app_store_user.is_some() => Effect::TemporaryRows,
                 _ => Effect::None,
             },
             Task::WorkerSim(a) => match a.database_url {

@@ -1,7 +1,9 @@
 //! Temporary rows a run put into a store it was pointed at, removed on every path out of it.
 //!
 //! `mock`, `mock-all` and `worker-sim` given `--database-url` seed their credentials into that
-//! store and delete them when they are done. A run can also end early: an error, SIGINT or
+//! store and delete them when they are done; `mock` and `mock-all --target-cmd` with a store
+//! config seed one row per scenario into the application's own table (see [`expect_app`]), and
+//! `worker-sim --target-cmd` its credentials. A run can also end early: an error, SIGINT or
 //! SIGTERM, a panic. Each seeded row is named with this run's mark ([`name`]) and registered
 //! here as it is written, and released when the mode deletes it; after every run the binary
 //! calls [`remove_all`], which deletes whatever is still registered and, when the run did not
@@ -14,7 +16,9 @@
 //!
 //! The same holds for rows written into an application's own store (`--store-config`, e.g.
 //! `worker-sim --target-cmd`): they are inserted through the application-store adapter, named
-//! with the mark where the table has a name column, and deleted through it.
+//! with the mark where the table has a name column, and deleted through it. (An application
+//! table without a `name_column` carries no mark: its rows are found by the ids registered, so
+//! only the instant between an insert's commit and its registration is uncovered there.)
 //!
 //! This is process-wide state on purpose, like a signal handler: the rows must be found from
 //! `main` after the task that wrote them was cancelled or panicked.
@@ -31,9 +35,9 @@ struct Registry {
     stores: Vec<String>,
     /// Rows not removed yet.
     rows: Vec<(String, i64)>,
-    /// Applications' stores (`--store-config`) this run put temporary rows into, by URL.
+    /// Application tables (database URL, config) this run put temporary rows into.
     app_stores: Vec<(String, StoreConfig)>,
-    /// Rows of those not removed yet.
+    /// Application rows not removed yet, by [`app_key`].
     app_rows: Vec<(String, RowId)>,
 }
 
@@ -43,6 +47,11 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     app_stores: Vec::new(),
     app_rows: Vec::new(),
 });
+
+/// Which application table a row is in: its database and table.
+fn app_key(url: &str, cfg: &StoreConfig) -> String {
+    format!("{url}\n{}", cfg.table)
+}
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while the lock was held leaves the lists as they were: still the right lists.
@@ -199,26 +208,28 @@ pub fn release(url: &str, ids: &[i64]) {
         .retain(|(u, id)| !(u == url && ids.contains(id)));
 }
 
-/// Records that temporary rows are about to be written into the application's store at `url`
-/// (described by `config`).
-pub fn expect_app(url: &str, config: &StoreConfig) {
+/// Records that temporary rows are about to be written into the application's table `cfg`
+/// describes, in the database at `url`.
+pub fn expect_app(url: &str, cfg: &StoreConfig) {
     let mut r = registry();
-    if !r.app_stores.iter().any(|(u, _)| u == url) {
-        r.app_stores.push((url.to_owned(), config.clone()));
+    let key = app_key(url, cfg);
+    if !r.app_stores.iter().any(|(u, c)| app_key(u, c) == key) {
+        r.app_stores.push((url.to_owned(), cfg.clone()));
     }
 }
 
-/// Records that row `id` of the application's store at `url` is temporary (after
-/// [`expect_app`]).
-pub fn register_app(url: &str, id: &RowId) {
-    registry().app_rows.push((url.to_owned(), id.clone()));
+/// Records that row `id` of that application table is temporary.
+pub fn register_app(url: &str, cfg: &StoreConfig, id: &RowId) {
+    expect_app(url, cfg);
+    registry().app_rows.push((app_key(url, cfg), id.clone()));
 }
 
-/// Records that rows `ids` of the application's store at `url` were removed by their owner.
-pub fn release_app(url: &str, ids: &[RowId]) {
+/// Records that row `id` of that application table was removed by its owner.
+pub fn release_app(url: &str, cfg: &StoreConfig, id: &RowId) {
+    let key = app_key(url, cfg);
     registry()
         .app_rows
-        .retain(|(u, id)| !(u == url && ids.contains(id)));
+        .retain(|(k, row)| !(k == &key && row == id));
 }
 
 /// Whether [`remove_all`] has anything to do after a run that ended normally (`normally`) or
@@ -230,60 +241,21 @@ pub fn anything_to_remove(normally: bool) -> bool {
         || (!normally && (!r.stores.is_empty() || !r.app_stores.is_empty()))
 }
 
-/// [`remove_all`] for the applications' stores.
-async fn remove_app_rows(by_mark: bool) -> usize {
-    let (stores, rows) = {
+/// Deletes every registered row (and its history), and with `by_mark` every row of the touched
+/// stores carrying this run's mark; returns how many were deleted. A store that cannot be
+/// reached keeps its rows (logged).
+pub async fn remove_all(by_mark: bool) -> usize {
+    let (stores, rows, app_stores, app_rows) = {
         let mut r = registry();
         (
+            std::mem::take(&mut r.stores),
+            std::mem::take(&mut r.rows),
             std::mem::take(&mut r.app_stores),
             std::mem::take(&mut r.app_rows),
         )
     };
     let suffix = suffix();
-    let mut removed = 0;
-    for (url, config) in stores {
-        let mut ids: Vec<RowId> = rows
-            .iter()
-            .filter(|(u, _)| *u == url)
-            .map(|(_, id)| id.clone())
-            .collect();
-        let store = match AppStore::connect(config, &url).await {
-            Ok(store) => store,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot remove temporary rows");
-                continue;
-            }
-        };
-        if by_mark {
-            if let Ok(all) = store.list().await {
-                ids.extend(
-                    all.into_iter()
-                        .filter(|row| row.name.as_deref().is_some_and(|n| n.ends_with(&suffix)))
-                        .map(|row| row.id),
-                );
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        match store.delete(&ids).await {
-            Ok(n) => removed += n,
-            Err(e) => tracing::warn!(error = %e, "cannot remove temporary rows"),
-        }
-        store.close().await;
-    }
-    removed
-}
-
-/// Deletes every registered row (and its history), and with `by_mark` every row of the touched
-/// stores carrying this run's mark; returns how many were deleted. A store that cannot be
-/// reached keeps its rows (logged).
-pub async fn remove_all(by_mark: bool) -> usize {
-    let (stores, rows) = {
-        let mut r = registry();
-        (std::mem::take(&mut r.stores), std::mem::take(&mut r.rows))
-    };
-    let suffix = suffix();
-    let mut removed = remove_app_rows(by_mark).await;
+    let mut removed = remove_app_rows(app_stores, &app_rows, by_mark, &suffix).await;
     for url in &stores {
         let mut ids: Vec<i64> = rows
             .iter()
@@ -310,6 +282,48 @@ pub async fn remove_all(by_mark: bool) -> usize {
         ids.dedup();
         if store.delete(&ids).await.is_ok() {
             removed += ids.len();
+        }
+        store.close().await;
+    }
+    removed
+}
+
+/// [`remove_all`]'s part for application tables.
+async fn remove_app_rows(
+    stores: Vec<(String, StoreConfig)>,
+    rows: &[(String, RowId)],
+    by_mark: bool,
+    suffix: &str,
+) -> usize {
+    let mut removed = 0;
+    for (url, cfg) in stores {
+        let key = app_key(&url, &cfg);
+        let mut ids: Vec<RowId> = rows
+            .iter()
+            .filter(|(k, _)| k == &key)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let store = match AppStore::connect(cfg, &url).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove temporary rows");
+                continue;
+            }
+        };
+        if by_mark && store.config().name_column.is_some() {
+            if let Ok(all) = store.list().await {
+                ids.extend(
+                    all.into_iter()
+                        .filter(|row| row.name.as_deref().is_some_and(|n| n.ends_with(suffix)))
+                        .map(|row| row.id),
+                );
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        match store.delete(&ids).await {
+            Ok(n) => removed += n,
+            Err(e) => tracing::warn!(error = %e, "cannot remove temporary rows"),
         }
         store.close().await;
     }
@@ -355,5 +369,4 @@ mod tests {
             oldest: Utc::now(),
         };
         assert_eq!(far.liveness(), Liveness::Unknown);
-    }
 }

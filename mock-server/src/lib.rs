@@ -62,6 +62,7 @@ mod authorize;
 mod config;
 mod device;
 mod error;
+mod family;
 pub mod front;
 mod google;
 mod identity;

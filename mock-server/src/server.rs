@@ -574,6 +574,11 @@ impl MockGoogle {
         })
     }
 
+    /// Runs `f` on the mock's state, under its lock.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.shared.state.lock())
+    }
+
     /// The id_token signing keys (their own lock, not the state's).
     pub(crate) fn keys(&self) -> &crate::signing::Keys {
         &self.shared.keys

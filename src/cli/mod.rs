@@ -117,8 +117,8 @@ pub struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// mock: the scenario to run. serve: the scenario to apply at start (as POST
-    /// /__admin/scenario does).
+    /// mock: the scenario to run. mock-all: only these (comma-separated). serve: the scenario to
+    /// apply at start (as POST /__admin/scenario does).
     #[arg(long, value_name = "NAME", help_heading = "Scenarios")]
     pub scenario: Option<String>,
 
@@ -175,8 +175,10 @@ pub struct Cli {
     /// mock-all: judge your own refresh code: for each scenario, run CMD with `sh -c` against
     /// its own mock (URLs and the stored credential in OAUTHTEST_* variables, see the README),
     /// then check what the mock saw and CMD's exit status (0 expected exactly when the scenario
-    /// expects a working API call). worker-sim: the application's worker entry point (see
-    /// --enqueue-cmd), on credentials seeded into its store (--store-config).
+    /// expects a working API call). With a store config, each scenario's credential is also a
+    /// temporary row in your application's table (its id in OAUTHTEST_CREDENTIAL_ID), judged
+    /// from that row afterwards and removed. worker-sim: the application's worker entry point
+    /// (see --enqueue-cmd), on credentials seeded into its store (--store-config).
     #[arg(long, value_name = "CMD", help_heading = "Scenarios")]
     pub target_cmd: Option<String>,
 
@@ -244,7 +246,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "Import")]
     pub file: Option<PathBuf>,
 
-    /// import: the owning user's id.
+    /// import, and mock / mock-all --target-cmd with a store config: the user id the new
+    /// (temporary) rows are given.
     #[arg(long, default_value_t = 1, help_heading = "Import")]
     pub user_id: i64,
 

@@ -148,13 +148,18 @@ impl Mode {
                 "scenarios",
                 "target_cmd",
                 "target_timeout",
+                "store_config",
+                "user_id",
             ],
             Mode::MockAll => &[
                 "database_url",
+                "scenario",
                 "scenarios",
                 "report",
                 "target_cmd",
                 "target_timeout",
+                "store_config",
+                "user_id",
             ],
             Mode::WorkerSim => &[
                 "database_url",

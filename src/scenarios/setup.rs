@@ -10,8 +10,8 @@ use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use chrono::{DateTime, TimeDelta, Utc};
 use mock_server::{
-    ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
+    ClientRegistration, MockConfig, MockGoogle, TokenStatus, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 use std::fmt;
 use std::time::Duration;
@@ -47,6 +47,25 @@ pub struct SeededCredential {
     pub expiry: Option<DateTime<Utc>>,
     /// The granted scopes.
     pub scopes: Vec<String>,
+    /// The access tokens other deployments sharing the credential hold (`[mock]
+    /// other_deployments`).
+    pub other_deployments: Vec<AccessToken>,
+}
+
+/// What became of the other deployments' access tokens (`[mock] other_deployments`): `None`
+/// while all still work, else the failure to report (a client that revoked a token, or reused
+/// an old refresh token under reuse detection, killed the grant for every deployment).
+pub fn other_deployments_failure(tokens: &[AccessToken], mock: &MockGoogle) -> Option<String> {
+    let dead = tokens
+        .iter()
+        .filter(|t| mock.access_token_status(t.expose_secret()) != TokenStatus::Live)
+        .count();
+    (dead > 0).then(|| {
+        format!(
+            "other deployments: expected their {} access token(s) to keep working, but {dead} no longer work (the shared grant was revoked)",
+            tokens.len()
+        )
+    })
 }
 
 impl fmt::Debug for SeededCredential {
@@ -61,6 +80,7 @@ impl fmt::Debug for SeededCredential {
             )
             .field("expiry", &self.expiry)
             .field("scopes", &self.scopes)
+            .field("other_deployments", &self.other_deployments.len())
             .finish()
     }
 }
@@ -75,6 +95,8 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
     let token_steps = super::mock_steps(&scenario.token)?;
     let api_steps = super::mock_steps(&scenario.api)?;
     mock.set_rotate_refresh_tokens(scenario.mock.rotate_refresh_tokens);
+    mock.set_rotation_grace(Duration::from_millis(scenario.mock.rotation_grace_ms));
+    mock.set_reuse_revokes_family(scenario.mock.reuse_revokes_family);
     mock.set_refresh_token_ttl(
         scenario
             .mock
@@ -101,7 +123,17 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
         }
         RefreshSetup::Unknown => format!("1//unknown-{}", uuid::Uuid::new_v4().simple()),
         RefreshSetup::OtherClient => mock.issue_refresh_token(OTHER_CLIENT_ID, &scopes),
+        RefreshSetup::RotatedElsewhere => {
+            let token = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
+            // The successor went to a worker that is gone, or was overwritten: nobody holds it.
+            let _ = mock.rotate_refresh_token(&token);
+            token
+        }
     };
+    let other_deployments = (0..scenario.mock.other_deployments)
+        .filter_map(|_| mock.issue_access_token_for(&refresh_token))
+        .map(AccessToken::from)
+        .collect();
     let (client_id, client_secret) = match setup.client {
         ClientSetup::Registered => (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
         ClientSetup::Unknown => (UNKNOWN_CLIENT_ID, "x"),
@@ -141,5 +173,6 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
         access_token: access_token.map(AccessToken::from),
         expiry,
         scopes,
+        other_deployments,
     })
 }

@@ -180,7 +180,20 @@ pub(super) fn trigger_args(cli: &Cli) -> Result<Option<TriggerArgs>> {
     }))
 }
 
-fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
+fn mock_args(cli: &Cli, mode: Mode, app_store: bool) -> Result<MockArgs> {
+    if cli.target_cmd.is_none() {
+        for id in ["store_config", "user_id"] {
+            if cli.was_given(id) {
+                return Err(Error::Usage(format!(
+                    "{} with --mode {} goes with --target-cmd CMD: the scenarios' credentials \
+                     are then written into your application's table for CMD to refresh, and \
+                     judged from it; oauthtest's own engine runs on a store of its own",
+                    flag_of(id),
+                    mode.name()
+                )));
+            }
+        }
+    }
     let target = match &cli.target_cmd {
         Some(cmd) if cmd.trim().is_empty() => {
             return Err(Error::Usage(
@@ -195,6 +208,7 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
                 1,
                 MAX_COMMAND_TIMEOUT_SECS,
             )?),
+            app_store_user: app_store.then_some(cli.user_id),
         }),
         None => {
             if cli.was_given("target_timeout") {
@@ -205,8 +219,26 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
             None
         }
     };
+    let only = match (&cli.scenario, mode) {
+        (Some(list), Mode::MockAll) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if names.is_empty() {
+                return Err(Error::Usage(
+                    "--scenario is empty; give scenario names, comma-separated".into(),
+                ));
+            }
+            names
+        }
+        _ => Vec::new(),
+    };
     Ok(MockArgs {
         scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        only,
         scenarios_dir: cli.scenarios.clone(),
         target,
         report: (mode == Mode::MockAll)
@@ -381,7 +413,8 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
         && cli.enqueue_cmd.is_none()
         && cli.credential_id.is_none();
     // copy's destination may be either kind of store: it looks at the settings itself.
-    if app_store && cli.mode != Mode::Copy && !synthetic {
+    let mock = matches!(cli.mode, Mode::Mock | Mode::MockAll);
+    if app_store && cli.mode != Mode::Copy && !synthetic && !mock {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {
@@ -406,7 +439,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             dry_run: cli.dry_run,
         }),
         Mode::Mock | Mode::MockAll => {
-            let args = mock_args(cli, cli.mode)?;
+            let args = mock_args(cli, cli.mode, app_store)?;
             if cli.mode == Mode::Mock {
                 Task::Mock(args)
             } else {

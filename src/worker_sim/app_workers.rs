@@ -80,7 +80,9 @@ pub async fn run(settings: &Settings, args: &WorkerSimAppArgs) -> Result<WorkerS
             let outcome = drive(settings, args, &config, &store, &cipher, &mock, &seeded).await;
             let ids: Vec<RowId> = seeded.iter().map(|s| s.id.clone()).collect();
             if store.delete(&ids).await.is_ok() {
-                crate::temp_rows::release_app(&settings.database_url, &ids);
+                for id in &ids {
+                    crate::temp_rows::release_app(&settings.database_url, store.config(), id);
+                }
             }
             outcome
         }
@@ -112,7 +114,7 @@ async fn seed(
             user_id: Some(i.to_string()),
         };
         let row = store.insert(cipher, &new, &secrets).await?;
-        crate::temp_rows::register_app(url, &row.row.id);
+        crate::temp_rows::register_app(url, cfg, &row.row.id);
         seeded.push(Seeded {
             id: row.row.id.clone(),
             refresh_fingerprint: fingerprint(&refresh),

@@ -5,6 +5,7 @@ mod support;
 mod app_copy;
 mod app_loop;
 mod app_modes;
+mod app_scenarios;
 mod app_store;
 mod app_workers;
 mod command_line;

@@ -7,6 +7,7 @@
 mod concurrency;
 mod detached;
 mod endpoints;
+mod family;
 mod front;
 mod helpers;
 mod identity;

@@ -376,25 +376,23 @@ impl AppStore {
 }
 
 impl AppStore {
-    /// Deletes the rows `ids` (temporary rows a run inserted, see [`crate::temp_rows`]);
-    /// returns how many were deleted. Only a run's own rows are ever passed here.
+    /// Deletes rows by id: only the temporary rows oauthtest inserted itself (`mock` and
+    /// `mock-all --target-cmd` seed one per scenario), never one of the application's own.
+    /// Returns how many were deleted.
     ///
     /// # Errors
     /// [`AppStoreError::Database`].
     pub async fn delete(&self, ids: &[RowId]) -> Result<usize, AppStoreError> {
-        let sql = format!(
-            "DELETE FROM {} WHERE {} = $1 RETURNING {}",
-            self.cfg.table.quoted(),
-            self.db.read_expr(&self.cfg.id_column),
-            self.db.read_expr(&self.cfg.id_column)
-        );
+        let c = &self.cfg;
         let mut deleted = 0;
         for id in ids {
-            deleted += self
-                .db
-                .fetch(sql.clone(), &[Some(id.to_string())])
-                .await?
-                .len();
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1 RETURNING {}",
+                c.table.quoted(),
+                self.db.read_expr(&c.id_column),
+                self.db.read_expr(&c.id_column)
+            );
+            deleted += self.db.fetch(sql, &[Some(id.to_string())]).await?.len();
         }
         Ok(deleted)
     }
