@@ -117,6 +117,9 @@ pub(crate) struct Grant {
     pub(crate) client_id: Arc<str>,
     pub(crate) scopes: Arc<[String]>,
     revoked: bool,
+    /// A revocation Google has accepted but not applied yet: from this time on the mock clock
+    /// the grant is revoked (see [`TokenStore::revoke_at`]).
+    revoked_from_ms: Option<i64>,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
     /// Whose grant it is; `None` for the configured default account.
@@ -196,6 +199,7 @@ impl TokenStore {
                 client_id: Arc::from(client_id),
                 scopes: Arc::from(scopes),
                 revoked: false,
+                revoked_from_ms: None,
                 offline,
                 account: None,
                 access_keys: VecDeque::new(),
@@ -270,15 +274,17 @@ impl TokenStore {
         }
     }
 
-    fn grant_revoked(&self, grant: u64) -> bool {
-        self.grants.get(&grant).is_none_or(|g| g.revoked)
+    fn grant_revoked(&self, grant: u64, now_ms: i64) -> bool {
+        self.grants
+            .get(&grant)
+            .is_none_or(|g| g.revoked || g.revoked_from_ms.is_some_and(|at| now_ms >= at))
     }
 
     pub(crate) fn refresh_status(&self, token: &str, now_ms: i64) -> TokenStatus {
         let Some(record) = self.refresh.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
         } else if record.superseded {
             TokenStatus::Superseded
@@ -295,7 +301,7 @@ impl TokenStore {
         let Some(record) = self.access.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
         } else if now_ms >= record.expires_at_ms {
             TokenStatus::Expired
@@ -381,6 +387,15 @@ impl TokenStore {
     /// Revokes the grant of a live access or refresh token. Returns whether anything was live to
     /// revoke; unknown, expired, superseded and already revoked tokens give `false`.
     pub(crate) fn revoke(&mut self, token: &str, now_ms: i64) -> bool {
+        self.revoke_at(token, now_ms, now_ms)
+    }
+
+    /// Revokes the grant of a live access or refresh token from `at_ms` on the mock clock, as
+    /// Google does when a revocation takes a while to reach every server: until then its tokens
+    /// keep working (and refreshing issues new ones), from then on every token of the grant,
+    /// including those issued in between, is revoked. An earlier revocation of the same grant
+    /// wins. Returns whether anything was live to revoke, as [`revoke`](Self::revoke).
+    pub(crate) fn revoke_at(&mut self, token: &str, now_ms: i64, at_ms: i64) -> bool {
         let k = key(token);
         let grant = if self.refresh_status(token, now_ms) == TokenStatus::Live {
             self.refresh.get(&k).map(|r| r.grant)
@@ -390,8 +405,12 @@ impl TokenStore {
             None
         };
         match grant.and_then(|id| self.grants.get_mut(&id)) {
-            Some(grant) => {
+            Some(grant) if at_ms <= now_ms => {
                 grant.revoked = true;
+                true
+            }
+            Some(grant) => {
+                grant.revoked_from_ms = Some(grant.revoked_from_ms.map_or(at_ms, |t| t.min(at_ms)));
                 true
             }
             None => false,
@@ -517,6 +536,47 @@ mod tests {
             .iter()
             .all(|t| store.refresh_status(t, 0) == TokenStatus::Live));
         assert_eq!(store.refresh_status(&other_token, 0), TokenStatus::Live);
+    }
+
+    #[test]
+    fn a_delayed_revocation_takes_effect_later_and_kills_the_tokens_issued_meanwhile() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None, 0);
+        assert!(store.revoke_at(&refresh, 0, 300_000));
+        assert_eq!(store.refresh_status(&refresh, 299_999), TokenStatus::Live);
+        // Refreshing in the window still works, as at Google.
+        let meanwhile = store.issue_access(grant, Arc::from(scopes()), 3_600_000);
+        assert_eq!(store.access_status(&meanwhile, 299_999), TokenStatus::Live);
+        assert_eq!(
+            store.refresh_status(&refresh, 300_000),
+            TokenStatus::Revoked
+        );
+        assert_eq!(
+            store.access_status(&meanwhile, 300_000),
+            TokenStatus::Revoked
+        );
+        // A revocation that is due already is the immediate kind.
+        let other = store.new_grant("c", &scopes(), true);
+        let other_refresh = store.issue_refresh(other, None, 0);
+        assert!(store.revoke_at(&other_refresh, 10, 5));
+        assert_eq!(
+            store.refresh_status(&other_refresh, 10),
+            TokenStatus::Revoked
+        );
+    }
+
+    #[test]
+    fn revoking_a_refresh_token_revokes_the_access_tokens_of_its_grant_only() {
+        let mut store = TokenStore::default();
+        let grant = store.new_grant("c", &scopes(), true);
+        let refresh = store.issue_refresh(grant, None, 0);
+        let access = store.issue_access(grant, Arc::from(scopes()), 1_000);
+        let elsewhere = store.new_grant("c", &scopes(), false);
+        let other_access = store.issue_access(elsewhere, Arc::from(scopes()), 1_000);
+        assert!(store.revoke(&refresh, 0));
+        assert_eq!(store.access_status(&access, 0), TokenStatus::Revoked);
+        assert_eq!(store.access_status(&other_access, 0), TokenStatus::Live);
     }
 
     #[test]

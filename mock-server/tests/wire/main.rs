@@ -6,10 +6,12 @@
 
 mod concurrency;
 mod detached;
+mod device;
 mod endpoints;
 mod front;
 mod helpers;
 mod identity;
 mod journal;
+mod revocation;
 mod scripts;
 mod token;
