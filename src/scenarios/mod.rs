@@ -85,6 +85,9 @@ pub enum AccessSetup {
     Valid,
     /// None stored (an authorized_user import).
     None,
+    /// Live for an hour by its expiry, but revoked at Google (the application's "disconnect"
+    /// revoked it, and with it, as Google does, its refresh token).
+    Revoked,
 }
 
 impl AccessSetup {
@@ -94,6 +97,7 @@ impl AccessSetup {
             Self::Expired => "expired 1m ago",
             Self::Valid => "valid for 1h",
             Self::None => "absent",
+            Self::Revoked => "valid for 1h by its expiry, revoked at Google",
         }
     }
 }
@@ -167,6 +171,10 @@ pub struct MockSetup {
     /// credential was issued, under Google's limit of 100 live refresh tokens per account and
     /// client (past it, the oldest dies silently).
     pub newer_consents: u32,
+    /// The revocation of `credential.refresh_token = "revoked"` (or `access_token = "revoked"`)
+    /// takes effect this many seconds after the run starts, on the mock clock, as Google's may:
+    /// until then the tokens work and refreshing issues new ones.
+    pub revocation_delay_seconds: u64,
 }
 
 /// Engine settings for one scenario.
@@ -213,6 +221,10 @@ pub struct StepSpec {
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Move the mock clock forward this many seconds when this request arrives, before it is
+    /// answered (a token expires, a delayed revocation takes effect).
+    #[serde(default)]
+    pub advance_clock_seconds: u64,
     /// Answer this many requests in a row with this step: an outage that lasts however often a
     /// client retries (default 1).
     pub repeat: Option<u32>,
@@ -410,8 +422,31 @@ fn check_ranges(scenario: &Scenario, line_of: &dyn Fn(&str) -> String) -> Result
         0,
         MAX_ADVANCE_CLOCK_HOURS,
     )?;
+    within(
+        "mock.revocation_delay_seconds",
+        "revocation_delay_seconds",
+        scenario.mock.revocation_delay_seconds,
+        0,
+        MAX_ADVANCE_CLOCK_HOURS * 3600,
+    )?;
+    let revoked = scenario.credential.refresh_token == RefreshSetup::Revoked
+        || scenario.credential.access_token == AccessSetup::Revoked;
+    if scenario.mock.revocation_delay_seconds > 0 && !revoked {
+        return Err(format!(
+            "{}mock.revocation_delay_seconds needs a revoked token: credential.refresh_token = \"revoked\" or credential.access_token = \"revoked\"",
+            line_of("revocation_delay_seconds")
+        ));
+    }
     for (list, steps) in [("token", &scenario.token), ("api", &scenario.api)] {
         for (i, step) in steps.iter().enumerate() {
+            if step.advance_clock_seconds > MAX_ADVANCE_CLOCK_HOURS * 3600 {
+                return Err(format!(
+                    "[[{list}]] #{}: advance_clock_seconds = {} is out of range: it must be from 0 to {}",
+                    i + 1,
+                    step.advance_clock_seconds,
+                    MAX_ADVANCE_CLOCK_HOURS * 3600
+                ));
+            }
             if step.delay_ms > MAX_SCENARIO_WAIT_MS {
                 return Err(format!(
                     "[[{list}]] #{}: delay_ms = {} is out of range: it must be from 0 to {MAX_SCENARIO_WAIT_MS}",
@@ -461,6 +496,10 @@ impl StepSpec {
         };
         if self.delay_ms > 0 {
             step = step.with_delay(std::time::Duration::from_millis(self.delay_ms));
+        }
+        if self.advance_clock_seconds > 0 {
+            step =
+                step.with_clock_advance(std::time::Duration::from_secs(self.advance_clock_seconds));
         }
         Ok(step)
     }

@@ -4,9 +4,11 @@ mod support;
 
 mod app_modes;
 mod app_store;
+mod browser;
 mod command_line;
 mod container;
 mod crash;
+mod device_flow;
 mod docs;
 mod doctor;
 mod faults;
@@ -17,6 +19,7 @@ mod leak_audit;
 #[path = "../../build/probe.rs"]
 mod probe;
 mod pytest_plugin;
+mod revocation;
 mod scenarios;
 mod serve;
 mod serve_abuse;
