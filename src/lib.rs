@@ -19,6 +19,7 @@ pub mod modes;
 pub mod refresh;
 pub mod report;
 pub mod scenarios;
+pub mod secret;
 pub mod serve;
 pub mod settings;
 pub mod signals;

@@ -12,6 +12,7 @@ mod mode;
 
 pub use mode::{Mode, COMMON_ARGS};
 
+use crate::secret::ClientSecret;
 use clap::parser::ValueSource;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
 use secrecy::SecretString;
@@ -19,8 +20,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Reads a secret flag into a type whose `Debug` is redacted, so that `Cli`'s is too.
-fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(value))
+fn secret<T: for<'a> From<&'a str>>(value: &str) -> Result<T, std::convert::Infallible> {
+    Ok(T::from(value))
 }
 
 /// How results are printed on stdout.
@@ -78,8 +79,8 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// The OAuth client secret (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
-    pub client_secret: Option<SecretString>,
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = secret::<ClientSecret>)]
+    pub client_secret: Option<ClientSecret>,
 
     /// The environment this run is in; production refuses modes that change credentials.
     #[arg(long = "env", value_enum, env = "OAUTHTEST_ENV")]
@@ -205,7 +206,7 @@ pub struct Cli {
         value_name = "TOKEN",
         env = "OAUTHTEST_ADMIN_TOKEN",
         hide_env_values = true,
-        value_parser = secret,
+        value_parser = secret::<SecretString>,
         help_heading = "Serve"
     )]
     pub admin_token: Option<SecretString>,

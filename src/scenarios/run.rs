@@ -12,7 +12,6 @@ use crate::refresh::{EngineBuilder, EngineConfig};
 use crate::store::{HistoryEntry, NewCredential, Store};
 use chrono::Utc;
 use mock_server::{fingerprint, Endpoint, MockGoogle, TokenStatus};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,12 +7,12 @@
 //! all three.
 
 use super::{AccessSetup, ClientSetup, RefreshSetup, Scenario};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use chrono::{DateTime, TimeDelta, Utc};
 use mock_server::{
     ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
     MAX_LIVE_REFRESH_TOKENS, TESTING_APP_REFRESH_TOKEN_TTL,
 };
-use secrecy::SecretString;
 use std::fmt;
 use std::time::Duration;
 
@@ -38,11 +38,11 @@ pub struct SeededCredential {
     /// The OAuth client id.
     pub client_id: String,
     /// The client secret (a wrong one for `client = "wrong_secret"`).
-    pub client_secret: SecretString,
+    pub client_secret: ClientSecret,
     /// The refresh token (revoked, unknown or another client's, as the scenario says).
-    pub refresh_token: SecretString,
+    pub refresh_token: RefreshToken,
     /// The stored access token, if the scenario stores one.
-    pub access_token: Option<SecretString>,
+    pub access_token: Option<AccessToken>,
     /// When the stored access token expires, as the application believes.
     pub expiry: Option<DateTime<Utc>>,
     /// The granted scopes.
@@ -156,9 +156,9 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
     mock.set_api_script(api_steps);
     Ok(SeededCredential {
         client_id: client_id.to_owned(),
-        client_secret: SecretString::from(client_secret),
-        refresh_token: SecretString::from(refresh_token),
-        access_token: access_token.map(SecretString::from),
+        client_secret: ClientSecret::from(client_secret),
+        refresh_token: RefreshToken::from(refresh_token),
+        access_token: access_token.map(AccessToken::from),
         expiry,
         scopes,
     })

@@ -25,7 +25,6 @@
 use super::run::{check_retry_spacing, describe_entry, ScenarioResult};
 use super::{setup, Scenario};
 use mock_server::{fingerprint, Endpoint, JournalEntry, MockGoogle};
-use secrecy::ExposeSecret;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt as _};

@@ -40,7 +40,6 @@ use http::{header, HeaderValue, Method, StatusCode};
 use mock_server::{
     Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request, DEFAULT_CLIENT_ID,
 };
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;

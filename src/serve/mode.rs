@@ -16,7 +16,6 @@ use crate::serve;
 use crate::settings::Settings;
 use crate::task::ServeArgs;
 use mock_server::{ClientRegistration, MockConfig, MockGoogle, SigningKeyPem};
-use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

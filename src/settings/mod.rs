@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::exchange::{build_http_client, ExchangeConfig};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineBuilder, EngineConfig};
+use crate::secret::ClientSecret;
 use crate::store::{Store, DEFAULT_DATABASE_URL};
 use crate::task::{Effect, Task};
-use secrecy::{ExposeSecret as _, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +166,7 @@ pub struct Settings {
     /// Client id for credentials without their own.
     pub client_id: Option<String>,
     /// Client secret for credentials without their own.
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<ClientSecret>,
     /// The environment, if any was given.
     pub environment: Option<Environment>,
     /// Google's token endpoint (or a stand-in).

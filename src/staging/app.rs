@@ -11,16 +11,15 @@
 //! application's own workers loses the compare-and-swap and says so (exit 2, nothing written).
 
 use crate::app_store::{AppCredential, AppStore, Cipher, RowId};
-use crate::credential::{fingerprint, GoogleCredential};
 use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, Outcome, RefreshRequest, TokenExchanger};
 use crate::exit_code;
 use crate::report::{human_span, Report};
+use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::Settings;
 use crate::staging::{self, Check, Snapshot, Status, TokenInfo};
 use crate::task::RealArgs;
 use chrono::{TimeDelta, Utc};
-use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -55,23 +54,6 @@ impl AppStagingReport {
     }
 }
 
-fn dup(s: &SecretString) -> SecretString {
-    SecretString::from(s.expose_secret().to_owned())
-}
-
-pub(super) fn copy(c: &GoogleCredential) -> GoogleCredential {
-    GoogleCredential {
-        access_token: c.access_token.as_ref().map(dup),
-        refresh_token: c.refresh_token.as_ref().map(dup),
-        expiry: c.expiry,
-        scopes: c.scopes.clone(),
-        token_type: c.token_type.clone(),
-        client_id: c.client_id.clone(),
-        client_secret: c.client_secret.as_ref().map(dup),
-        id_token: c.id_token.as_ref().map(dup),
-    }
-}
-
 /// The picture of an application row (the version is always 0: the application keeps none).
 pub(super) fn snapshot(cred: &AppCredential, cipher: &Cipher, settings: &Settings) -> Snapshot {
     let s = &cred.secrets;
@@ -89,8 +71,8 @@ pub(super) fn snapshot(cred: &AppCredential, cipher: &Cipher, settings: &Setting
         expires_at,
         expires_in_seconds: expires_in,
         expired: expires_in.map(|s| s <= 0),
-        access_token_fingerprint: s.access_token.as_ref().map(fingerprint),
-        refresh_token_fingerprint: s.refresh_token.as_ref().map(fingerprint),
+        access_token_fingerprint: s.access_token.as_ref().map(AccessToken::fingerprint),
+        refresh_token_fingerprint: s.refresh_token.as_ref().map(RefreshToken::fingerprint),
         scopes: s.scopes.clone(),
         token_type: s.token_type.clone(),
         client_id,
@@ -182,7 +164,7 @@ pub(super) async fn open(
 /// What a refresh of an application row amounted to.
 enum Refreshed {
     /// Written back; the new access token.
-    Ok(SecretString),
+    Ok(AccessToken),
     /// Google refused; the check saying why and what to do.
     Failed(Check, String),
 }
@@ -230,8 +212,8 @@ async fn refresh(
         Outcome::Refreshed(grant) => {
             let expires_at =
                 Utc::now() + TimeDelta::from_std(grant.expires_in).unwrap_or(TimeDelta::zero());
-            let token = dup(&grant.access_token);
-            let mut new = copy(s);
+            let token = grant.access_token.clone();
+            let mut new = s.clone();
             new.access_token = Some(grant.access_token);
             if let Some(rt) = grant.refresh_token {
                 new.refresh_token = Some(rt);
@@ -345,7 +327,7 @@ pub(super) async fn refresh_and_prove(
     let after = snapshot(&after_cred, &o.cipher, settings);
     Ok(match result {
         Refreshed::Ok(token) => {
-            let fp = fingerprint(&token);
+            let fp = token.fingerprint();
             let kept = match (
                 &o.report.before.refresh_token_fingerprint,
                 &after.refresh_token_fingerprint,

@@ -2,7 +2,7 @@
 //! write-back with an expiry in the past), then, unless `--no-refresh`, refresh it as a worker
 //! would and prove the new token, in the four steps `force-expire` reports on oauthtest's store.
 
-use super::app::{copy, open, refresh_and_prove, snapshot, usability, AppStagingReport};
+use super::app::{open, refresh_and_prove, snapshot, usability, AppStagingReport};
 use crate::app_store::RowId;
 use crate::error::Result;
 use crate::settings::Settings;
@@ -38,7 +38,7 @@ pub async fn force_expire(
         return Ok(o.report);
     }
     let was = o.report.before.expiry_text();
-    let mut expired = copy(&o.cred.secrets);
+    let mut expired = o.cred.secrets.clone();
     expired.expiry = Some(Utc::now() - EXPIRED_AGO);
     let written = match o
         .store

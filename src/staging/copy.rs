@@ -7,15 +7,15 @@
 //! credential per run, by id: copying a store wholesale would bring every user's tokens along,
 //! which is exactly what staging must not hold.
 
-use crate::credential::fingerprint;
+use crate::credential::GoogleCredential;
 use crate::crypto::CryptoError;
 use crate::error::{Error, Result};
 use crate::report::Report;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::{Settings, FROM_KEY_VAR};
 use crate::store::{redact_url, HistoryEntry, NewCredential, Store};
 use crate::task::CopyArgs;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -106,17 +106,17 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
         .insert_with_state(&new, &secrets, row.state(), &keyring, &history)
         .await?;
     // Read it back: the copy must open with this store's key, bound to its new row.
-    let same = |a: &Option<SecretString>, b: &Option<SecretString>| {
-        a.as_ref().map(fingerprint) == b.as_ref().map(fingerprint)
+    let tokens = |c: &GoogleCredential| {
+        (
+            c.refresh_token.as_ref().map(RefreshToken::fingerprint),
+            c.access_token.as_ref().map(AccessToken::fingerprint),
+        )
     };
     let reads_back = store
         .get(new_id)
         .await?
         .and_then(|r| r.decrypt(&keyring).ok())
-        .is_some_and(|c| {
-            same(&c.refresh_token, &secrets.refresh_token)
-                && same(&c.access_token, &secrets.access_token)
-        });
+        .is_some_and(|c| tokens(&c) == tokens(&secrets));
     if !reads_back {
         let _ = store.delete(&[new_id]).await;
         return Err(Error::Internal(anyhow::anyhow!(

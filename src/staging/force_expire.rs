@@ -158,7 +158,7 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     let usable = match refreshed {
         Ok(usable) if usable.outcome == crate::exchange::code::REFRESHED => {
-            let new_fp = crate::credential::fingerprint(&usable.access_token);
+            let new_fp = usable.access_token.fingerprint();
             let worker = Check::new(
                 "worker",
                 Status::Pass,

@@ -10,16 +10,16 @@ pub mod force_expire;
 pub mod real;
 pub mod scrub;
 
-use crate::credential::{fingerprint, GoogleCredential};
+use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::error::Result;
 use crate::google_api::{self, ApiEndpoints, ApiResult};
 use crate::report::human_span;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::Settings;
 use crate::store::{CredentialRow, CredentialState, Store};
 use crate::task::CredentialId;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -119,8 +119,11 @@ impl Snapshot {
             expires_at: row.expires_at,
             expires_in_seconds: expires_in,
             expired: expires_in.map(|s| s <= 0),
-            access_token_fingerprint: secrets.access_token.as_ref().map(fingerprint),
-            refresh_token_fingerprint: secrets.refresh_token.as_ref().map(fingerprint),
+            access_token_fingerprint: secrets.access_token.as_ref().map(AccessToken::fingerprint),
+            refresh_token_fingerprint: secrets
+                .refresh_token
+                .as_ref()
+                .map(RefreshToken::fingerprint),
             scopes: secrets.scopes.clone(),
             token_type: secrets.token_type.clone(),
             client_id,
@@ -414,7 +417,7 @@ pub enum TokenInfo {
 pub async fn token_info(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
 ) -> TokenInfo {
     let text = |v: &serde_json::Value, field: &str| v[field].as_str().map(str::to_owned);
     match google_api::tokeninfo(http, api, token).await {
@@ -505,7 +508,7 @@ pub fn audience_and_scopes(info: &TokenInfo, client_id: Option<&str>, scopes: &[
 pub async fn gmail_profile(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
     scopes: &[String],
 ) -> Check {
     const NAME: &str = "gmail profile";
@@ -539,7 +542,7 @@ pub async fn gmail_profile(
 pub async fn prove_token_works(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
     client_id: Option<&str>,
     scopes_before: &[String],
 ) -> Vec<Check> {

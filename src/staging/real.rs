@@ -88,7 +88,7 @@ pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     match refreshed {
         Ok(usable) => {
-            let new_fp = crate::credential::fingerprint(&usable.access_token);
+            let new_fp = usable.access_token.fingerprint();
             let kept = match (
                 &report.before.refresh_token_fingerprint,
                 &after.refresh_token_fingerprint,

@@ -7,7 +7,6 @@ use crate::exchange::code;
 use crate::report::{count, count_u64};
 use crate::store::CredentialState;
 use mock_server::{Endpoint, TokenStatus};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

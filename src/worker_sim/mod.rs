@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
@@ -400,17 +401,17 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
         let client = client_id(i);
         let refresh = mock.issue_refresh_token(&client, &scopes);
         let secrets = GoogleCredential {
-            access_token: Some(SecretString::from(mock.issue_access_token(
+            access_token: Some(AccessToken::from(mock.issue_access_token(
                 &client,
                 &scopes,
                 Duration::ZERO,
             ))),
-            refresh_token: Some(SecretString::from(refresh.clone())),
+            refresh_token: Some(RefreshToken::from(refresh.clone())),
             expiry: Some(expired),
             scopes: scopes.clone(),
             token_type: "Bearer".into(),
             client_id: Some(client.clone()),
-            client_secret: Some(SecretString::from(format!("sim-secret-{i}"))),
+            client_secret: Some(ClientSecret::from(format!("sim-secret-{i}"))),
             id_token: None,
         };
         let id = store

@@ -29,7 +29,6 @@ use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
 use rand::{Rng, SeedableRng};
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::Stdio;

@@ -12,7 +12,6 @@ use crate::serve::{admin_get, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
-use secrecy::ExposeSecret;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,6 @@ use crate::on_both_backends;
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
-use secrecy::ExposeSecret;
 
 fn keyring(b64: &str) -> Keyring {
     Keyring::new(EncryptionKey::from_base64(b64).unwrap(), vec![])
