@@ -369,4 +369,5 @@ mod tests {
             oldest: Utc::now(),
         };
         assert_eq!(far.liveness(), Liveness::Unknown);
+    }
 }

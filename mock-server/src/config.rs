@@ -140,6 +140,9 @@ pub struct Consent {
     /// Requested scopes the user does not grant (granular consent); `openid`, `email` and
     /// `profile` are always granted.
     pub withhold_scopes: Vec<String>,
+    /// Device flow: how many polls of a new device code are answered `authorization_pending`
+    /// before the user's answer (0: the first poll gets it).
+    pub device_pending_polls: u32,
 }
 
 impl Default for MockConfig {

@@ -42,7 +42,7 @@ impl MockGoogle {
     ///
     /// # Security
     /// The returned string is a credential for this mock only; do not log it.
-    pub fn issue_access_token_for(&self, refresh_token: &str) -> Option<String> {
+    pub fn issue_access_token_if_usable(&self, refresh_token: &str) -> Option<String> {
         self.with_state(|state| {
             let now_ms = state.now_ms();
             let status = state.tokens.refresh_status(refresh_token, now_ms);

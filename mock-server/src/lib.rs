@@ -70,6 +70,7 @@ mod incoming;
 mod journal;
 mod oidc;
 mod request;
+mod revocation;
 mod script;
 mod server;
 mod service_account;

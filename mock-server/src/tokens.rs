@@ -117,6 +117,9 @@ pub(crate) struct Grant {
     pub(crate) client_id: Arc<str>,
     pub(crate) scopes: Arc<[String]>,
     revoked: bool,
+    /// A revocation Google has accepted but not applied yet: from this time on the mock clock
+    /// the grant is revoked (see [`TokenStore::revoke_at`]).
+    revoked_from_ms: Option<i64>,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
     /// Whose grant it is; `None` for the configured default account.
@@ -197,6 +200,7 @@ impl TokenStore {
                 client_id: Arc::from(client_id),
                 scopes: Arc::from(scopes),
                 revoked: false,
+                revoked_from_ms: None,
                 offline,
                 account: None,
                 access_keys: VecDeque::new(),
@@ -271,15 +275,17 @@ impl TokenStore {
         }
     }
 
-    fn grant_revoked(&self, grant: u64) -> bool {
-        self.grants.get(&grant).is_none_or(|g| g.revoked)
+    fn grant_revoked(&self, grant: u64, now_ms: i64) -> bool {
+        self.grants
+            .get(&grant)
+            .is_none_or(|g| g.revoked || g.revoked_from_ms.is_some_and(|at| now_ms >= at))
     }
 
     pub(crate) fn refresh_status(&self, token: &str, now_ms: i64) -> TokenStatus {
         let Some(record) = self.refresh.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
         } else if record.superseded_at_ms.is_some() {
             TokenStatus::Superseded
@@ -296,7 +302,7 @@ impl TokenStore {
         let Some(record) = self.access.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
         } else if now_ms >= record.expires_at_ms {
             TokenStatus::Expired
@@ -393,7 +399,7 @@ impl TokenStore {
         let Some(at) = record.superseded_at_ms else {
             return false;
         };
-        !self.grant_revoked(record.grant)
+        !self.grant_revoked(record.grant, now_ms)
             && record
                 .expires_at_ms
                 .is_none_or(|deadline| now_ms < deadline)
@@ -430,6 +436,15 @@ impl TokenStore {
     /// Revokes the grant of a live access or refresh token. Returns whether anything was live to
     /// revoke; unknown, expired, superseded and already revoked tokens give `false`.
     pub(crate) fn revoke(&mut self, token: &str, now_ms: i64) -> bool {
+        self.revoke_at(token, now_ms, now_ms)
+    }
+
+    /// Revokes the grant of a live access or refresh token from `at_ms` on the mock clock, as
+    /// Google does when a revocation takes a while to reach every server: until then its tokens
+    /// keep working (and refreshing issues new ones), from then on every token of the grant,
+    /// including those issued in between, is revoked. An earlier revocation of the same grant
+    /// wins. Returns whether anything was live to revoke, as [`revoke`](Self::revoke).
+    pub(crate) fn revoke_at(&mut self, token: &str, now_ms: i64, at_ms: i64) -> bool {
         let k = key(token);
         let grant = if self.refresh_status(token, now_ms) == TokenStatus::Live {
             self.refresh.get(&k).map(|r| r.grant)
@@ -439,8 +454,12 @@ impl TokenStore {
             None
         };
         match grant.and_then(|id| self.grants.get_mut(&id)) {
-            Some(grant) => {
+            Some(grant) if at_ms <= now_ms => {
                 grant.revoked = true;
+                true
+            }
+            Some(grant) => {
+                grant.revoked_from_ms = Some(grant.revoked_from_ms.map_or(at_ms, |t| t.min(at_ms)));
                 true
             }
             None => false,

@@ -86,6 +86,9 @@ pub enum AccessSetup {
     Valid,
     /// None stored (an authorized_user import).
     None,
+    /// Live for an hour by its expiry, but revoked at Google (the application's "disconnect"
+    /// revoked it, and with it, as Google does, its refresh token).
+    Revoked,
 }
 
 impl AccessSetup {
@@ -95,6 +98,7 @@ impl AccessSetup {
             Self::Expired => "expired 1m ago",
             Self::Valid => "valid for 1h",
             Self::None => "absent",
+            Self::Revoked => "valid for 1h by its expiry, revoked at Google",
         }
     }
 }
@@ -181,6 +185,10 @@ pub struct MockSetup {
     /// Other deployments of the application sharing the stored credential, each holding a live
     /// access token of the same grant; afterwards each must still work.
     pub other_deployments: u32,
+    /// The revocation of `credential.refresh_token = "revoked"` (or `access_token = "revoked"`)
+    /// takes effect this many seconds after the run starts, on the mock clock, as Google's may:
+    /// until then the tokens work and refreshing issues new ones.
+    pub revocation_delay_seconds: u64,
 }
 
 /// Engine settings for one scenario.
@@ -227,6 +235,10 @@ pub struct StepSpec {
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Move the mock clock forward this many seconds when this request arrives, before it is
+    /// answered (a token expires, a delayed revocation takes effect).
+    #[serde(default)]
+    pub advance_clock_seconds: u64,
     /// Answer this many requests in a row with this step: an outage that lasts however often a
     /// client retries (default 1).
     pub repeat: Option<u32>,
@@ -453,8 +465,31 @@ fn check_ranges(scenario: &Scenario, line_of: &dyn Fn(&str) -> String) -> Result
             line_of("[mock]")
         ));
     }
+    within(
+        "mock.revocation_delay_seconds",
+        "revocation_delay_seconds",
+        scenario.mock.revocation_delay_seconds,
+        0,
+        MAX_ADVANCE_CLOCK_HOURS * 3600,
+    )?;
+    let revoked = scenario.credential.refresh_token == RefreshSetup::Revoked
+        || scenario.credential.access_token == AccessSetup::Revoked;
+    if scenario.mock.revocation_delay_seconds > 0 && !revoked {
+        return Err(format!(
+            "{}mock.revocation_delay_seconds needs a revoked token: credential.refresh_token = \"revoked\" or credential.access_token = \"revoked\"",
+            line_of("revocation_delay_seconds")
+        ));
+    }
     for (list, steps) in [("token", &scenario.token), ("api", &scenario.api)] {
         for (i, step) in steps.iter().enumerate() {
+            if step.advance_clock_seconds > MAX_ADVANCE_CLOCK_HOURS * 3600 {
+                return Err(format!(
+                    "[[{list}]] #{}: advance_clock_seconds = {} is out of range: it must be from 0 to {}",
+                    i + 1,
+                    step.advance_clock_seconds,
+                    MAX_ADVANCE_CLOCK_HOURS * 3600
+                ));
+            }
             if step.delay_ms > MAX_SCENARIO_WAIT_MS {
                 return Err(format!(
                     "[[{list}]] #{}: delay_ms = {} is out of range: it must be from 0 to {MAX_SCENARIO_WAIT_MS}",
@@ -504,6 +539,10 @@ impl StepSpec {
         };
         if self.delay_ms > 0 {
             step = step.with_delay(std::time::Duration::from_millis(self.delay_ms));
+        }
+        if self.advance_clock_seconds > 0 {
+            step =
+                step.with_clock_advance(std::time::Duration::from_secs(self.advance_clock_seconds));
         }
         Ok(step)
     }

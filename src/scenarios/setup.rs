@@ -115,11 +115,8 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
         mock.set_refresh_token_limit(Some(MAX_LIVE_REFRESH_TOKENS));
     }
     let refresh_token = match setup.refresh_token {
-        RefreshSetup::Live => mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes),
-        RefreshSetup::Revoked => {
-            let token = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
-            mock.revoke(&token);
-            token
+        RefreshSetup::Live | RefreshSetup::Revoked => {
+            mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes)
         }
         RefreshSetup::Unknown => format!("1//unknown-{}", uuid::Uuid::new_v4().simple()),
         RefreshSetup::OtherClient => mock.issue_refresh_token(OTHER_CLIENT_ID, &scopes),
@@ -131,7 +128,7 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
         }
     };
     let other_deployments = (0..scenario.mock.other_deployments)
-        .filter_map(|_| mock.issue_access_token_for(&refresh_token))
+        .filter_map(|_| mock.issue_access_token_if_usable(&refresh_token))
         .map(AccessToken::from)
         .collect();
     let (client_id, client_secret) = match setup.client {
@@ -148,17 +145,40 @@ pub fn apply(scenario: &Scenario, mock: &MockGoogle) -> Result<SeededCredential,
         let _ = mock.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes);
     }
     let now = Utc::now();
+    // The stored access token came with the stored refresh token (one grant, as at Google:
+    // revoking either kills the other), unless that refresh token is not this client's.
+    let mint = |ttl: Duration| match setup.refresh_token {
+        RefreshSetup::Live | RefreshSetup::Revoked | RefreshSetup::RotatedElsewhere => mock
+            .issue_access_token_for(&refresh_token, ttl)
+            .ok_or_else(|| "the seeded refresh token is unknown to the mock".to_string()),
+        RefreshSetup::Unknown | RefreshSetup::OtherClient => {
+            Ok(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, ttl))
+        }
+    };
     let (access_token, expiry) = match setup.access_token {
-        AccessSetup::Valid => (
-            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::from_secs(3600))),
+        AccessSetup::Valid | AccessSetup::Revoked => (
+            Some(mint(Duration::from_secs(3600))?),
             Some(now + TimeDelta::seconds(3600)),
         ),
         AccessSetup::Expired => (
-            Some(mock.issue_access_token(DEFAULT_CLIENT_ID, &scopes, Duration::ZERO)),
+            Some(mint(Duration::ZERO)?),
             Some(now - TimeDelta::seconds(60)),
         ),
         AccessSetup::None => (None, None),
     };
+    // The user's revocation: through the refresh token, or the application's own "disconnect"
+    // through the access token; now, or after the scenario's delay.
+    let revoked = match (setup.refresh_token, setup.access_token, &access_token) {
+        (_, AccessSetup::Revoked, Some(access)) => Some(access.as_str()),
+        (RefreshSetup::Revoked, ..) => Some(refresh_token.as_str()),
+        _ => None,
+    };
+    if let Some(token) = revoked {
+        let delay = Duration::from_secs(scenario.mock.revocation_delay_seconds);
+        if !mock.revoke_after(token, delay) {
+            return Err("the seeded token could not be revoked".to_string());
+        }
+    }
     if scenario.mock.advance_clock_hours > 0 {
         mock.advance_clock(Duration::from_secs(
             scenario.mock.advance_clock_hours.saturating_mul(3600),

@@ -14,7 +14,7 @@
 //! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
 //! | `POST /__admin/token-status` `{"refresh_token"}` or `{"access_token"}` | where that token stands now: `live`, `superseded`, `revoked`, `expired` or `unknown` (the token itself is not echoed) |
 //! | `POST /__admin/clients` `{"client_id", "client_secret", "redirect_uris"}` | registers (or replaces) an OAuth client, with its sign-in redirect URIs |
-//! | `GET /__admin/consent`, `POST /__admin/consent` `{"account", "deny", "withhold_scopes"}` | what the sign-in's auto-approving consent step does |
+//! | `GET /__admin/consent`, `POST /__admin/consent` `{"account", "deny", "withhold_scopes", "device_pending_polls"}` | what the sign-in's auto-approving consent step does |
 //! | `GET /__admin/signing-keys` | the published id_token key ids, signing one first |
 //! | `POST /__admin/signing-keys/rotate` | a new key signs; the previous one stays published |
 //! | `POST /__admin/service-accounts` `{"name", "project_id", "domain_wide_delegation"}` (all optional) | creates a service account; answers its JSON key file, `token_uri` this server |
@@ -398,7 +398,7 @@ const INDEX: &[(&str, &str, &str)] = &[
     (
         "GET, POST",
         "/__admin/consent",
-        "{\"account\", \"deny\", \"withhold_scopes\"}: what the sign-in's consent step does",
+        "{\"account\", \"deny\", \"withhold_scopes\", \"device_pending_polls\"}: what the sign-in's consent step does",
     ),
     ("GET", "/__admin/signing-keys", "the published id_token key ids"),
     (

@@ -103,6 +103,7 @@ async fn run_command(
     let options = TargetOptions {
         cmd: cmd.to_owned(),
         timeout,
+        app: None,
     };
     let started = Instant::now();
     let finished = match run_cmd(&options, &trigger_env(settings, id)).await {

@@ -55,7 +55,13 @@ fn node_ready() -> bool {
 }
 
 /// Runs one checker script against `base` and asserts every named check passed.
-fn run_checks(program: &str, file: &str, base: &str, env: &[(&str, &str)], checks: &[&str]) {
+pub(crate) fn run_checks(
+    program: &str,
+    file: &str,
+    base: &str,
+    env: &[(&str, &str)],
+    checks: &[&str],
+) {
     let out = Command::new(program)
         .arg(script(file))
         .arg(base)

@@ -222,7 +222,7 @@ pub(crate) fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
 
 /// Whether python3 can import `modules`. Under CI (`CI` set) an absent module fails the test;
 /// elsewhere the test prints why it is skipped.
-fn python_with(modules: &str, what: &str) -> bool {
+pub(crate) fn python_with(modules: &str, what: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {modules}")])
         .output()
@@ -240,7 +240,7 @@ fn python_with(modules: &str, what: &str) -> bool {
     ok
 }
 
-fn script(name: &str) -> String {
+pub(crate) fn script(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(name)
         .display()

@@ -166,3 +166,44 @@ fn debug_of_the_store_shows_counts_only() {
     assert!(!printed.contains(&refresh));
     assert!(printed.contains("refresh_tokens: 1"), "{printed}");
 }
+
+#[test]
+fn a_delayed_revocation_takes_effect_later_and_kills_the_tokens_issued_meanwhile() {
+    let mut store = TokenStore::default();
+    let grant = store.new_grant("c", &scopes(), true);
+    let refresh = store.issue_refresh(grant, None, 0);
+    assert!(store.revoke_at(&refresh, 0, 300_000));
+    assert_eq!(store.refresh_status(&refresh, 299_999), TokenStatus::Live);
+    // Refreshing in the window still works, as at Google.
+    let meanwhile = store.issue_access(grant, Arc::from(scopes()), 3_600_000);
+    assert_eq!(store.access_status(&meanwhile, 299_999), TokenStatus::Live);
+    assert_eq!(
+        store.refresh_status(&refresh, 300_000),
+        TokenStatus::Revoked
+    );
+    assert_eq!(
+        store.access_status(&meanwhile, 300_000),
+        TokenStatus::Revoked
+    );
+    // A revocation that is due already is the immediate kind.
+    let other = store.new_grant("c", &scopes(), true);
+    let other_refresh = store.issue_refresh(other, None, 0);
+    assert!(store.revoke_at(&other_refresh, 10, 5));
+    assert_eq!(
+        store.refresh_status(&other_refresh, 10),
+        TokenStatus::Revoked
+    );
+}
+
+#[test]
+fn revoking_a_refresh_token_revokes_the_access_tokens_of_its_grant_only() {
+    let mut store = TokenStore::default();
+    let grant = store.new_grant("c", &scopes(), true);
+    let refresh = store.issue_refresh(grant, None, 0);
+    let access = store.issue_access(grant, Arc::from(scopes()), 1_000);
+    let elsewhere = store.new_grant("c", &scopes(), false);
+    let other_access = store.issue_access(elsewhere, Arc::from(scopes()), 1_000);
+    assert!(store.revoke(&refresh, 0));
+    assert_eq!(store.access_status(&access, 0), TokenStatus::Revoked);
+    assert_eq!(store.access_status(&other_access, 0), TokenStatus::Live);
+}
