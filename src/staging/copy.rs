@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::{Settings, FROM_KEY_VAR};
-use crate::store::{redact_url, HistoryEntry, NewCredential, Store};
+use crate::store::{redact_url, DecryptError, HistoryEntry, NewCredential, Store};
 use crate::task::CopyArgs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
     })?;
     source.close().await;
     let secrets = row.decrypt(&source_keyring).map_err(|e| match e {
-        Error::Decrypt {
+        DecryptError::Crypto {
             source: CryptoError::UnknownKey { key_id, current },
             ..
         } => Error::config(
@@ -78,11 +78,11 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<CopyReport> {
                  key given is {current}"
             ),
         ),
-        Error::Decrypt { source, .. } => Error::input(
+        DecryptError::Crypto { source, .. } => Error::input(
             format!("--from-database-url {shown}"),
             format!("credential {id}: {source}"),
         ),
-        other => other,
+        other @ DecryptError::Payload { .. } => other.into(),
     })?;
 
     let store = settings.open_store().await?;

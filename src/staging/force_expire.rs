@@ -77,7 +77,7 @@ fn fold(name: &str, checks: &[Check]) -> Check {
 ///
 /// # Errors
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`]. A failed step is a finding
+/// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`]. A failed step is a finding
 /// in the report (exit 1).
 pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExpireReport> {
     let staging::Opened {

@@ -292,7 +292,7 @@ pub enum Access {
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`] (with [`Access::ReadOnly`],
+/// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`] (with [`Access::ReadOnly`],
 /// also when no oauthtest store exists at the URL).
 pub async fn open_credential(
     settings: &Settings,
@@ -323,7 +323,7 @@ pub async fn open_credential(
 /// The picture of credential `id` as stored now.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Payload`], [`Error::Store`].
+/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Store`].
 pub async fn snapshot(
     store: &Store,
     id: i64,

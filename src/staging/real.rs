@@ -48,7 +48,7 @@ impl RealReport {
 ///
 /// # Errors
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`] for a credential that cannot be read;
+/// key; [`Error::Decrypt`] (the envelope or its payload) for a credential that cannot be read;
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
 pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {

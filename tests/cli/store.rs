@@ -293,7 +293,7 @@ async fn stored_ciphertext_faults_are_detected(db: TestDb) {
             .unwrap()
             .decrypt(&ring)
             .unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(oauthtest::Error::from(err).exit_code(), 2);
     }
 }
 
