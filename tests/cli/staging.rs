@@ -20,10 +20,6 @@ use std::time::Duration;
 const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
 const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
 
-fn keyring(b64: &str) -> Keyring {
-    Keyring::new(EncryptionKey::from_base64(b64).unwrap(), vec![])
-}
-
 /// Every column of a row, to compare before and after.
 fn columns(row: &CredentialRow) -> String {
     format!(
