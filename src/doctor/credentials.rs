@@ -33,7 +33,7 @@ pub(super) async fn check_credentials(
     let rows = &listing.rows;
     let total = rows.len() + listing.bad.len();
     if total == 0 {
-        return Finding::new(CHECK, Status::Ok, "no credentials stored");
+        return Finding::new(CHECK, Status::Pass, "no credentials stored");
     }
     let mut failed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut disagree: Vec<String> = Vec::new();
@@ -174,7 +174,7 @@ pub(super) async fn check_credentials(
         }
     }
     if fixes.is_empty() {
-        return Finding::new(CHECK, Status::Ok, message);
+        return Finding::new(CHECK, Status::Pass, message);
     }
     Finding::new(CHECK, Status::Warn, message).fix(fixes.join("; "))
 }

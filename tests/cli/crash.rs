@@ -318,7 +318,7 @@ fn check_doctor(db: &TestDb, key: &str, tally: &mut Tally) {
             .iter()
             .find(|f| f["check"] == check)
             .unwrap_or_else(|| panic!("doctor has no {check} finding\n{r}"));
-        if finding["status"] != "ok" {
+        if finding["status"] != "pass" {
             tally.violations.push(format!(
                 "doctor after a kill: {check}: {}",
                 finding["message"]

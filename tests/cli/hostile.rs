@@ -499,7 +499,7 @@ async fn envelopes_sealed_before_store_binding_are_still_read_and_rekey_binds_th
     assert!(after.starts_with("otv2."), "{after}");
     let r = with_key(&db, &key, &["--mode", "doctor", "--format", "json"]);
     r.assert_code(0);
-    assert_eq!(finding(&r.json(), "credentials")["status"], "ok", "{r}");
+    assert_eq!(finding(&r.json(), "credentials")["status"], "pass", "{r}");
 }
 
 // Item 11 -------------------------------------------------------------------------------------
