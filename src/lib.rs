@@ -4,6 +4,7 @@
 //! [`run`] and maps the outcome to an exit code ([`exit_code`]).
 
 pub mod app_store;
+pub mod check;
 pub mod cli;
 pub mod credential;
 pub mod crypto;

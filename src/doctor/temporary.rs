@@ -29,7 +29,7 @@ pub(super) async fn check_temporary_rows(
     };
     let runs = temp_rows::by_run(&listing.rows);
     if runs.is_empty() {
-        return vec![Finding::new(CHECK, Status::Ok, "no temporary rows")];
+        return vec![Finding::new(CHECK, Status::Pass, "no temporary rows")];
     }
     let now = Utc::now();
     runs.iter()
@@ -45,7 +45,7 @@ pub(super) async fn check_temporary_rows(
             match run.liveness() {
                 Liveness::Running => Finding::new(
                     CHECK,
-                    Status::Ok,
+                    Status::Pass,
                     format!("{what}, which is still running: it removes them when it ends"),
                 ),
                 l @ (Liveness::Gone | Liveness::Rebooted) => Finding::new(

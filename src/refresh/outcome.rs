@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::exchange::code;
 use crate::google_api::ApiResult;
 use crate::secret::AccessToken;
-use crate::store::StoreError;
+use crate::store::{DecryptError, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Why the engine could not hand back a working token.
@@ -75,6 +75,12 @@ pub enum EngineError {
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         EngineError::Credential(Error::Store(e))
+    }
+}
+
+impl From<DecryptError> for EngineError {
+    fn from(e: DecryptError) -> Self {
+        EngineError::Credential(Error::Decrypt(e))
     }
 }
 

@@ -13,7 +13,6 @@
 use crate::app_store::{AppCredential, AppStore, Cipher, RowId};
 use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, Outcome, RefreshRequest, TokenExchanger};
-use crate::exit_code;
 use crate::report::{human_span, Report};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::Settings;
@@ -53,7 +52,7 @@ pub struct AppStagingReport {
 
 impl AppStagingReport {
     fn passed(&self) -> bool {
-        !self.checks.iter().any(Check::failed)
+        Check::all_passed(&self.checks)
     }
 }
 
@@ -397,7 +396,7 @@ pub async fn real(settings: &Settings, args: &RealArgs<RowId>) -> Result<AppStag
         if args.check_token {
             let http = settings.http_client()?;
             checks.push(match &o.cred.secrets.access_token {
-                None => Check::new("tokeninfo", Status::Skipped, "no access token stored"),
+                None => Check::new("tokeninfo", Status::Skip, "no access token stored"),
                 Some(token) => match staging::token_info(&http, &settings.api, token).await {
                     TokenInfo::Rejected(status) => Check::new(
                         "tokeninfo",
@@ -538,10 +537,6 @@ impl Report for AppStagingReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.passed() {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        Check::exit_code(&self.checks)
     }
 }

@@ -74,12 +74,12 @@ pub async fn force_expire(
     if args.no_refresh {
         o.report.checks.push(Check::new(
             STEP_REFRESH,
-            Status::Skipped,
+            Status::Skip,
             "--no-refresh: left expired for the application's own workers to refresh",
         ));
         o.report
             .checks
-            .push(Check::new(STEP_WORKS, Status::Skipped, "--no-refresh"));
+            .push(Check::new(STEP_WORKS, Status::Skip, "--no-refresh"));
         o.report.after = Some(expired_snapshot);
         o.store.close().await;
         return Ok(o.report);
@@ -161,7 +161,7 @@ impl AppStagingReport {
         };
         for name in [STEP_EXPIRE, third, STEP_WORKS] {
             if !self.checks.iter().any(|s| s.name == name) {
-                self.checks.push(Check::new(name, Status::Skipped, why));
+                self.checks.push(Check::new(name, Status::Skip, why));
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::report::Report;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::{Settings, FROM_KEY_VAR};
 use crate::store::{
-    redact_url, CredentialRow, CredentialState, HistoryEntry, NewCredential, Store,
+    redact_url, CredentialRow, CredentialState, DecryptError, HistoryEntry, NewCredential, Store,
 };
 use crate::task::{CopyArgs, CopySource};
 use chrono::{DateTime, Utc};
@@ -132,7 +132,7 @@ pub(super) async fn read_native(
     })?;
     source.close().await;
     let secrets = row.decrypt(source_keyring).map_err(|e| match e {
-        Error::Decrypt {
+        DecryptError::Crypto {
             source: CryptoError::UnknownKey { key_id, current },
             ..
         } => Error::config(
@@ -142,11 +142,11 @@ pub(super) async fn read_native(
                  key given is {current}"
             ),
         ),
-        Error::Decrypt { source, .. } => Error::input(
+        DecryptError::Crypto { source, .. } => Error::input(
             format!("--from-database-url {shown}"),
             format!("credential {id}: {source}"),
         ),
-        other => other,
+        other @ DecryptError::Payload { .. } => other.into(),
     })?;
     Ok((row, secrets))
 }

@@ -294,7 +294,7 @@ pub enum Access {
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`] (with [`Access::ReadOnly`],
+/// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`] (with [`Access::ReadOnly`],
 /// also when no oauthtest store exists at the URL).
 pub async fn open_credential(
     settings: &Settings,
@@ -325,7 +325,7 @@ pub async fn open_credential(
 /// The picture of credential `id` as stored now.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Payload`], [`Error::Store`].
+/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Store`].
 pub async fn snapshot(
     store: &Store,
     id: i64,
@@ -338,64 +338,7 @@ pub async fn snapshot(
     Ok(Snapshot::new(&row, &row.decrypt(keyring)?, settings))
 }
 
-/// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// It held.
-    Pass,
-    /// It did not: the run exits 1.
-    Fail,
-    /// Not run (an earlier step failed, or a flag or the scopes rule it out).
-    Skipped,
-    /// Information, neither pass nor fail.
-    Note,
-}
-
-/// One named check and what it found (never a secret).
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// How it ended.
-    pub status: Status,
-    /// What was found, in words.
-    pub detail: String,
-}
-
-impl Check {
-    /// A check named `name` that ended as `status`.
-    pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-        }
-    }
-
-    /// Whether it failed.
-    pub fn failed(&self) -> bool {
-        self.status == Status::Fail
-    }
-}
-
-/// Writes checks as `PASS name  detail` lines.
-///
-/// # Errors
-/// The writer's I/O errors.
-pub fn write_checks(out: &mut dyn Write, checks: &[Check]) -> io::Result<()> {
-    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    for c in checks {
-        let tag = match c.status {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::Skipped => "SKIP",
-            Status::Note => "NOTE",
-        };
-        writeln!(out, "  {tag} {:<width$}  {}", c.name, c.detail)?;
-    }
-    Ok(())
-}
+pub use crate::check::{write_checks, Check, Status};
 
 /// What tokeninfo said about an access token.
 #[derive(Debug, Clone)]
@@ -517,7 +460,7 @@ pub async fn gmail_profile(
     if !allows_gmail_profile(scopes) {
         return Check::new(
             NAME,
-            Status::Skipped,
+            Status::Skip,
             "the granted scopes do not allow reading the Gmail profile",
         );
     }

@@ -310,7 +310,7 @@ pub(super) async fn verify(
         }
         _ => checks.push(Check::new(
             "works",
-            Status::Skipped,
+            Status::Skip,
             "no new access token to try at tokeninfo and the API",
         )),
     }

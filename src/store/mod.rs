@@ -13,7 +13,7 @@
 mod row;
 mod url;
 
-pub use row::{BadRow, CredentialRow, CredentialState, HistoryRow};
+pub use row::{BadRow, CredentialRow, CredentialState, DecryptError, HistoryRow};
 pub use url::{redact_url, UrlSecrets};
 
 use crate::crypto::Binding;

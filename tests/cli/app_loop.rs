@@ -6,7 +6,7 @@
 //! was found, on the naive ones, on a trigger that fails or hangs, and when the user must
 //! reconnect. No key, token or client secret appears in any output.
 
-use crate::serve::{admin_post, http, Serve};
+use crate::support::serve::{admin_post, http, Serve};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader};
@@ -534,7 +534,7 @@ async fn celery_workers_refresh_the_expired_row_once_and_pass(db: TestDb) {
     );
     r.assert_code(0);
     assert_step(&r.json(), "4 ", "pass", &["is the live one"]);
-    let (_, journal) = crate::serve::admin_get(&fx.serve, "requests?endpoint=token").await;
+    let (_, journal) = crate::support::serve::admin_get(&fx.serve, "requests?endpoint=token").await;
     let refreshes = journal["requests"]
         .as_array()
         .map(Vec::len)
@@ -608,8 +608,8 @@ async fn serve_says_where_a_token_stands_without_echoing_it() {
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", rt.as_str()),
-            ("client_id", crate::serve::CLIENT_ID),
-            ("client_secret", crate::serve::CLIENT_SECRET),
+            ("client_id", crate::support::serve::CLIENT_ID),
+            ("client_secret", crate::support::serve::CLIENT_SECRET),
         ])
         .send()
         .await

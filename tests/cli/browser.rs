@@ -11,7 +11,7 @@
 
 use crate::google_clients::run_checks;
 use crate::probe::chromium_path;
-use crate::serve::Serve;
+use crate::support::serve::Serve;
 use std::path::Path;
 
 const CHECKS: &[&str] = &[

@@ -1,7 +1,7 @@
 //! The device flow through `serve`: the admin API makes the user take a few polls to answer, and
 //! a polling device sees Google's `authorization_pending`, `slow_down` and then its tokens.
 
-use crate::serve::{admin_get, admin_post, http, Serve, CLIENT_ID, CLIENT_SECRET};
+use crate::support::serve::{admin_get, admin_post, http, Serve, CLIENT_ID, CLIENT_SECRET};
 use serde_json::{json, Value};
 
 async fn poll(serve: &Serve, device_code: &str) -> (u16, Value) {

@@ -18,7 +18,7 @@
 //! The long version, every format at every log level and every mode on both backends, is
 //! `scripts/leak_audit.sh` (the same test with `OAUTHTEST_LEAK_AUDIT_FULL` set).
 
-use crate::serve::{admin_post, refresh, str_of, Serve};
+use crate::support::serve::{admin_post, refresh, str_of, Serve};
 use crate::support::*;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;

@@ -2,7 +2,7 @@
 //! journal, every process that used it included, and a run whose every job fails failing.
 
 use crate::on_both_backends;
-use crate::serve::{admin_get, http, mint_authorized_user, refresh, Serve};
+use crate::support::serve::{admin_get, http, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
