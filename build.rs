@@ -8,7 +8,7 @@ use std::path::Path;
 // Also compiled into the integration tests (tests/cli/main.rs), which test it.
 #[path = "build/probe.rs"]
 mod probe;
-use probe::{postgres_answers, python_imports};
+use probe::{browser_ready, postgres_answers, python_imports};
 
 fn main() {
     embed_scenarios();
@@ -24,6 +24,14 @@ const TEST_DEPENDENCIES: &[(&str, &str)] = &[
         "python3 with google-auth and requests",
     ),
     ("oauthtest_no_pytest", "python3 with pytest"),
+    (
+        "oauthtest_no_refapp",
+        "python3 with the reference application's packages (google-auth, cryptography, celery[redis], psycopg)",
+    ),
+    (
+        "oauthtest_no_browser",
+        "Chromium (apt-get install chromium) with playwright-core (npm ci --prefix tests/google_clients)",
+    ),
 ];
 
 /// Sets `cfg(oauthtest_no_…)` for each dependency of the integration tests that is missing here:
@@ -37,7 +45,12 @@ fn probe_test_dependencies() {
     for (cfg, _) in TEST_DEPENDENCIES {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
-    for var in ["CI", "OAUTHTEST_TEST_POSTGRES_URL", "OAUTHTEST_TEST_PROBE"] {
+    for var in [
+        "CI",
+        "OAUTHTEST_TEST_POSTGRES_URL",
+        "OAUTHTEST_TEST_PROBE",
+        "OAUTHTEST_CHROMIUM",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     if std::env::var_os("CI").is_some() || std::env::var("PROFILE").as_deref() == Ok("release") {
@@ -49,6 +62,10 @@ fn probe_test_dependencies() {
         postgres_answers(&postgres),
         python_imports("google.auth, requests"),
         python_imports("pytest"),
+        python_imports("google.auth, requests, cryptography, celery, redis, psycopg"),
+        browser_ready(Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default(),
+        )),
     ];
     for ((cfg, what), present) in TEST_DEPENDENCIES.iter().zip(present) {
         if !present {

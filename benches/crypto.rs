@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use oauthtest::credential::GoogleCredential;
 use oauthtest::crypto::{EncryptionKey, Keyring};
-use secrecy::SecretString;
+use oauthtest::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use std::hint::black_box;
 
 /// The row id the envelope is bound to (it is part of the associated data).
@@ -29,8 +29,8 @@ fn token(prefix: &str, len: usize) -> String {
 /// of about 1 KB, present when `openid` was granted).
 fn gmail_credential() -> GoogleCredential {
     GoogleCredential {
-        access_token: Some(SecretString::from(token("ya29.a0AfB_by", 210))),
-        refresh_token: Some(SecretString::from(token("1//0g", 98))),
+        access_token: Some(AccessToken::from(token("ya29.a0AfB_by", 210))),
+        refresh_token: Some(RefreshToken::from(token("1//0g", 98))),
         expiry: Some("2030-01-01T00:00:00Z".parse().expect("a valid timestamp")),
         scopes: vec![
             "https://www.googleapis.com/auth/gmail.readonly".into(),
@@ -41,8 +41,8 @@ fn gmail_credential() -> GoogleCredential {
         client_id: Some(
             "123456789012-abcdefghijklmnopqrstuvwxyz012345.apps.googleusercontent.com".into(),
         ),
-        client_secret: Some(SecretString::from(token("GOCSPX-", 28))),
-        id_token: Some(SecretString::from(format!(
+        client_secret: Some(ClientSecret::from(token("GOCSPX-", 28))),
+        id_token: Some(IdToken::from(format!(
             "{}.{}.{}",
             token("eyJhbGciOiJSUzI1NiIs", 80),
             token("eyJpc3MiOiJodHRwczovL2FjY291bnRzLmdvb2dsZS5jb20i", 560),

@@ -40,6 +40,23 @@ pub fn python_imports(modules: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Where the browser test finds Chromium: `$OAUTHTEST_CHROMIUM`, else Debian's `/usr/bin/chromium`.
+pub fn chromium_path() -> std::path::PathBuf {
+    std::env::var_os("OAUTHTEST_CHROMIUM").map_or_else(
+        || std::path::PathBuf::from("/usr/bin/chromium"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// Whether the browser test can run: Chromium at [`chromium_path`] and `playwright-core`
+/// installed under `tests/google_clients` of the crate at `manifest_dir`.
+pub fn browser_ready(manifest_dir: &std::path::Path) -> bool {
+    chromium_path().is_file()
+        && manifest_dir
+            .join("tests/google_clients/node_modules/playwright-core/package.json")
+            .is_file()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +93,11 @@ mod tests {
         );
         assert!(!python_imports("no_such_module_6f1d"));
         assert!(!python_imports("json, no_such_module_6f1d"));
+    }
+
+    #[test]
+    fn the_browser_is_not_ready_without_playwright_core_in_the_tree() {
+        let empty = tempfile::tempdir().unwrap();
+        assert!(!browser_ready(empty.path()));
     }
 }

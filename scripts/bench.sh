@@ -8,6 +8,9 @@
 #               the other with the same wrk settings, and the ratio
 #   worker-sim  jobs/s, token requests per expiry, p99 and peak memory over workers x jobs, on
 #               SQLite and PostgreSQL, and an SVG plot of it (matplotlib)
+#   celery-sim  `celery-sim --target-cmd` with the reference application's real Celery workers
+#               (examples/refapp, Redis at 127.0.0.1:6379): wall time of CELERY_JOBS jobs, and of
+#               one job per worker (the start-up cost), for each of CELERY_WORKERS workers
 #   crypto      encrypt and decrypt of one credential (criterion, benches/crypto.rs)
 #   cold-start  a fresh process: `--help`, and `--mode list` on an empty SQLite store (hyperfine)
 #
@@ -25,7 +28,7 @@
 # installed, pinned, under target/bench/tools. Everything skipped is listed in the report.
 # Settings (environment; defaults below): MOCK_ALL_RUNS, COLD_START_RUNS, SERVE_DURATION,
 # SERVE_WARMUP, SERVE_CONNECTIONS, SERVE_THREADS, SIM_WORKERS, SIM_JOBS (space-separated grids),
-# SIM_TOKEN_TTL_SECS, OAUTH2_MOCK_SERVER_VERSION, MATPLOTLIB_VERSION, OAUTHTEST_BENCH_POSTGRES_URL
+# SIM_TOKEN_TTL_SECS, CELERY_WORKERS, CELERY_JOBS, OAUTH2_MOCK_SERVER_VERSION, MATPLOTLIB_VERSION, OAUTHTEST_BENCH_POSTGRES_URL
 # (a scratch database is created there and dropped), BENCH_INSTALL=auto|never.
 # A full run takes about 6 minutes after the build on 2 cores. Works from any directory.
 set -euo pipefail
@@ -39,13 +42,15 @@ set -euo pipefail
 : "${SIM_WORKERS:=10 100 1000}"
 : "${SIM_JOBS:=1000 10000 100000}"
 : "${SIM_TOKEN_TTL_SECS:=5}"
+: "${CELERY_WORKERS:=1 4 12}"
+: "${CELERY_JOBS:=1000}"
 : "${OAUTH2_MOCK_SERVER_VERSION:=8.2.3}"
 : "${MATPLOTLIB_VERSION:=3.10.8}"
 : "${OAUTHTEST_BENCH_POSTGRES_URL:=postgres://postgres@127.0.0.1:5432/test}"
 : "${BENCH_INSTALL:=auto}"
 
 invocation="scripts/bench.sh${*:+ $*}"
-all_parts="mock-all,serve,worker-sim,crypto,cold-start"
+all_parts="mock-all,serve,worker-sim,celery-sim,crypto,cold-start"
 parts=$all_parts quick=false out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,7 +68,7 @@ done
 wants() { case ",$parts," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if $quick; then
   MOCK_ALL_RUNS=5 COLD_START_RUNS=10 SERVE_DURATION=3s SERVE_WARMUP=1s
-  SIM_WORKERS="10 100" SIM_JOBS="1000 10000"
+  SIM_WORKERS="10 100" SIM_JOBS="1000 10000" CELERY_WORKERS="1 4" CELERY_JOBS=200
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -277,6 +282,38 @@ if wants worker-sim; then
     else
       skip plot "could not install matplotlib $MATPLOTLIB_VERSION into a venv at $venv (needs python3-venv, apt-get install python3-venv, and PyPI)"
     fi
+  fi
+fi
+
+if wants celery-sim; then
+  section "celery-sim --target-cmd: the reference application's Celery workers {$CELERY_WORKERS} x jobs {1 per worker, $CELERY_JOBS}"
+  setting celery_jobs "$CELERY_JOBS"
+  if ! python3 -c 'import celery, redis, google.auth, cryptography' 2>/dev/null; then
+    skip celery-sim "Celery, google-auth or cryptography is missing (python3 -m pip install 'celery[redis]' google-auth cryptography)"
+  elif ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    skip celery-sim "no Redis answers at 127.0.0.1:6379 (apt-get install redis-server; redis-server --daemonize yes)"
+  else
+    version celery "$(python3 -c 'import celery; print(celery.__version__)')"
+    mkdir -p "$results/celery_sim"
+    export PYTHONPATH="$root/examples/refapp" DATABASE_URL="sqlite://$work/app.db"
+    APP_ENCRYPTION_KEY="$(python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+    export APP_ENCRYPTION_KEY
+    python3 -m refapp init-db >/dev/null
+    for workers in $CELERY_WORKERS; do
+      for jobs in "$workers" "$CELERY_JOBS"; do
+        file="$results/celery_sim/${workers}_${jobs}.json"
+        # N worker processes (--target-cmd, one worker each), the jobs sent by --enqueue-cmd.
+        (cd "$work" && "$bin" --mode celery-sim --store-config "$root/examples/refapp/oauthtest.toml" \
+          --concurrency "$workers" --jobs "$jobs" --credentials 3 --token-ttl-secs 2 --target-timeout 600 \
+          --target-cmd 'python3 -m refapp worker --concurrency 1 --queue "$OAUTHTEST_RUN_ID"' \
+          --enqueue-cmd 'python3 -m refapp enqueue --queue "$OAUTHTEST_RUN_ID" --credential-ids "$OAUTHTEST_CREDENTIAL_IDS" --jobs "$OAUTHTEST_JOBS" --timeout 600' \
+          --format json >"$file" 2>"$work/celery.err") || {
+          [ $? = 1 ] || { echo "error: celery-sim failed:" >&2; cat "$work/celery.err" >&2; exit 3; }; }
+        report celery-sim-row "$file"
+      done
+    done
+    unset PYTHONPATH DATABASE_URL APP_ENCRYPTION_KEY
+    report section celery-sim "$results"
   fi
 fi
 

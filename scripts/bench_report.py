@@ -9,6 +9,7 @@ Standard library only, except `plot`, which needs matplotlib (bench.sh installs 
     bench_report.py section PART RESULTS          a part's section of the report, as it will read
     bench_report.py header worker-sim             the scaling table's header
     bench_report.py worker-sim-row FILE BACKEND   one row of the scaling table
+    bench_report.py celery-sim-row FILE           one row of the celery-sim table
     bench_report.py time RUNS OUT.json -- CMD...  hyperfine-shaped timings, when hyperfine is missing
     bench_report.py maxrss -- CMD...              peak resident memory of CMD in KB
     bench_report.py plot RESULTS OUT.svg          the scaling plot
@@ -358,6 +359,65 @@ def section_worker_sim(results, settings, svg=None):
     return lines
 
 
+def celery_sim_row(d):
+    held = all(i["held"] for i in d["invariants"])
+    per_expiry = d["refreshes_per_expiry"]
+    return "| %d | %d | %.2f | %.1f | %d | %s | %s |" % (
+        d["workers"],
+        d["jobs"],
+        d["duration_ms"] / 1000,
+        d["jobs_per_second"],
+        d["token_requests"],
+        "—" if per_expiry is None else "%.2f" % per_expiry,
+        "all held" if held else "BROKEN: " + ", ".join(i["name"] for i in d["invariants"] if not i["held"]),
+    )
+
+
+CELERY_SIM_HEADER = (
+    "| workers | jobs | wall s | jobs/s | token requests | per expiry | invariants |\n"
+    "|--:|--:|--:|--:|--:|--:|---|"
+)
+
+
+def section_celery_sim(results, settings):
+    runs = sorted(
+        (load(p) for p in (results / "celery_sim").glob("*.json")),
+        key=lambda d: (d["workers"], d["jobs"]),
+    ) if (results / "celery_sim").is_dir() else []
+    if not runs:
+        return []
+    jobs = int(settings.get("celery_jobs", "1000"))
+    lines = [
+        "## celery-sim --target-cmd: the application's Celery workers",
+        "",
+        "`oauthtest --mode celery-sim --store-config examples/refapp/oauthtest.toml --concurrency N "
+        "--jobs J --credentials 3 --token-ttl-secs 2 --target-cmd 'python3 -m refapp worker "
+        "--concurrency 1 …' --enqueue-cmd 'python3 -m refapp enqueue …'`: N real Celery worker "
+        "processes of the reference application (Redis broker, SQLite table, Fernet rows), the "
+        "jobs sent by its enqueue command, its tokens expiring every 1.5 s. *Wall s* is the whole "
+        "run, seeding, start-up and clean-up included; the run with one job per worker is the "
+        "start-up cost of N workers.",
+        "",
+        CELERY_SIM_HEADER,
+    ]
+    lines += [celery_sim_row(d) for d in runs]
+    startup = {d["workers"]: d["duration_ms"] / 1000 for d in runs if d["jobs"] == d["workers"]}
+    full = {d["workers"]: d["duration_ms"] / 1000 for d in runs if d["jobs"] == jobs}
+    common = sorted(set(startup) & set(full))
+    if common:
+        lines += [
+            "",
+            "Start-up (one job per worker) and the %d jobs beyond it: %s." % (
+                jobs,
+                "; ".join(
+                    "N=%d: %.1f s start-up, %.1f s for the jobs" % (n, startup[n], full[n] - startup[n])
+                    for n in common
+                ),
+            ),
+        ]
+    return lines
+
+
 def section_crypto(results, settings):
     crypto = results / "crypto"
     if not (crypto / "encrypt" / "estimates.json").exists():
@@ -402,6 +462,7 @@ SECTIONS = {
     "mock-all": section_mock_all,
     "serve": section_serve,
     "worker-sim": section_worker_sim,
+    "celery-sim": section_celery_sim,
     "crypto": section_crypto,
     "cold-start": section_cold_start,
 }
@@ -442,6 +503,7 @@ COMMANDS = {
     "section": cmd_section,
     "header": lambda a: print({"worker-sim": WORKER_SIM_HEADER}[a[0]]),
     "worker-sim-row": lambda a: print(worker_sim_row(a[1], load(a[0]))),
+    "celery-sim-row": lambda a: print(celery_sim_row(load(a[0]))),
     "time": cmd_time,
     "maxrss": cmd_maxrss,
     "plot": cmd_plot,

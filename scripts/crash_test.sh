@@ -12,7 +12,9 @@
 # the store-binding and lease checks run on both backends (tests/cli/hostile.rs): an older envelope
 # put back after a write, one copied from another store, key_id / has_refresh_token columns that
 # disagree with the envelope, otv1 envelopes still read and re-bound by rekey, and a lease left
-# by a killed process taken over at once.
+# by a killed process taken over at once; and the interrupted-run checks (tests/cli/interrupted.rs):
+# rows a kill -9 left named by doctor and removed by `--mode cleanup`, a live run's kept, and the
+# partial summary a SIGINT or SIGTERM prints.
 # Usage: scripts/crash_test.sh [N]. OAUTHTEST_CRASH_SEED=S repeats a run's kill points.
 # PostgreSQL: OAUTHTEST_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test);
 # with CI set it must answer, otherwise its half is skipped with a SKIPPED line.
@@ -44,6 +46,7 @@ binding_tests=(
   hostile::envelopes_sealed_before_store_binding_are_still_read_and_rekey_binds_them
   hostile::a_lease_left_by_a_killed_process_on_this_host_is_taken_over_at_once
   hostile::a_lease_held_by_a_live_process_is_waited_for_saying_whose_and_how_long
+  interrupted::
 )
 status=0
 "$CARGO" test --manifest-path "$root/Cargo.toml" --test cli -- "${binding_tests[@]}" \
@@ -51,7 +54,7 @@ status=0
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | grep -oE '[0-9]+ passed' || true)
 if [ "$status" -ne 0 ]; then
   grep -A20 -E 'panicked|^error' "$log" | head -60 >&2 || tail -40 "$log" >&2
-  echo "store binding and lease checks FAILED" >&2
+  echo "store binding, lease or interrupted-run checks FAILED" >&2
   exit 1
 fi
-echo "store binding and lease checks passed (${passed:-0 passed}, SQLite and PostgreSQL)"
+echo "store binding, lease and interrupted-run checks passed (${passed:-0 passed}, SQLite and PostgreSQL)"

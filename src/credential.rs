@@ -5,33 +5,23 @@
 //! optionally `client_id` / `client_secret` / `id_token`.
 //!
 //! # Security
-//! Every token and the client secret are [`SecretString`]s; `Debug` prints presence only. The
+//! Every token and the client secret has its own type from [`crate::secret`] (an access token
+//! cannot be passed where a refresh token is wanted); `Debug` prints presence only. The
 //! serialized form exists only inside [`GoogleCredential::to_payload`], in a zeroizing buffer.
 
+use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken, REDACTED};
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// Names a token in reports without revealing it: the first 12 hex digits of its SHA-256 (the
-/// same digest the mock Google journals, so the two can be matched). Twelve hex digits identify
-/// a token among a handful without helping anyone guess it.
-pub fn fingerprint(token: &SecretString) -> String {
-    Sha256::digest(token.expose_secret().as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The decrypted contents of a credential row.
+#[derive(Clone)]
 pub struct GoogleCredential {
     /// The current access token, if one was ever issued.
-    pub access_token: Option<SecretString>,
+    pub access_token: Option<AccessToken>,
     /// The refresh token; without one the credential can never be refreshed.
-    pub refresh_token: Option<SecretString>,
+    pub refresh_token: Option<RefreshToken>,
     /// When the access token expires.
     pub expiry: Option<DateTime<Utc>>,
     /// Granted scopes.
@@ -41,23 +31,23 @@ pub struct GoogleCredential {
     /// The OAuth client the refresh token was issued to, when the credential carries it.
     pub client_id: Option<String>,
     /// That client's secret.
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<ClientSecret>,
     /// The last OpenID Connect ID token, when the `openid` scope was granted.
-    pub id_token: Option<SecretString>,
+    pub id_token: Option<IdToken>,
 }
 
 impl fmt::Debug for GoogleCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = |s: &Option<SecretString>| if s.is_some() { "[redacted]" } else { "none" };
+        let shown = |present: bool| if present { REDACTED } else { "none" };
         f.debug_struct("GoogleCredential")
-            .field("access_token", &shown(&self.access_token))
-            .field("refresh_token", &shown(&self.refresh_token))
+            .field("access_token", &shown(self.access_token.is_some()))
+            .field("refresh_token", &shown(self.refresh_token.is_some()))
             .field("expiry", &self.expiry)
             .field("scopes", &self.scopes)
             .field("token_type", &self.token_type)
             .field("client_id", &self.client_id)
-            .field("client_secret", &shown(&self.client_secret))
-            .field("id_token", &shown(&self.id_token))
+            .field("client_secret", &shown(self.client_secret.is_some()))
+            .field("id_token", &shown(self.id_token.is_some()))
             .finish()
     }
 }
@@ -81,8 +71,8 @@ struct PayloadOut<'a> {
 
 #[derive(Deserialize)]
 struct PayloadIn {
-    access_token: Option<SecretString>,
-    refresh_token: Option<SecretString>,
+    access_token: Option<AccessToken>,
+    refresh_token: Option<RefreshToken>,
     #[serde(default)]
     expiry: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -90,8 +80,8 @@ struct PayloadIn {
     #[serde(default = "bearer")]
     token_type: String,
     client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    id_token: Option<SecretString>,
+    client_secret: Option<ClientSecret>,
+    id_token: Option<IdToken>,
 }
 
 fn bearer() -> String {
@@ -199,13 +189,13 @@ mod tests {
 
     fn sample() -> GoogleCredential {
         GoogleCredential {
-            access_token: Some(SecretString::from("ya29.PLANTED-ACCESS")),
-            refresh_token: Some(SecretString::from("1//PLANTED-REFRESH")),
+            access_token: Some(AccessToken::from("ya29.PLANTED-ACCESS")),
+            refresh_token: Some(RefreshToken::from("1//PLANTED-REFRESH")),
             expiry: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
             token_type: "Bearer".into(),
             client_id: Some("cid.apps.googleusercontent.com".into()),
-            client_secret: Some(SecretString::from("PLANTED-CLIENT-SECRET")),
+            client_secret: Some(ClientSecret::from("PLANTED-CLIENT-SECRET")),
             id_token: None,
         }
     }
@@ -227,18 +217,6 @@ mod tests {
         );
         assert_eq!(c.scopes.len(), 1);
         assert_eq!(c.expiry, sample().expiry);
-    }
-
-    #[test]
-    fn fingerprint_is_a_short_digest_not_the_token() {
-        let token = SecretString::from("ya29.PLANTED-ACCESS");
-        let fp = fingerprint(&token);
-        assert_eq!(fp.len(), 12);
-        assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(fp, fingerprint(&SecretString::from("ya29.PLANTED-ACCESS")));
-        assert_ne!(fp, fingerprint(&SecretString::from("ya29.PLANTED-ACCESs")));
-        // The digest the mock Google journals, so reports and journals can be matched.
-        assert_eq!(fp, mock_server::fingerprint("ya29.PLANTED-ACCESS"));
     }
 
     #[test]

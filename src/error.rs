@@ -3,9 +3,8 @@
 //! Every message names the setting, file or credential at fault and never contains a secret:
 //! variants carry identifiers and short descriptions, never token or key material.
 
-use crate::crypto::CryptoError;
 use crate::exit_code;
-use crate::store::StoreError;
+use crate::store::{DecryptError, StoreError};
 
 /// Why a run stopped before producing its report.
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +31,10 @@ pub enum Error {
     /// The store could not be reached, migrated, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored credential that cannot be decrypted.
-    #[error("credential {id}: {source}")]
-    Decrypt {
-        /// The credential's id.
-        id: i64,
-        /// Why decryption failed.
-        source: CryptoError,
-    },
-    /// A stored credential whose decrypted payload is not a Google credential.
-    #[error("credential {id}: decrypted payload is not a valid credential: {problem}")]
-    Payload {
-        /// The credential's id.
-        id: i64,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// A stored credential that cannot be decrypted, or whose payload is not a Google
+    /// credential (the store's own error, converted).
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
     /// No credential has this id.
     #[error("credential {id} not found in {store}{}", count_note(*.count))]
     NotFound {
@@ -67,7 +54,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// SIGINT or SIGTERM stopped the run; its temporary rows are removed on the way out.
-    #[error("interrupted by {signal}; the run stopped before it finished (nothing it judged is reported)")]
+    #[error("interrupted by {signal}; the run stopped before it finished (what it had done so far is reported as partial, not as a verdict)")]
     Interrupted {
         /// `SIGINT` or `SIGTERM`.
         signal: &'static str,
@@ -86,8 +73,7 @@ impl Error {
             | Error::Config { .. }
             | Error::Input { .. }
             | Error::Store(_)
-            | Error::Decrypt { .. }
-            | Error::Payload { .. }
+            | Error::Decrypt(_)
             | Error::NotFound { .. }
             | Error::ProductionGuard { .. } => exit_code::USAGE_OR_INPUT,
             Error::Interrupted { signal } => exit_code::interrupted(signal),
@@ -102,8 +88,8 @@ impl Error {
             Error::Config { .. } => "config",
             Error::Input { .. } => "input",
             Error::Store(_) => "store",
-            Error::Decrypt { .. } => "decrypt",
-            Error::Payload { .. } => "payload",
+            Error::Decrypt(DecryptError::Crypto { .. }) => "decrypt",
+            Error::Decrypt(DecryptError::Payload { .. }) => "payload",
             Error::NotFound { .. } => "not_found",
             Error::ProductionGuard { .. } => "production_guard",
             Error::Interrupted { .. } => "interrupted",
@@ -140,12 +126,11 @@ impl Error {
     }
 }
 
+/// ` (3 credentials)`; spelt out here so that `error` needs nothing from `report` (which
+/// returns this module's errors).
 fn count_note(count: Option<usize>) -> String {
     count.map_or_else(String::new, |n| {
-        format!(
-            " ({})",
-            crate::report::count(n, "credential", "credentials")
-        )
+        format!(" ({n} credential{})", if n == 1 { "" } else { "s" })
     })
 }
 

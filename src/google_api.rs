@@ -2,9 +2,9 @@
 //! and tokeninfo.
 //!
 //! # Security
-//! Functions taking a token skip it in spans; errors carry statuses and reasons, never tokens.
+//! Functions taking a token take an [`AccessToken`] (never a refresh token) and skip it in spans; errors carry statuses and reasons, never tokens.
 
-use secrecy::{ExposeSecret, SecretString};
+use crate::secret::AccessToken;
 use std::time::Duration;
 
 /// Google's tokeninfo endpoint, the default [`ApiEndpoints::tokeninfo_url`].
@@ -56,7 +56,7 @@ impl ApiResult {
 pub async fn call_profile(
     http: &reqwest::Client,
     endpoints: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
 ) -> ApiResult {
     let sent = http
         .get(&endpoints.profile_url)
@@ -75,7 +75,7 @@ pub async fn call_profile(
 pub async fn tokeninfo(
     http: &reqwest::Client,
     endpoints: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
 ) -> Result<serde_json::Value, ApiResult> {
     let sent = http
         .get(&endpoints.tokeninfo_url)

@@ -18,8 +18,8 @@
 //! token Google issues has one, and they break headers and logs).
 
 use crate::credential::{json_error_position, GoogleCredential};
+use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 /// Which shape an import was recognised as.
@@ -40,7 +40,7 @@ pub struct ClientDefaults {
     /// From `--client-id` / `GOOGLE_CLIENT_ID`.
     pub client_id: Option<String>,
     /// From `--client-secret` / `GOOGLE_CLIENT_SECRET`.
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<ClientSecret>,
 }
 
 /// Largest import accepted: real files are a few kilobytes.
@@ -174,19 +174,19 @@ pub fn parse(
         .or_else(|| defaults.client_id.clone());
     let client_secret = fields
         .string("client_secret")?
-        .map(SecretString::from)
+        .map(ClientSecret::from)
         .or_else(|| defaults.client_secret.clone());
 
     Ok((
         GoogleCredential {
-            access_token: access_token.map(SecretString::from),
-            refresh_token: Some(SecretString::from(refresh_token)),
+            access_token: access_token.map(AccessToken::from),
+            refresh_token: Some(RefreshToken::from(refresh_token)),
             expiry,
             scopes,
             token_type: fields.string("token_type")?.unwrap_or("Bearer").to_owned(),
             client_id,
             client_secret,
-            id_token: fields.string("id_token")?.map(SecretString::from),
+            id_token: fields.string("id_token")?.map(IdToken::from),
         },
         shape,
     ))
@@ -402,7 +402,6 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn now() -> DateTime<Utc> {
         "2026-01-01T00:00:00Z".parse().unwrap()
@@ -416,7 +415,7 @@ mod tests {
     fn playground_response_takes_client_from_defaults() {
         let defaults = ClientDefaults {
             client_id: Some("cid".into()),
-            client_secret: Some(SecretString::from("csecret")),
+            client_secret: Some(ClientSecret::from("csecret")),
         };
         let (c, shape) = parse_ok(
             r#"{"access_token":"ya29.a","expires_in":3599,"refresh_token":"1//r",

@@ -4,6 +4,7 @@
 //! [`run`] and maps the outcome to an exit code ([`exit_code`]).
 
 pub mod app_store;
+pub mod check;
 pub mod cli;
 pub mod credential;
 pub mod crypto;
@@ -16,9 +17,11 @@ pub mod import_format;
 pub mod logging;
 pub mod manage;
 pub mod modes;
+pub mod progress;
 pub mod refresh;
 pub mod report;
 pub mod scenarios;
+pub mod secret;
 pub mod serve;
 pub mod settings;
 pub mod signals;

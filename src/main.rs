@@ -1,7 +1,7 @@
 //! The `oauthtest` binary: parse flags, set up logging, run, map the outcome to an exit code.
 
 use oauthtest::cli::{Cli, Format, Parsed};
-use oauthtest::{exit_code, logging, report, temp_rows};
+use oauthtest::{exit_code, logging, progress, report, temp_rows};
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
@@ -72,6 +72,7 @@ fn main() -> ExitCode {
     // Whatever ended the run (success, error, signal, panic): no temporary row stays behind.
     // Tasks a cancelled run left are stopped first, so none writes a row after the clean-up.
     let normally = matches!(&ran, Ok(Ok(_)));
+    let mut removed = 0;
     if temp_rows::anything_to_remove(normally) {
         runtime.shutdown_timeout(std::time::Duration::from_secs(10));
         match tokio::runtime::Builder::new_current_thread()
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             .build()
         {
             Ok(cleanup) => {
-                let removed = cleanup.block_on(temp_rows::remove_all(!normally));
+                removed = cleanup.block_on(temp_rows::remove_all(!normally));
                 tracing::info!(removed, "removed the run's temporary rows");
             }
             Err(e) => say(&format!(
@@ -87,7 +88,7 @@ fn main() -> ExitCode {
             )),
         }
     }
-    let code = finish(ran, &cli, json);
+    let code = finish(ran, &cli, json, removed);
     if logging::stderr_failed() {
         return ExitCode::from(exit_code::INTERNAL);
     }
@@ -99,6 +100,7 @@ fn finish(
     ran: std::thread::Result<oauthtest::Result<Box<dyn report::Report>>>,
     cli: &Cli,
     json: bool,
+    removed: usize,
 ) -> ExitCode {
     // The hook has reported the panic; its payload is dropped unread.
     let Ok(outcome) = ran else {
@@ -121,6 +123,19 @@ fn finish(
                 }
             }
             ExitCode::from(report.exit_code())
+        }
+        Err(e @ oauthtest::Error::Interrupted { signal }) => {
+            // What it had done so far, marked as partial; the exit code stays the signal's.
+            let done = progress::Interrupted::collect(signal, cli.mode.name(), removed);
+            let mut stdout = std::io::stdout().lock();
+            let _ = if json {
+                writeln!(stdout, "{}", done.to_json(e.to_json()))
+            } else {
+                done.render_text(&mut stdout)
+            };
+            drop(stdout);
+            say(&format!("error: {e}"));
+            ExitCode::from(e.exit_code())
         }
         Err(e) => fail(&e, json),
     }

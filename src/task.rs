@@ -82,6 +82,10 @@ pub struct TargetArgs {
     pub cmd: String,
     /// How long one run may take.
     pub timeout: Duration,
+    /// With a store config: each scenario's credential goes into the application's own table
+    /// as a temporary row owned by this user (`--user-id`); `None`: handed over in variables
+    /// only.
+    pub app_store_user: Option<i64>,
 }
 
 /// `--mode mock` and `--mode mock-all`.
@@ -89,6 +93,8 @@ pub struct TargetArgs {
 pub struct MockArgs {
     /// mock: the scenario to run.
     pub scenario: String,
+    /// mock-all: only these scenarios (`--scenario a,b`); empty: all of them.
+    pub only: Vec<String>,
     /// Extra scenario files.
     pub scenarios_dir: Option<PathBuf>,
     /// The user's refresh code, instead of oauthtest's engine.
@@ -137,6 +143,37 @@ pub struct WorkerSimArgs {
     pub database_url: Option<String>,
 }
 
+/// The largest `--concurrency` with `--target-cmd` (each worker is a process of the
+/// application's).
+pub const MAX_APP_WORKERS: usize = 256;
+/// The largest `--credentials` with `--target-cmd` (rows in the application's store).
+pub const MAX_APP_CREDENTIALS: usize = 1_000;
+
+/// `--mode worker-sim --target-cmd CMD` on the application's store: the application's own
+/// workers on credentials seeded as temporary rows there.
+#[derive(Debug, Clone)]
+pub struct WorkerSimAppArgs {
+    /// The behaviour of the mock (`--scenario`).
+    pub scenario: String,
+    /// The worker entry point (`--target-cmd`), run with `sh -c`.
+    pub worker_cmd: String,
+    /// The command that enqueues the jobs and waits for them (`--enqueue-cmd`); `None`: the
+    /// worker command runs once, starts its own pool and runs the jobs itself.
+    pub enqueue_cmd: Option<String>,
+    /// How long the whole run may take before every command is killed.
+    pub timeout: Duration,
+    /// Workers in all (`--concurrency`).
+    pub workers: usize,
+    /// Jobs in all.
+    pub jobs: u64,
+    /// Credentials seeded.
+    pub credentials: usize,
+    /// Access-token lifetime at the mock.
+    pub token_ttl: Duration,
+    /// Also write the report here (HTML for `.html`, JSON for `.json`).
+    pub report: Option<PathBuf>,
+}
+
 /// `--mode worker-sim --token-url URL`: workers on stored credentials against a real (or
 /// `serve`'s) token endpoint; also what a worker-sim child process runs.
 #[derive(Debug, Clone)]
@@ -154,6 +191,8 @@ pub struct WorkerSimExternalArgs {
     pub child: bool,
     /// Refresh coordination off (a demonstration).
     pub coordinate: bool,
+    /// The bearer token of serve's admin API, to read its journal (`--admin-token`).
+    pub admin_token: Option<SecretString>,
 }
 
 /// `--mode real`.
@@ -174,13 +213,53 @@ pub struct ForceExpireArgs<I = CredentialId> {
     pub credential_id: I,
     /// Only expire it; do not refresh.
     pub no_refresh: bool,
+    /// Step 3 runs the application's workflow instead of oauthtest's refresh.
+    pub trigger: Option<TriggerArgs>,
 }
 
-/// `--mode copy`.
+/// `force-expire --trigger-cmd` / `--trigger-url`: the application's workflow, as step 3.
+#[derive(Debug, Clone)]
+pub struct TriggerArgs {
+    /// Run with `sh -c`.
+    pub cmd: Option<String>,
+    /// POSTed to (after `cmd` when both are given).
+    pub url: Option<url::Url>,
+    /// How long each may take.
+    pub timeout: Duration,
+}
+
+impl TriggerArgs {
+    /// What runs the workflow: `cmd`, `url` or `cmd+url`.
+    pub fn describe(&self) -> &'static str {
+        match (&self.cmd, &self.url) {
+            (Some(_), Some(_)) => "cmd+url",
+            (None, Some(_)) => "url",
+            _ => "cmd",
+        }
+    }
+}
+
+/// The credential `copy` reads: a row of oauthtest's own store, or of an application's store
+/// (`--from-store-config`).
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// A credential of oauthtest's store, opened with `OAUTHTEST_FROM_ENCRYPTION_KEY`.
+    Native(CredentialId),
+    /// A row of the application's table the config describes, opened with the key it names.
+    App {
+        /// The source's store config file (`--from-store-config`), read when the copy starts.
+        config: PathBuf,
+        /// The application's row id.
+        id: RowId,
+    },
+}
+
+/// `--mode copy`. The destination is the store the run is pointed at: oauthtest's own, or the
+/// application's (`--store-config`).
 #[derive(Debug, Clone)]
 pub struct CopyArgs {
     /// The credential in the source store.
-    pub credential_id: CredentialId,
+    pub source: CopySource,
     /// The store to copy from.
     pub from_database_url: String,
 }
@@ -191,6 +270,15 @@ pub struct ScrubArgs<I = CredentialId> {
     /// Credentials to leave as they are.
     pub keep: Vec<I>,
     /// Really wipe; otherwise only show what would be wiped.
+    pub apply: bool,
+}
+
+/// `--mode cleanup`.
+#[derive(Debug, Clone)]
+pub struct CleanupArgs {
+    /// Only this run's rows (its mark, 8 hex digits).
+    pub run: Option<String>,
+    /// Really remove; otherwise only show what would be removed.
     pub apply: bool,
 }
 
@@ -261,6 +349,8 @@ pub enum Task {
     Scrub(ScrubArgs),
     /// `--mode doctor`.
     Doctor(DoctorArgs),
+    /// `--mode cleanup`.
+    Cleanup(CleanupArgs),
     /// `--mode serve`.
     Serve(ServeArgs),
     /// A mode on the application's own store (`--store-config`).
@@ -283,6 +373,8 @@ pub enum AppTask {
     Scrub(ScrubArgs<RowId>),
     /// `--mode import`: a new row in the application's format.
     Import(ImportArgs),
+    /// `--mode worker-sim --target-cmd`: the application's workers on temporary rows.
+    WorkerSim(WorkerSimAppArgs),
 }
 
 impl AppTask {
@@ -290,6 +382,7 @@ impl AppTask {
     pub fn effect(&self) -> Effect {
         match self {
             AppTask::List(_) | AppTask::Doctor(_) => Effect::ReadOnly,
+            AppTask::WorkerSim(_) => Effect::TemporaryRows,
             AppTask::Real(a) if a.dry_run => Effect::ReadOnly,
             AppTask::Scrub(a) if !a.apply => Effect::ReadOnly,
             AppTask::Real(_) | AppTask::ForceExpire(_) | AppTask::Scrub(_) | AppTask::Import(_) => {
@@ -309,8 +402,10 @@ impl Task {
             Task::Rekey(a) if a.dry_run => Effect::ReadOnly,
             Task::Real(a) if a.dry_run => Effect::ReadOnly,
             Task::Scrub(a) if !a.apply => Effect::ReadOnly,
+            Task::Cleanup(a) if !a.apply => Effect::ReadOnly,
             Task::Mock(a) | Task::MockAll(a) => match (&a.database_url, &a.target) {
                 (Some(_), None) => Effect::TemporaryRows,
+                (_, Some(t)) if t.app_store_user.is_some() => Effect::TemporaryRows,
                 _ => Effect::None,
             },
             Task::WorkerSim(a) => match a.database_url {
@@ -324,6 +419,7 @@ impl Task {
             | Task::ForceExpire(_)
             | Task::Copy(_)
             | Task::Scrub(_)
+            | Task::Cleanup(_)
             | Task::WorkerSimExternal(_) => Effect::Writes,
         }
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use oauthtest::crypto::{CryptoError, EncryptionKey, Keyring};
 use oauthtest::exchange::{classify_response, Outcome, RefreshRequest};
-use secrecy::{ExposeSecret, SecretString};
+use oauthtest::secret::{ClientSecret, RefreshToken};
 
 /// A harness: one input, its properties asserted.
 pub type Harness = fn(&[u8]);
@@ -287,8 +287,8 @@ pub fn token_response(data: &[u8]) {
             (b"@I", ISSUED_ID),
         ],
     );
-    let client_secret = SecretString::from(SENT_SECRET);
-    let refresh_token = SecretString::from(SENT_REFRESH);
+    let client_secret = ClientSecret::from(SENT_SECRET);
+    let refresh_token = RefreshToken::from(SENT_REFRESH);
     let request = RefreshRequest {
         client_id: "123-fuzz.apps.googleusercontent.com",
         client_secret: Some(&client_secret),
@@ -451,7 +451,7 @@ pub fn import(data: &[u8]) {
     );
     let defaults = oauthtest::import_format::ClientDefaults {
         client_id: Some("fuzz-default.apps.googleusercontent.com".to_owned()),
-        client_secret: Some(SecretString::from(DEFAULT_SECRET)),
+        client_secret: Some(ClientSecret::from(DEFAULT_SECRET)),
     };
     let now = chrono::DateTime::from_timestamp(1_760_000_000, 0).expect("fixed time");
     let secrets = [

@@ -86,6 +86,14 @@ pub struct MockConfig {
     /// `Some(7 days)` models an app in "Testing" status: refresh tokens die that long after they
     /// were issued (on the mock clock). A rotated token inherits its predecessor's deadline.
     pub refresh_token_ttl: Option<Duration>,
+    /// With rotation: how long a superseded refresh token still refreshes after it was
+    /// superseded (on the mock clock), as providers with a rotation grace period (leeway) allow
+    /// so that two workers racing on one token both succeed. Zero (the default): not at all.
+    pub rotation_grace: Duration,
+    /// Refresh-token reuse detection: a superseded refresh token presented after its grace
+    /// window is taken as stolen, and the whole family (every token of its grant, the newest
+    /// refresh token included) is revoked. Off by default (Google does not rotate).
+    pub reuse_revokes_family: bool,
     /// The account the tokens belong to (tokeninfo `email`, Gmail `emailAddress`, id_token `email`).
     pub email: String,
     /// The account id (`sub`).
@@ -132,6 +140,9 @@ pub struct Consent {
     /// Requested scopes the user does not grant (granular consent); `openid`, `email` and
     /// `profile` are always granted.
     pub withhold_scopes: Vec<String>,
+    /// Device flow: how many polls of a new device code are answered `authorization_pending`
+    /// before the user's answer (0: the first poll gets it).
+    pub device_pending_polls: u32,
 }
 
 impl Default for MockConfig {
@@ -144,6 +155,8 @@ impl Default for MockConfig {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             rotate_refresh_tokens: false,
             refresh_token_ttl: None,
+            rotation_grace: Duration::ZERO,
+            reuse_revokes_family: false,
             email: DEFAULT_EMAIL.to_string(),
             subject: DEFAULT_SUBJECT.to_string(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
@@ -197,6 +210,7 @@ impl MockConfig {
         for (name, ttl) in [
             ("access_token_ttl", Some(self.access_token_ttl)),
             ("refresh_token_ttl", self.refresh_token_ttl),
+            ("rotation_grace", Some(self.rotation_grace)),
         ] {
             if ttl.is_some_and(|ttl| ttl > limit) {
                 return Err(MockError::InvalidConfig(format!(

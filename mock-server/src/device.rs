@@ -1,10 +1,20 @@
 //! The device flow (TVs and limited-input devices): `POST /device/code`, then the token
 //! endpoint's `urn:ietf:params:oauth:grant-type:device_code` grant.
 //!
-//! On a real device the user types the `user_code` at `verification_url` on another screen.
-//! Here the consent step approves (or, with [`Consent::deny`](crate::Consent::deny), refuses)
-//! as soon as the device code is issued, so the first poll gets the tokens. A code is good for
-//! 30 minutes on the mock clock and is exchanged once.
+//! On a real device the user types the `user_code` at `verification_url` on another screen,
+//! and the device polls the token endpoint meanwhile. Here the consent step approves (or, with
+//! [`Consent::deny`](crate::Consent::deny), refuses) by itself: at once, so the first poll gets
+//! the tokens, or after [`Consent::device_pending_polls`](crate::Consent::device_pending_polls)
+//! polls answered `authorization_pending`, as while the user is still typing. A code is good
+//! for 30 minutes on the mock clock and is exchanged once.
+//!
+//! The answers a polling device gets, as Google's device flow gives them:
+//! - `428 authorization_pending`: the user has not answered yet; poll again after `interval`;
+//! - `403 slow_down`: polled sooner than `interval` seconds (on the mock clock) after the last
+//!   poll; the code's interval grows by 5 seconds, as RFC 8628 tells the device to;
+//! - `403 access_denied`: the user refused;
+//! - `400 expired_token`: the 30 minutes are over;
+//! - `400 invalid_grant`: unknown code, another client's, or exchanged already.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +38,10 @@ pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:dev
 const DEVICE_CODE_TTL_SECS: i64 = 1800;
 /// Codes kept at most.
 const MAX_DEVICE_CODES: usize = 10_000;
+/// The polling interval a code starts with, seconds, as Google's.
+const DEVICE_POLL_INTERVAL_SECS: i64 = 5;
+/// How much `slow_down` adds to a code's interval, seconds (RFC 8628 section 3.5).
+const SLOW_DOWN_STEP_SECS: i64 = 5;
 
 struct DeviceRecord {
     client_id: String,
@@ -36,6 +50,12 @@ struct DeviceRecord {
     account: Option<Account>,
     expires_at_ms: i64,
     used: bool,
+    /// Polls still to be answered `authorization_pending` before the user's answer.
+    pending_polls: u32,
+    /// Seconds a device must wait between polls.
+    interval_secs: i64,
+    /// The last poll, on the mock clock.
+    last_poll_ms: Option<i64>,
 }
 
 /// Device codes issued, by digest.
@@ -53,7 +73,7 @@ struct DeviceCodeAnswer<'a> {
     device_code: &'a str,
     user_code: &'a str,
     expires_in: i64,
-    interval: u32,
+    interval: i64,
     verification_url: &'static str,
 }
 
@@ -112,6 +132,9 @@ pub(crate) fn device_code(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
                 account,
                 expires_at_ms: ctx.now_ms + DEVICE_CODE_TTL_SECS * 1000,
                 used: false,
+                pending_polls: consent.device_pending_polls,
+                interval_secs: DEVICE_POLL_INTERVAL_SECS,
+                last_poll_ms: None,
             },
         );
     }
@@ -121,7 +144,7 @@ pub(crate) fn device_code(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
             device_code: &device_code,
             user_code: &user_code,
             expires_in: DEVICE_CODE_TTL_SECS,
-            interval: 5,
+            interval: DEVICE_POLL_INTERVAL_SECS,
             verification_url: "https://www.google.com/device",
         }),
     )
@@ -145,10 +168,22 @@ pub(crate) fn exchange_device_code(ctx: &mut Ctx<'_>, request: &Incoming) -> Rep
         return Reply::token_error(400, INVALID_GRANT, DESC_BAD_REQUEST);
     }
     if record.expires_at_ms <= now_ms {
-        return Reply::token_error(400, "expired_token", DESC_BAD_REQUEST);
+        return Reply::token_error(400, EXPIRED_TOKEN, DESC_BAD_REQUEST);
+    }
+    let too_soon = record
+        .last_poll_ms
+        .is_some_and(|last| now_ms.saturating_sub(last) < record.interval_secs * 1000);
+    record.last_poll_ms = Some(now_ms);
+    if too_soon {
+        record.interval_secs += SLOW_DOWN_STEP_SECS;
+        return Reply::token_error(403, SLOW_DOWN, DESC_FORBIDDEN);
+    }
+    if record.pending_polls > 0 {
+        record.pending_polls -= 1;
+        return Reply::token_error(428, AUTHORIZATION_PENDING, DESC_PRECONDITION_REQUIRED);
     }
     let Some(account) = record.account.clone() else {
-        return Reply::token_error(403, "access_denied", "Forbidden");
+        return Reply::token_error(403, ACCESS_DENIED, DESC_FORBIDDEN);
     };
     record.used = true;
     let scopes = record.scopes.clone();

@@ -4,8 +4,8 @@
 //! Every way of running the mock goes through here: [`MockGoogle::start`](crate::MockGoogle::start)
 //! runs it on a thread of its own for a test or an embedded run, and a long-running server
 //! (`oauthtest --mode serve`) runs [`serve`] on its own runtime with a service that routes its
-//! admin API in front of the mock. A change to wire behaviour (drops, delays, limits) has one
-//! home: this module.
+//! admin API in front of the mock, or [`serve_over`] with a TLS [`Transport`] for `--tls`. A
+//! change to wire behaviour (drops, delays, limits, graceful stop) has one home: this module.
 //!
 //! # What this layer bounds
 //! - header section: [`Limits::max_header_bytes`] (hyper answers 431; a malformed request line
@@ -15,7 +15,9 @@
 //! - time: the header section must arrive within [`Limits::read_timeout`] (this also closes idle
 //!   keep-alive connections), and so must the body (408);
 //! - connections: at most [`Limits::max_connections`] at once; more wait in the kernel's backlog,
-//!   which [`listen`] makes as long as that (a burst of new connections fits).
+//!   which [`listen`] makes as long as that (a burst of new connections fits);
+//! - set-up: a [`Transport`]'s step before HTTP (a TLS handshake) must end within
+//!   [`Limits::read_timeout`], in the connection's own task and under its permit.
 //!
 //! Nothing of a request is kept after it is answered: memory is the service's own (the mock's
 //! journal has a fixed capacity, its token store a fixed number of tokens per grant). Each
@@ -35,7 +37,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::request::Request;
@@ -162,16 +165,51 @@ pub fn listen(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener>
     socket.listen(backlog)
 }
 
+/// Turns each accepted socket into the byte stream HTTP is read from: [`Plain`] hands the socket
+/// over as it is; a TLS server does its handshake here. Whatever the transport, the connection
+/// then gets the same limits, the same handling and the same graceful stop.
+pub trait Transport: Send + Sync + 'static {
+    /// What HTTP is read from and written to.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Wraps one accepted socket; an error (a failed handshake) closes the connection.
+    fn wrap(&self, socket: TcpStream)
+        -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+/// Plain HTTP: the socket as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl Transport for Plain {
+    type Stream = TcpStream;
+
+    async fn wrap(&self, socket: TcpStream) -> std::io::Result<TcpStream> {
+        Ok(socket)
+    }
+}
+
 /// Returned to hyper so that it closes the connection without a response (a scripted drop).
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by a scripted drop step")]
 struct ConnectionDropped;
 
-/// Serves `listener` with `service` until `shutdown` completes, then lets open connections
-/// finish for [`Limits::shutdown_grace`] and returns what `shutdown` returned (`None` if the
-/// server stopped for another reason).
+/// Serves `listener` over plain HTTP with `service` until `shutdown` completes, then lets open
+/// connections finish for [`Limits::shutdown_grace`] and returns what `shutdown` returned
+/// (`None` if the server stopped for another reason).
 pub async fn serve<S: Service, T>(
     listener: TcpListener,
+    service: Arc<S>,
+    limits: Limits,
+    shutdown: impl Future<Output = T>,
+) -> Option<T> {
+    serve_over(listener, Arc::new(Plain), service, limits, shutdown).await
+}
+
+/// [`serve`] with each accepted socket wrapped by `transport` (a TLS handshake) first.
+pub async fn serve_over<W: Transport, S: Service, T>(
+    listener: TcpListener,
+    transport: Arc<W>,
     service: Arc<S>,
     limits: Limits,
     shutdown: impl Future<Output = T>,
@@ -210,17 +248,21 @@ pub async fn serve<S: Service, T>(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
-        let connection = connection(
-            &http,
-            Arc::clone(&service),
-            Arc::clone(&limits),
-            local,
-            stream,
-        );
-        let watched = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let (http, transport) = (http.clone(), Arc::clone(&transport));
+        let (service, limits) = (Arc::clone(&service), Arc::clone(&limits));
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match tokio::time::timeout(limits.read_timeout, transport.wrap(stream)).await {
+                Ok(Ok(io)) => {
+                    let connection = connection(&http, service, limits, local, io);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "connection set-up (TLS handshake) failed")
+                }
+                Err(_) => tracing::info!("connection set-up (TLS handshake) timed out"),
             }
             drop(permit);
         });

@@ -195,8 +195,19 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
     };
     match ctx.tokens.refresh_status(refresh_token, ctx.now_ms) {
         TokenStatus::Live => {}
+        TokenStatus::Superseded
+            if ctx.tokens.superseded_within(
+                refresh_token,
+                ctx.now_ms,
+                ctx.config.rotation_grace,
+            ) => {}
         TokenStatus::Unknown => {
             return Reply::token_error(400, INVALID_GRANT, DESC_BAD_REQUEST);
+        }
+        TokenStatus::Superseded if ctx.config.reuse_revokes_family => {
+            // Reuse detection: an old token again means a copy leaked; the family dies.
+            ctx.tokens.revoke_family(refresh_token);
+            return Reply::token_error(400, INVALID_GRANT, DESC_EXPIRED_OR_REVOKED);
         }
         TokenStatus::Revoked | TokenStatus::Superseded | TokenStatus::Expired => {
             return Reply::token_error(400, INVALID_GRANT, DESC_EXPIRED_OR_REVOKED);
@@ -238,7 +249,7 @@ fn token(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
         .tokens
         .issue_access(grant_id, Arc::clone(&scopes), ctx.now_ms + ms(ttl));
     let new_refresh_token = ctx.config.rotate_refresh_tokens.then(|| {
-        ctx.tokens.supersede(refresh_token);
+        ctx.tokens.supersede(refresh_token, ctx.now_ms);
         ctx.tokens
             .issue_refresh(grant_id, refresh_expires_at_ms, ctx.now_ms)
     });

@@ -52,17 +52,24 @@ impl fmt::Debug for Action {
     }
 }
 
-/// One entry of a script: an [`Action`] and how long to wait before answering.
+/// One entry of a script: an [`Action`], how long to wait before answering, and how far the
+/// mock clock moves when the request arrives.
 ///
 /// The delay is applied after the mock has handled the request (state changes such as an issued
 /// token happen immediately; only the answer is late), which models a slow network on the way
 /// back. A delay on [`Action::Drop`] is ignored: the connection is closed at once.
+///
+/// The clock advance happens before the request is handled: time passes on the mock clock
+/// between the previous request and this one (a token expires, a revocation takes effect).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
     /// What the request gets.
     pub action: Action,
     /// How long the answer is held back.
     pub delay: Duration,
+    /// How far the mock clock moves forward when this request arrives, before it is handled
+    /// (at most to [`MAX_CLOCK_OFFSET`](crate::MAX_CLOCK_OFFSET)).
+    pub advance_clock: Duration,
 }
 
 impl Step {
@@ -116,6 +123,12 @@ impl Step {
         self
     }
 
+    /// Move the mock clock forward by `by` when this request arrives, before it is handled.
+    pub fn with_clock_advance(mut self, by: Duration) -> Self {
+        self.advance_clock = by;
+        self
+    }
+
     /// Sets a header of a canned answer, replacing any header of the same name (case-insensitive).
     /// Has no effect on steps that are not [`Action::Respond`].
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -133,6 +146,7 @@ impl From<Action> for Step {
         Self {
             action,
             delay: Duration::ZERO,
+            advance_clock: Duration::ZERO,
         }
     }
 }

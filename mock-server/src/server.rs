@@ -414,15 +414,6 @@ impl MockGoogle {
             .issue_access(grant, Arc::from(scopes), expires_at_ms)
     }
 
-    /// Revokes a live access or refresh token and, as Google does, every token of its grant
-    /// (revoking an access token also kills its refresh token). Returns `false` when there was
-    /// nothing live to revoke.
-    pub fn revoke(&self, token: &str) -> bool {
-        let mut state = self.shared.state.lock();
-        let now_ms = state.now_ms();
-        state.tokens.revoke(token, now_ms)
-    }
-
     /// Marks a registered client deleted (or restores it). Returns `false` if no such client.
     pub fn set_client_deleted(&self, client_id: &str, deleted: bool) -> bool {
         let mut state = self.shared.state.lock();
@@ -572,6 +563,21 @@ impl MockGoogle {
             config: &mut state.config,
             service_accounts: &mut state.service_accounts,
         })
+    }
+
+    /// Runs `f` on the mock's state, under its lock.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.shared.state.lock())
+    }
+
+    /// Runs `f` on the token store, with the mock clock's now (unix ms).
+    pub(crate) fn with_tokens<R>(
+        &self,
+        f: impl FnOnce(&mut crate::tokens::TokenStore, i64) -> R,
+    ) -> R {
+        let mut state = self.shared.state.lock();
+        let now_ms = state.now_ms();
+        f(&mut state.tokens, now_ms)
     }
 
     /// The id_token signing keys (their own lock, not the state's).

@@ -182,11 +182,17 @@ impl Shared {
         let incoming = Incoming::parse(request);
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        let now_ms = state.now_ms();
         let step = state
             .script_mut(incoming.endpoint)
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(Step::google);
+        if !step.advance_clock.is_zero() {
+            state.clock_offset = state
+                .clock_offset
+                .saturating_add(step.advance_clock)
+                .min(MAX_CLOCK_OFFSET);
+        }
+        let now_ms = state.now_ms();
         let mut entry = state.begin_entry(&incoming, now_ms, self.started.elapsed());
         if step.action == Action::Drop {
             entry.action = ACTION_DROPPED;

@@ -117,6 +117,9 @@ pub(crate) struct Grant {
     pub(crate) client_id: Arc<str>,
     pub(crate) scopes: Arc<[String]>,
     revoked: bool,
+    /// A revocation Google has accepted but not applied yet: from this time on the mock clock
+    /// the grant is revoked (see [`TokenStore::revoke_at`]).
+    revoked_from_ms: Option<i64>,
     /// Whether the grant has a refresh token (tokeninfo's `access_type`).
     pub(crate) offline: bool,
     /// Whose grant it is; `None` for the configured default account.
@@ -139,7 +142,8 @@ fn remember(keys: &mut VecDeque<Key>, key: Key) -> Option<Key> {
 
 struct RefreshRecord {
     grant: u64,
-    superseded: bool,
+    /// When rotation superseded it, on the mock clock.
+    superseded_at_ms: Option<i64>,
     expires_at_ms: Option<i64>,
     /// Issued or last used to refresh, on the mock clock.
     last_used_ms: i64,
@@ -196,6 +200,7 @@ impl TokenStore {
                 client_id: Arc::from(client_id),
                 scopes: Arc::from(scopes),
                 revoked: false,
+                revoked_from_ms: None,
                 offline,
                 account: None,
                 access_keys: VecDeque::new(),
@@ -229,7 +234,7 @@ impl TokenStore {
                 k,
                 RefreshRecord {
                     grant,
-                    superseded: false,
+                    superseded_at_ms: None,
                     expires_at_ms,
                     last_used_ms: now_ms,
                 },
@@ -270,17 +275,19 @@ impl TokenStore {
         }
     }
 
-    fn grant_revoked(&self, grant: u64) -> bool {
-        self.grants.get(&grant).is_none_or(|g| g.revoked)
+    fn grant_revoked(&self, grant: u64, now_ms: i64) -> bool {
+        self.grants
+            .get(&grant)
+            .is_none_or(|g| g.revoked || g.revoked_from_ms.is_some_and(|at| now_ms >= at))
     }
 
     pub(crate) fn refresh_status(&self, token: &str, now_ms: i64) -> TokenStatus {
         let Some(record) = self.refresh.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
-        } else if record.superseded {
+        } else if record.superseded_at_ms.is_some() {
             TokenStatus::Superseded
         } else if record.expires_at_ms.is_some_and(|at| now_ms >= at)
             || now_ms.saturating_sub(record.last_used_ms) >= ms(UNUSED_REFRESH_TOKEN_TTL)
@@ -295,7 +302,7 @@ impl TokenStore {
         let Some(record) = self.access.get(&key(token)) else {
             return TokenStatus::Unknown;
         };
-        if self.grant_revoked(record.grant) {
+        if self.grant_revoked(record.grant, now_ms) {
             TokenStatus::Revoked
         } else if now_ms >= record.expires_at_ms {
             TokenStatus::Expired
@@ -359,15 +366,15 @@ impl TokenStore {
         }
     }
 
-    pub(crate) fn supersede(&mut self, token: &str) {
+    pub(crate) fn supersede(&mut self, token: &str, now_ms: i64) {
         let k = key(token);
         let Some(record) = self.refresh.get_mut(&k) else {
             return;
         };
-        if record.superseded {
+        if record.superseded_at_ms.is_some() {
             return;
         }
-        record.superseded = true;
+        record.superseded_at_ms = Some(now_ms);
         let grant = record.grant;
         let forgotten = self
             .grants
@@ -378,9 +385,66 @@ impl TokenStore {
         }
     }
 
+    /// Whether `token` was superseded less than `grace` ago, its grant neither revoked nor past
+    /// its deadline: within a rotation grace window it still refreshes.
+    pub(crate) fn superseded_within(
+        &self,
+        token: &str,
+        now_ms: i64,
+        grace: std::time::Duration,
+    ) -> bool {
+        let Some(record) = self.refresh.get(&key(token)) else {
+            return false;
+        };
+        let Some(at) = record.superseded_at_ms else {
+            return false;
+        };
+        !self.grant_revoked(record.grant, now_ms)
+            && record
+                .expires_at_ms
+                .is_none_or(|deadline| now_ms < deadline)
+            && now_ms.saturating_sub(at) < ms(grace)
+    }
+
+    /// Revokes the whole family of a known refresh token, whatever its status: every access and
+    /// refresh token of its grant, the newest included (reuse detection). Returns whether there
+    /// was a family to revoke.
+    pub(crate) fn revoke_family(&mut self, token: &str) -> bool {
+        let grant = self.refresh.get(&key(token)).map(|r| r.grant);
+        match grant.and_then(|id| self.grants.get_mut(&id)) {
+            Some(grant) if !grant.revoked => {
+                grant.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Rotates a live refresh token as a successful refresh with it would: it is superseded now
+    /// and its successor (same grant, same deadline) is returned. `None` when it is not live.
+    pub(crate) fn rotate(&mut self, token: &str, now_ms: i64) -> Option<String> {
+        if self.refresh_status(token, now_ms) != TokenStatus::Live {
+            return None;
+        }
+        let record = self.refresh.get(&key(token))?;
+        let (grant, expires_at_ms) = (record.grant, record.expires_at_ms);
+        self.touch(token, now_ms);
+        self.supersede(token, now_ms);
+        Some(self.issue_refresh(grant, expires_at_ms, now_ms))
+    }
+
     /// Revokes the grant of a live access or refresh token. Returns whether anything was live to
     /// revoke; unknown, expired, superseded and already revoked tokens give `false`.
     pub(crate) fn revoke(&mut self, token: &str, now_ms: i64) -> bool {
+        self.revoke_at(token, now_ms, now_ms)
+    }
+
+    /// Revokes the grant of a live access or refresh token from `at_ms` on the mock clock, as
+    /// Google does when a revocation takes a while to reach every server: until then its tokens
+    /// keep working (and refreshing issues new ones), from then on every token of the grant,
+    /// including those issued in between, is revoked. An earlier revocation of the same grant
+    /// wins. Returns whether anything was live to revoke, as [`revoke`](Self::revoke).
+    pub(crate) fn revoke_at(&mut self, token: &str, now_ms: i64, at_ms: i64) -> bool {
         let k = key(token);
         let grant = if self.refresh_status(token, now_ms) == TokenStatus::Live {
             self.refresh.get(&k).map(|r| r.grant)
@@ -390,8 +454,12 @@ impl TokenStore {
             None
         };
         match grant.and_then(|id| self.grants.get_mut(&id)) {
-            Some(grant) => {
+            Some(grant) if at_ms <= now_ms => {
                 grant.revoked = true;
+                true
+            }
+            Some(grant) => {
+                grant.revoked_from_ms = Some(grant.revoked_from_ms.map_or(at_ms, |t| t.min(at_ms)));
                 true
             }
             None => false,
@@ -400,132 +468,4 @@ impl TokenStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scopes() -> Vec<String> {
-        vec!["openid".to_string()]
-    }
-
-    #[test]
-    fn fingerprint_is_the_first_twelve_hex_chars_of_sha256() {
-        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
-        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
-    }
-
-    #[test]
-    fn issued_tokens_have_googles_prefixes_and_size_limits() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None, 0);
-        let access = store.issue_access(grant, Arc::from(scopes()), 10);
-        assert!(refresh.starts_with("1//"));
-        assert!(refresh.len() <= 512);
-        assert!(access.starts_with("ya29."));
-        assert!(access.len() <= 2048);
-        assert_eq!(store.refresh_status(&refresh, 0), TokenStatus::Live);
-        assert_eq!(store.access_status(&access, 0), TokenStatus::Live);
-        assert_eq!(store.access_status(&access, 10), TokenStatus::Expired);
-    }
-
-    #[test]
-    fn revoking_an_access_token_revokes_its_whole_grant() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None, 0);
-        let access = store.issue_access(grant, Arc::from(scopes()), 1_000);
-        assert!(store.revoke(&access, 0));
-        assert_eq!(store.refresh_status(&refresh, 0), TokenStatus::Revoked);
-        assert_eq!(store.access_status(&access, 0), TokenStatus::Revoked);
-        assert!(!store.revoke(&refresh, 0), "already revoked");
-    }
-
-    #[test]
-    fn refresh_tokens_expire_at_their_deadline_and_unknown_tokens_are_unknown() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, Some(100), 0);
-        assert_eq!(store.refresh_status(&refresh, 99), TokenStatus::Live);
-        assert_eq!(store.refresh_status(&refresh, 100), TokenStatus::Expired);
-        assert_eq!(store.refresh_status("1//nope", 0), TokenStatus::Unknown);
-        assert!(
-            !store.revoke(&refresh, 100),
-            "expired tokens cannot be revoked"
-        );
-    }
-
-    #[test]
-    fn a_grant_keeps_its_newest_access_and_superseded_tokens_only() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let first = store.issue_access(grant, Arc::from(scopes()), 10);
-        let mut last = String::new();
-        for _ in 0..MAX_TOKENS_PER_GRANT {
-            last = store.issue_access(grant, Arc::from(scopes()), 10);
-        }
-        assert_eq!(store.access.len(), MAX_TOKENS_PER_GRANT);
-        assert_eq!(store.access_status(&first, 0), TokenStatus::Unknown);
-        assert_eq!(store.access_status(&last, 0), TokenStatus::Live);
-
-        let oldest = store.issue_refresh(grant, None, 0);
-        store.supersede(&oldest);
-        for _ in 0..MAX_TOKENS_PER_GRANT {
-            let next = store.issue_refresh(grant, None, 0);
-            store.supersede(&next);
-        }
-        let live = store.issue_refresh(grant, None, 0);
-        assert_eq!(store.refresh.len(), MAX_TOKENS_PER_GRANT + 1);
-        assert_eq!(store.refresh_status(&oldest, 0), TokenStatus::Unknown);
-        assert_eq!(store.refresh_status(&live, 0), TokenStatus::Live);
-    }
-
-    #[test]
-    fn a_refresh_token_unused_for_six_months_expires_and_use_restarts_the_clock() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None, 0);
-        let six_months = ms(UNUSED_REFRESH_TOKEN_TTL);
-        assert_eq!(
-            store.refresh_status(&refresh, six_months - 1),
-            TokenStatus::Live
-        );
-        store.touch(&refresh, six_months - 1);
-        assert_eq!(
-            store.refresh_status(&refresh, 2 * six_months - 2),
-            TokenStatus::Live
-        );
-        assert_eq!(
-            store.refresh_status(&refresh, 2 * six_months - 1),
-            TokenStatus::Expired
-        );
-    }
-
-    #[test]
-    fn the_hundred_and_first_refresh_token_of_an_account_and_client_revokes_the_oldest() {
-        let mut store = TokenStore::default();
-        let mut tokens = Vec::new();
-        for _ in 0..=MAX_LIVE_REFRESH_TOKENS {
-            let grant = store.new_grant("c", &scopes(), true);
-            tokens.push(store.issue_refresh(grant, None, 0));
-            store.limit_live_refresh_tokens(grant, MAX_LIVE_REFRESH_TOKENS);
-        }
-        let other = store.new_grant("other-client", &scopes(), true);
-        let other_token = store.issue_refresh(other, None, 0);
-        store.limit_live_refresh_tokens(other, MAX_LIVE_REFRESH_TOKENS);
-        assert_eq!(store.refresh_status(&tokens[0], 0), TokenStatus::Revoked);
-        assert!(tokens[1..]
-            .iter()
-            .all(|t| store.refresh_status(t, 0) == TokenStatus::Live));
-        assert_eq!(store.refresh_status(&other_token, 0), TokenStatus::Live);
-    }
-
-    #[test]
-    fn debug_of_the_store_shows_counts_only() {
-        let mut store = TokenStore::default();
-        let grant = store.new_grant("c", &scopes(), true);
-        let refresh = store.issue_refresh(grant, None, 0);
-        let printed = format!("{store:?}");
-        assert!(!printed.contains(&refresh));
-        assert!(printed.contains("refresh_tokens: 1"), "{printed}");
-    }
-}
+mod tests;

@@ -92,6 +92,19 @@ pub const DESC_INVALID_SA_SCOPE: &str = "Invalid OAuth scope or ID token audienc
 /// `error_description` of domain-wide delegation that was not granted.
 pub const DESC_DELEGATION_DENIED: &str = "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.";
 
+/// Device flow: the user has not answered yet (status 428).
+pub const AUTHORIZATION_PENDING: &str = "authorization_pending";
+/// Device flow: polled sooner than the interval allows (status 403).
+pub const SLOW_DOWN: &str = "slow_down";
+/// Device flow and sign-in: the user refused (status 403 at the token endpoint).
+pub const ACCESS_DENIED: &str = "access_denied";
+/// Device flow: the device code's 30 minutes are over (status 400).
+pub const EXPIRED_TOKEN: &str = "expired_token";
+/// `error_description` of `authorization_pending`: the status's reason phrase, as Google sends.
+pub const DESC_PRECONDITION_REQUIRED: &str = "Precondition Required";
+/// `error_description` of `slow_down` and `access_denied`.
+pub const DESC_FORBIDDEN: &str = "Forbidden";
+
 /// `error_description` for a missing parameter: `Missing required parameter: <name>`.
 pub fn missing_parameter(name: &str) -> String {
     format!("Missing required parameter: {name}")

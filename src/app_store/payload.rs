@@ -9,7 +9,7 @@ use super::config::PayloadMap;
 use super::time::{parse_text_timestamp, unix_millis};
 use crate::credential::GoogleCredential;
 use chrono::{DateTime, SecondsFormat, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
@@ -68,7 +68,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn token(v: &Value, key: &str, pointer: &str) -> Result<Option<SecretString>, FieldError> {
+fn token<T: From<String>>(v: &Value, key: &str, pointer: &str) -> Result<Option<T>, FieldError> {
     match v.pointer(pointer) {
         None => Err(field_error(
             key,
@@ -77,7 +77,7 @@ fn token(v: &Value, key: &str, pointer: &str) -> Result<Option<SecretString>, Fi
         )),
         Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(SecretString::from(s.clone()))),
+        Some(Value::String(s)) => Ok(Some(T::from(s.clone()))),
         Some(other) => Err(field_error(
             key,
             pointer,
@@ -91,6 +91,23 @@ fn number(v: &Value) -> Option<f64> {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// An optional field: `None`, noted in `missing`, when its pointer names nothing.
+fn optional<T: From<String>>(
+    v: &Value,
+    missing: &mut Vec<String>,
+    key: &str,
+    pointer: &Option<String>,
+) -> Result<Option<T>, FieldError> {
+    match pointer {
+        Some(p) if v.pointer(p).is_none() => {
+            missing.push(format!("store.payload.{key} ({p})"));
+            Ok(None)
+        }
+        Some(p) => token(v, key, p),
+        None => Ok(None),
     }
 }
 
@@ -134,19 +151,8 @@ pub(crate) fn read(
         },
         (None, None) => None,
     };
-    let mut optional =
-        |key: &str, pointer: &Option<String>| -> Result<Option<SecretString>, FieldError> {
-            match pointer {
-                Some(p) if v.pointer(p).is_none() => {
-                    missing.push(format!("store.payload.{key} ({p})"));
-                    Ok(None)
-                }
-                Some(p) => token(v, key, p),
-                None => Ok(None),
-            }
-        };
-    let client_id = optional("client_id", &map.client_id)?.map(|s| s.expose_secret().to_owned());
-    let client_secret = optional("client_secret", &map.client_secret)?;
+    let client_id = optional(v, &mut missing, "client_id", &map.client_id)?;
+    let client_secret = optional(v, &mut missing, "client_secret", &map.client_secret)?;
     let scopes = match &map.scopes {
         None => Vec::new(),
         Some(p) => match v.pointer(p) {
@@ -266,12 +272,12 @@ pub(crate) fn set(v: &mut Value, pointer: &str, new: Value) -> Result<(), String
     Ok(())
 }
 
-fn secret_value(s: &Option<SecretString>) -> Value {
+fn secret_value<T: ExposeSecret<str>>(s: &Option<T>) -> Value {
     s.as_ref()
         .map_or(Value::Null, |s| Value::String(s.expose_secret().to_owned()))
 }
 
-fn same_secret(a: &Option<SecretString>, b: &Option<SecretString>) -> bool {
+fn same_secret<T: ExposeSecret<str>>(a: &Option<T>, b: &Option<T>) -> bool {
     a.as_ref().map(|s| s.expose_secret()) == b.as_ref().map(|s| s.expose_secret())
 }
 
@@ -411,6 +417,7 @@ pub(crate) fn skeleton(map: &PayloadMap) -> Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::AccessToken;
     use serde_json::json;
 
     fn n8n_map() -> PayloadMap {
@@ -450,7 +457,7 @@ mod tests {
         let mut p = row();
         let old = read(&map, &p, None).unwrap().secrets;
         let mut new = read(&map, &p, None).unwrap().secrets;
-        new.access_token = Some(SecretString::from("NEW-A"));
+        new.access_token = Some(AccessToken::from("NEW-A"));
         new.expiry = Some("2030-01-01T00:00:00Z".parse().unwrap());
         apply(&map, &mut p, &old, &new, Utc::now()).unwrap();
         let mut want = row().0;

@@ -53,6 +53,7 @@ fn summary(mode: Mode) -> &'static str {
         Mode::Copy => "copy one credential from another store, re-encrypted with this one's key",
         Mode::Scrub => "wipe every credential's tokens except --keep ids (staging after a dump)",
         Mode::Doctor => "check configuration and store without changing anything",
+        Mode::Cleanup => "remove the temporary rows a killed mock or worker-sim run left",
         Mode::Serve => "the mock Google standing alone, for applications in any language",
     }
 }
@@ -88,6 +89,8 @@ fn examples(mode: Mode) -> &'static [&'static str] {
         Mode::WorkerSim => &[
             "oauthtest --mode worker-sim --workers 12 --jobs 1000",
             "oauthtest --mode celery-sim --scenario rotation --processes 3 --report sim.html",
+            "oauthtest --mode celery-sim --store-config oauthtest.toml --concurrency 12 --jobs 1000 \\\n    --target-cmd 'python -m refapp worker --concurrency 1 --queue \"$OAUTHTEST_RUN_ID\"' \\\n    --enqueue-cmd 'python -m refapp enqueue --queue \"$OAUTHTEST_RUN_ID\" --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\"'",
+            "oauthtest --mode worker-sim --token-url http://127.0.0.1:8080/token --credential-id 3",
         ],
         Mode::Real => &[
             "oauthtest --mode real --credential-id 3 --dry-run --check-token",
@@ -96,13 +99,20 @@ fn examples(mode: Mode) -> &'static [&'static str] {
         Mode::ForceExpire => &[
             "oauthtest --mode force-expire --credential-id 3",
             "oauthtest --mode force-expire --credential-id 3 --no-refresh",
+            "oauthtest --mode force-expire --store-config oauthtest.toml --credential-id 3 --trigger-cmd 'python -m myapp.refresh'",
         ],
         Mode::Copy => &[
             "oauthtest --mode copy --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
+            "oauthtest --mode copy --from-store-config prod.toml --store-config staging.toml --credential-id 7 --from-database-url \"$PROD_DATABASE_URL\"",
         ],
         Mode::Scrub => &[
             "oauthtest --mode scrub --keep 3,4",
             "oauthtest --mode scrub --keep 3,4 --yes",
+        ],
+        Mode::Cleanup => &[
+            "oauthtest --mode cleanup",
+            "oauthtest --mode cleanup --yes",
+            "oauthtest --mode cleanup --run 3f2a9c1d --yes",
         ],
         Mode::Doctor => &[
             "oauthtest --mode doctor",

@@ -12,6 +12,7 @@ mod mode;
 
 pub use mode::{Mode, COMMON_ARGS};
 
+use crate::secret::ClientSecret;
 use clap::parser::ValueSource;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
 use secrecy::SecretString;
@@ -19,8 +20,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Reads a secret flag into a type whose `Debug` is redacted, so that `Cli`'s is too.
-fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(value))
+fn secret<T: for<'a> From<&'a str>>(value: &str) -> Result<T, std::convert::Infallible> {
+    Ok(T::from(value))
 }
 
 /// How results are printed on stdout.
@@ -78,8 +79,8 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// The OAuth client secret (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
-    pub client_secret: Option<SecretString>,
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true, value_parser = secret::<ClientSecret>)]
+    pub client_secret: Option<ClientSecret>,
 
     /// The environment this run is in; production refuses modes that change credentials.
     #[arg(long = "env", value_enum, env = "OAUTHTEST_ENV")]
@@ -116,8 +117,8 @@ pub struct Cli {
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// mock: the scenario to run. serve: the scenario to apply at start (as POST
-    /// /__admin/scenario does).
+    /// mock: the scenario to run. mock-all: only these (comma-separated). serve: the scenario to
+    /// apply at start (as POST /__admin/scenario does).
     #[arg(long, value_name = "NAME", help_heading = "Scenarios")]
     pub scenario: Option<String>,
 
@@ -131,8 +132,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Scenarios")]
     pub report: Option<PathBuf>,
 
-    /// worker-sim: concurrent workers per process.
-    #[arg(long, default_value_t = 12, help_heading = "worker-sim")]
+    /// worker-sim: concurrent workers per process; with --target-cmd, the application's
+    /// workers in all (--concurrency).
+    #[arg(
+        long,
+        visible_alias = "concurrency",
+        default_value_t = 12,
+        help_heading = "worker-sim"
+    )]
     pub workers: usize,
 
     /// worker-sim: jobs in all.
@@ -147,7 +154,9 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, help_heading = "worker-sim")]
     pub processes: usize,
 
-    /// worker-sim: access-token lifetime at the mock, so tokens expire during the run.
+    /// worker-sim: access-token lifetime at the mock, so tokens expire during the run; with
+    /// --token-url, the lifetime that endpoint gives (the refresh margin and the judging of
+    /// duplicate refreshes follow it; a value below the real one never reports a false one).
     #[arg(long, default_value_t = 2, help_heading = "worker-sim")]
     pub token_ttl_secs: u64,
 
@@ -166,11 +175,23 @@ pub struct Cli {
     /// mock-all: judge your own refresh code: for each scenario, run CMD with `sh -c` against
     /// its own mock (URLs and the stored credential in OAUTHTEST_* variables, see the README),
     /// then check what the mock saw and CMD's exit status (0 expected exactly when the scenario
-    /// expects a working API call).
+    /// expects a working API call). With a store config, each scenario's credential is also a
+    /// temporary row in your application's table (its id in OAUTHTEST_CREDENTIAL_ID), judged
+    /// from that row afterwards and removed. worker-sim: the application's worker entry point
+    /// (see --enqueue-cmd), on credentials seeded into its store (--store-config).
     #[arg(long, value_name = "CMD", help_heading = "Scenarios")]
     pub target_cmd: Option<String>,
 
-    /// mock-all --target-cmd: seconds one run of CMD may take before it is killed and fails.
+    /// worker-sim --target-cmd: the command that enqueues the jobs (OAUTHTEST_JOBS of them, on
+    /// OAUTHTEST_CREDENTIAL_IDS) and waits for them, run once with `sh -c` after the workers
+    /// started; --target-cmd is then the worker entry point, run --concurrency times (one
+    /// worker each). Without it, --target-cmd runs once, starts its own pool of
+    /// OAUTHTEST_WORKERS workers and runs the jobs itself.
+    #[arg(long, value_name = "CMD", help_heading = "worker-sim")]
+    pub enqueue_cmd: Option<String>,
+
+    /// mock-all --target-cmd: seconds one run of CMD may take before it is killed and fails;
+    /// worker-sim --target-cmd: seconds the whole run may take.
     #[arg(
         long,
         value_name = "SECONDS",
@@ -199,13 +220,14 @@ pub struct Cli {
 
     /// serve: require `Authorization: Bearer TOKEN` on every admin API request (/__admin).
     /// Prefer the environment variable: flags show in `ps`. Without it, serve warns when
-    /// --host is not a loopback address.
+    /// --host is not a loopback address. worker-sim --token-url: the token to read that
+    /// serve's journal with.
     #[arg(
         long,
         value_name = "TOKEN",
         env = "OAUTHTEST_ADMIN_TOKEN",
         hide_env_values = true,
-        value_parser = secret,
+        value_parser = secret::<SecretString>,
         help_heading = "Serve"
     )]
     pub admin_token: Option<SecretString>,
@@ -224,7 +246,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "Import")]
     pub file: Option<PathBuf>,
 
-    /// import: the owning user's id.
+    /// import, and mock / mock-all --target-cmd with a store config: the user id the new
+    /// (temporary) rows are given.
     #[arg(long, default_value_t = 1, help_heading = "Import")]
     pub user_id: i64,
 
@@ -284,6 +307,29 @@ pub struct Cli {
     #[arg(long, help_heading = "Staging")]
     pub no_refresh: bool,
 
+    /// force-expire (with --store-config): step 3 runs your application's own workflow instead
+    /// of oauthtest's refresh: CMD with `sh -c`, given OAUTHTEST_CREDENTIAL_ID and the endpoint
+    /// variables (OAUTHTEST_TOKEN_URL, OAUTHTEST_TOKENINFO_URL, OAUTHTEST_API_URL); step 4 then
+    /// judges what it stored in its row.
+    #[arg(long, value_name = "CMD", help_heading = "Staging")]
+    pub trigger_cmd: Option<String>,
+
+    /// force-expire (with --store-config): step 3 POSTs {"credential_id", "token_url",
+    /// "tokeninfo_url", "api_url"} as JSON to your application's URL (a staging endpoint that
+    /// runs the workflow); a 2xx answer means it ran. After --trigger-cmd when both are given.
+    #[arg(long, value_name = "URL", help_heading = "Staging")]
+    pub trigger_url: Option<String>,
+
+    /// force-expire --trigger-cmd/--trigger-url: seconds the trigger may take before it is
+    /// killed (or the request abandoned) and step 3 fails.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        help_heading = "Staging"
+    )]
+    pub trigger_timeout: u64,
+
     /// copy: the store to copy from, e.g. production (postgres://… or sqlite://…).
     #[arg(
         long,
@@ -304,6 +350,12 @@ pub struct Cli {
     )]
     pub from_key_file: Option<PathBuf>,
 
+    /// copy: the source is an application's store, described by this TOML file (as
+    /// --store-config describes this run's store; docs/app-store.md); its rows are opened with
+    /// the key it names (give the source its own key_env, e.g. PRODUCTION_APP_KEY).
+    #[arg(long, value_name = "FILE", help_heading = "Staging")]
+    pub from_store_config: Option<PathBuf>,
+
     /// scrub: a credential to leave as it is (repeat, or separate ids with commas).
     #[arg(
         long,
@@ -313,9 +365,15 @@ pub struct Cli {
     )]
     pub keep: Vec<String>,
 
-    /// scrub: really wipe; without it scrub only shows what it would do.
+    /// scrub: really wipe; without it scrub only shows what it would do. cleanup: really
+    /// remove the rows.
     #[arg(long, help_heading = "Staging")]
     pub yes: bool,
+
+    /// cleanup: only the temporary rows of this run (the 8 hex digits after "temporary, run" in
+    /// their names), also when this machine cannot tell whether it is gone.
+    #[arg(long, value_name = "ID", help_heading = "Staging")]
+    pub run: Option<String>,
 
     /// doctor: also check that the token endpoint (--token-url) answers; a plain HTTP request
     /// that sends no credential.

@@ -27,6 +27,12 @@ pub enum Mode {
     MockAll,
     /// Many concurrent workers running jobs on the same credentials (Celery-style): proves
     /// exactly one refresh per expiry, no lost tokens, fast failure on invalid_grant.
+    /// With --target-cmd (and the application's --store-config) the application's own workers
+    /// run instead, on credentials seeded as temporary rows in its store: without
+    /// --enqueue-cmd, CMD runs once and starts its own pool of OAUTHTEST_WORKERS workers; with
+    /// it, CMD is the worker entry point, run --concurrency times, and the enqueue command sends
+    /// OAUTHTEST_JOBS jobs and waits for them. With --token-url of a running serve, the
+    /// invariants are judged from serve's journal, every process that used it included.
     #[value(alias = "celery-sim")]
     WorkerSim,
     /// Refresh one stored credential (--credential-id) against Google, verify the new token
@@ -36,7 +42,8 @@ pub enum Mode {
     /// new token works (each step pass/fail); --no-refresh only expires it.
     ForceExpire,
     /// Copy one credential (--credential-id) from another store (--from-database-url), decrypted
-    /// with that store's key and re-encrypted with this one's.
+    /// with that store's key and re-encrypted with this one's; either store may be an
+    /// application's (--from-store-config for the source, --store-config for this one).
     Copy,
     /// Wipe every credential's tokens except --keep ids, marking them needs_reconnect (after a
     /// production dump is restored into staging). Shows what it would do unless --yes.
@@ -45,6 +52,11 @@ pub enum Mode {
     /// database, migrations, every credential decrypts, token endpoint (--check-endpoint),
     /// production guard. Each finding with a fix; exit 1 if any check fails.
     Doctor,
+    /// Remove the temporary rows that a mock, mock-all or worker-sim run with --database-url left
+    /// when it was killed (kill -9): those of runs that are gone (same host, their pid not
+    /// running), with their history. Shows what it would remove unless --yes; --run ID for one
+    /// run (also one this machine cannot check, e.g. another host's).
+    Cleanup,
     /// Serve the mock Google standalone (token, tokeninfo, revoke, Gmail profile, OpenID
     /// discovery, and an admin API under /__admin/) for apps in any language. Prints the base
     /// URL as the first line; stops on SIGINT or SIGTERM.
@@ -68,6 +80,7 @@ impl Mode {
             Mode::Copy => "copy",
             Mode::Scrub => "scrub",
             Mode::Doctor => "doctor",
+            Mode::Cleanup => "cleanup",
             Mode::Serve => "serve",
         }
     }
@@ -90,7 +103,7 @@ impl Mode {
     }
 
     /// Every mode, in the order `--help` lists them.
-    pub const ALL: [Mode; 14] = [
+    pub const ALL: [Mode; 15] = [
         Mode::Init,
         Mode::List,
         Mode::Import,
@@ -104,6 +117,7 @@ impl Mode {
         Mode::Copy,
         Mode::Scrub,
         Mode::Doctor,
+        Mode::Cleanup,
         Mode::Serve,
     ];
 
@@ -134,13 +148,18 @@ impl Mode {
                 "scenarios",
                 "target_cmd",
                 "target_timeout",
+                "store_config",
+                "user_id",
             ],
             Mode::MockAll => &[
                 "database_url",
+                "scenario",
                 "scenarios",
                 "report",
                 "target_cmd",
                 "target_timeout",
+                "store_config",
+                "user_id",
             ],
             Mode::WorkerSim => &[
                 "database_url",
@@ -162,6 +181,11 @@ impl Mode {
                 "unsafe_no_refresh_coordination",
                 "worker_child",
                 "credential_ids",
+                "admin_token",
+                "store_config",
+                "target_cmd",
+                "enqueue_cmd",
+                "target_timeout",
             ],
             Mode::Real => &[
                 "database_url",
@@ -188,6 +212,9 @@ impl Mode {
                 "request_timeout_ms",
                 "credential_id",
                 "no_refresh",
+                "trigger_cmd",
+                "trigger_url",
+                "trigger_timeout",
                 "store_config",
             ],
             Mode::Copy => &[
@@ -196,6 +223,8 @@ impl Mode {
                 "credential_id",
                 "from_database_url",
                 "from_key_file",
+                "from_store_config",
+                "store_config",
             ],
             Mode::Scrub => &[
                 "database_url",
@@ -215,6 +244,7 @@ impl Mode {
                 "production_key_file",
                 "store_config",
             ],
+            Mode::Cleanup => &["database_url", "run", "yes"],
             Mode::Serve => super::identity::SERVE_TAKES,
         }
     }

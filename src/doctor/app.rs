@@ -4,7 +4,6 @@
 
 use crate::app_store::{AppStoreError, RowId};
 use crate::error::Result;
-use crate::exit_code;
 use crate::report::Report;
 use crate::settings::Settings;
 use crate::staging::{self, Check, Status};
@@ -23,7 +22,7 @@ pub struct AppDoctorReport {
 
 impl AppDoctorReport {
     fn passed(&self) -> bool {
-        !self.checks.iter().any(Check::failed)
+        Check::all_passed(&self.checks)
     }
 }
 
@@ -127,10 +126,6 @@ impl Report for AppDoctorReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.passed() {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        Check::exit_code(&self.checks)
     }
 }

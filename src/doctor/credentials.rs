@@ -3,9 +3,8 @@
 
 use super::{join, Finding, Status};
 use crate::crypto::{CryptoError, EnvelopeFormat, Keyring};
-use crate::error::Error;
 use crate::settings::OLD_KEYS_VAR;
-use crate::store::{CredentialState, MigrationStatus, Store, StoreError};
+use crate::store::{CredentialState, DecryptError, MigrationStatus, Store, StoreError};
 use std::collections::BTreeMap;
 
 /// Every stored credential decrypts with the configured keys (counts and ids only).
@@ -31,17 +30,22 @@ pub(super) async fn check_credentials(
                 .fix("make the migrations current first (see migrations)")
         }
     };
-    let rows = &listing.rows;
+    // Temporary rows are sealed with their run's throwaway key: the temporary_rows check's.
+    let rows: Vec<_> = listing
+        .rows
+        .iter()
+        .filter(|r| !crate::temp_rows::is_temporary(&r.name))
+        .collect();
     let total = rows.len() + listing.bad.len();
     if total == 0 {
-        return Finding::new(CHECK, Status::Ok, "no credentials stored");
+        return Finding::new(CHECK, Status::Pass, "no credentials stored");
     }
     let mut failed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut disagree: Vec<String> = Vec::new();
     let mut on_previous_key = Vec::new();
     let mut row_bound = Vec::new();
     let mut needs_reconnect = 0;
-    for row in rows {
+    for row in &rows {
         match row.decrypt(keyring) {
             Ok(secrets) => {
                 let sealed_with = Keyring::envelope_key_id(&row.encrypted_data).unwrap_or("?");
@@ -77,25 +81,27 @@ pub(super) async fn check_credentials(
             }
             Err(e) => {
                 let why = match e {
-                    Error::Decrypt {
+                    DecryptError::Crypto {
                         source: CryptoError::UnknownKey { key_id, .. },
                         ..
                     } => format!("sealed with key {key_id}, which is not configured"),
-                    Error::Decrypt {
+                    DecryptError::Crypto {
                         source: CryptoError::AuthenticationFailed { .. },
                         ..
                     } => "failed authentication: tampered with, truncated, copied from another \
                           row or store, or an older envelope put back"
                         .to_owned(),
-                    Error::Decrypt {
+                    DecryptError::Crypto {
                         source: CryptoError::NoStoreId,
                         ..
                     } => "bound to its store, but this store has no id yet (migrations)".to_owned(),
-                    Error::Decrypt {
+                    DecryptError::Crypto {
                         source: CryptoError::Malformed(_),
                         ..
                     } => "not an oauthtest envelope".to_owned(),
-                    _ => "decrypted, but the payload is not a Google credential".to_owned(),
+                    DecryptError::Payload { .. } => {
+                        "decrypted, but the payload is not a Google credential".to_owned()
+                    }
                 };
                 failed.entry(why).or_default().push(row.id);
             }
@@ -173,7 +179,7 @@ pub(super) async fn check_credentials(
         }
     }
     if fixes.is_empty() {
-        return Finding::new(CHECK, Status::Ok, message);
+        return Finding::new(CHECK, Status::Pass, message);
     }
     Finding::new(CHECK, Status::Warn, message).fix(fixes.join("; "))
 }

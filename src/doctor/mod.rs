@@ -14,10 +14,10 @@
 
 pub mod app;
 
+use crate::check::{self, Status};
 use crate::cli::{Environment, Mode};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
-use crate::exit_code;
 use crate::report::Report;
 use crate::settings::{Settings, OLD_KEYS_VAR};
 use crate::store::{redact_url, BackendKind, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE};
@@ -28,34 +28,19 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 mod credentials;
+mod temporary;
 
 use credentials::check_credentials;
 
 /// How long the endpoint check waits for an answer.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A finding's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Fine.
-    Ok,
-    /// Works, but worth fixing; does not fail the run.
-    Warn,
-    /// Broken: the run exits 1.
-    Fail,
-    /// Not checked (not asked for, or something it needs failed).
-    Skip,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-            Status::Skip => "SKIP",
-        }
+/// How doctor's text output tags a status: as `check::Status::label`, but a pass reads `OK`
+/// (scripts read doctor's lines by these tags).
+fn label(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "OK",
+        other => other.label(),
     }
 }
 
@@ -118,6 +103,7 @@ pub async fn run(settings: &Settings, args: &DoctorArgs) -> Result<DoctorReport>
     };
     findings.push(check_migrations(status.as_ref()));
     findings.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
+    findings.extend(temporary::check_temporary_rows(store.as_ref(), status.as_ref()).await);
     findings.push(check_endpoint(settings, args.check_endpoint).await);
     findings.push(check_environment(settings, args.production_override));
     if let Some(store) = store {
@@ -140,7 +126,7 @@ fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
                 keyring.current().id(),
                 settings.key_source()
             );
-            (Finding::new("key", Status::Ok, message), Some(keyring))
+            (Finding::new("key", Status::Pass, message), Some(keyring))
         }
         Err(e) => {
             let fix = match &e {
@@ -229,7 +215,7 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
     }
     Finding::new(
         CHECK,
-        Status::Ok,
+        Status::Pass,
         format!(
             "this store's keys differ from the production key {} (from {})",
             production.id, production.source
@@ -260,7 +246,7 @@ async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
                 Finding::new(CHECK, Status::Warn, message)
                     .fix("set DATABASE_URL (or --database-url) to this environment's store")
             } else {
-                Finding::new(CHECK, Status::Ok, message)
+                Finding::new(CHECK, Status::Pass, message)
             };
             (finding, Some(store))
         }
@@ -301,7 +287,7 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if status.is_current() {
         return Finding::new(
             CHECK,
-            Status::Ok,
+            Status::Pass,
             format!(
                 "current: {} of {} applied (latest {})",
                 status.applied.len(),
@@ -404,7 +390,7 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
         .fix("check the endpoint's health; refreshes will be retried, then fail"),
         Ok(response) => Finding::new(
             CHECK,
-            Status::Ok,
+            Status::Pass,
             format!(
                 "{shown} answered HTTP {} in {ms} ms (a plain GET, no credential sent)",
                 response.status().as_u16()
@@ -476,7 +462,7 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
         .fix("drop --i-know-this-is-production once the maintenance is done"),
         Environment::Production => Finding::new(
             CHECK,
-            Status::Ok,
+            Status::Pass,
             format!(
                 "production: the guard refuses the modes that change credentials ({guarded}); \
                  previews and read-only modes run"
@@ -484,7 +470,7 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
         ),
         _ => Finding::new(
             CHECK,
-            Status::Ok,
+            Status::Pass,
             format!(
                 "{name}: the modes that change credentials run (the guard stops them only in \
                  production)"
@@ -496,7 +482,7 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
 impl Report for DoctorReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
         for f in &self.findings {
-            writeln!(out, "{:<5} {:<15} {}", f.status.label(), f.check, f.message)?;
+            writeln!(out, "{:<5} {:<15} {}", label(f.status), f.check, f.message)?;
             if let Some(fix) = &f.fix {
                 writeln!(out, "{:<22}fix: {fix}", "")?;
             }
@@ -505,7 +491,7 @@ impl Report for DoctorReport {
         writeln!(
             out,
             "doctor: {} ok, {warnings} warning{}, {} failed, {} skipped",
-            self.count(Status::Ok),
+            self.count(Status::Pass),
             if warnings == 1 { "" } else { "s" },
             self.count(Status::Fail),
             self.count(Status::Skip)
@@ -515,9 +501,9 @@ impl Report for DoctorReport {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": "doctor",
-            "ok": self.count(Status::Fail) == 0,
+            "ok": check::passed(self.findings.iter().map(|f| f.status)),
             "counts": {
-                "ok": self.count(Status::Ok),
+                "pass": self.count(Status::Pass),
                 "warn": self.count(Status::Warn),
                 "fail": self.count(Status::Fail),
                 "skip": self.count(Status::Skip),
@@ -527,10 +513,6 @@ impl Report for DoctorReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.count(Status::Fail) == 0 {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        check::exit_code(self.findings.iter().map(|f| f.status))
     }
 }

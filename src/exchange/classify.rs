@@ -14,6 +14,8 @@ use oauth2::{RequestTokenError, TokenResponse};
 use secrecy::SecretString;
 use serde_json::Value;
 
+use crate::secret::{AccessToken, IdToken, RefreshToken};
+
 use super::outcome::attempt_class;
 use super::retry::parse_retry_after;
 use super::transport::{Captured, TransportError};
@@ -391,7 +393,7 @@ fn grant_from(token: &GoogleTokenResponse, scrub: &Scrubber) -> Result<TokenGran
         Some(rotated) if rotated.secret().trim().is_empty() => {
             return Err("refresh_token is present but empty".to_owned())
         }
-        Some(rotated) => Some(SecretString::from(rotated.secret().as_str())),
+        Some(rotated) => Some(RefreshToken::from(rotated.secret().as_str())),
         None => None,
     };
     let id_token = token
@@ -399,14 +401,14 @@ fn grant_from(token: &GoogleTokenResponse, scrub: &Scrubber) -> Result<TokenGran
         .id_token
         .as_deref()
         .filter(|t| !t.trim().is_empty())
-        .map(SecretString::from);
+        .map(IdToken::from);
     let scopes = token
         .scopes()
         .map(|scopes| scopes.iter().map(|s| scrub.redact(s.as_str())).collect())
         .unwrap_or_default();
 
     Ok(TokenGrant {
-        access_token: SecretString::from(access_token.as_str()),
+        access_token: AccessToken::from(access_token.as_str()),
         expires_in,
         scopes,
         token_type,

@@ -6,8 +6,10 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use oauth2::{AuthType, ClientId, ClientSecret, HttpRequest, RefreshToken, Scope, TokenUrl};
-use secrecy::{ExposeSecret, SecretString};
+use oauth2::{AuthType, ClientId, HttpRequest, Scope, TokenUrl};
+use secrecy::SecretString;
+
+use crate::secret::{ClientSecret, RefreshToken};
 
 use super::classify::{classify, Scrubber, Verdict};
 use super::retry::next_wait;
@@ -20,9 +22,9 @@ pub struct RefreshRequest<'a> {
     /// The OAuth client id (not a secret).
     pub client_id: &'a str,
     /// The OAuth client secret; `None` for clients that have none.
-    pub client_secret: Option<&'a SecretString>,
+    pub client_secret: Option<&'a ClientSecret>,
     /// The refresh token to exchange.
-    pub refresh_token: &'a SecretString,
+    pub refresh_token: &'a RefreshToken,
     /// Scopes to ask for; usually empty, in which case no `scope` is sent and Google grants the
     /// scopes of the original consent.
     pub scopes: &'a [String],
@@ -80,7 +82,7 @@ impl TokenExchanger {
     )]
     pub async fn refresh(&self, req: &RefreshRequest<'_>) -> Exchange {
         let client = oauth_client(&self.config, req);
-        let refresh_token = RefreshToken::new(req.refresh_token.expose_secret().to_owned());
+        let refresh_token = oauth2::RefreshToken::new(req.refresh_token.expose_secret().to_owned());
         let scopes: Vec<Scope> = req.scopes.iter().map(|s| Scope::new(s.clone())).collect();
         let scrub = scrubber_for(req);
 
@@ -137,7 +139,7 @@ impl TokenExchanger {
     async fn try_once(
         &self,
         client: &GoogleClient,
-        refresh_token: &RefreshToken,
+        refresh_token: &oauth2::RefreshToken,
         scopes: &[Scope],
         scrub: &Scrubber,
     ) -> Verdict {
@@ -172,7 +174,7 @@ pub fn classify_response(
     body: Vec<u8>,
 ) -> Outcome {
     let client = oauth_client(&ExchangeConfig::default(), req);
-    let refresh_token = RefreshToken::new(req.refresh_token.expose_secret().to_owned());
+    let refresh_token = oauth2::RefreshToken::new(req.refresh_token.expose_secret().to_owned());
     let (result, captured) = if body.len() > MAX_BODY_BYTES {
         // The transport stops reading here and keeps the status and headers only.
         let (_, captured) = complete(status, headers, Vec::new());
@@ -197,7 +199,9 @@ pub fn classify_response(
 
 /// The secrets a refresh sends, to be scrubbed from what the server says.
 fn scrubber_for(req: &RefreshRequest<'_>) -> Scrubber {
-    Scrubber::new(std::iter::once(req.refresh_token.clone()).chain(req.client_secret.cloned()))
+    let sent = std::iter::once(req.refresh_token.expose_secret())
+        .chain(req.client_secret.map(ClientSecret::expose_secret));
+    Scrubber::new(sent.map(SecretString::from))
 }
 
 /// The `oauth2` client for one refresh: the token URL, the client and how it authenticates.
@@ -212,7 +216,7 @@ fn oauth_client(config: &ExchangeConfig, req: &RefreshRequest<'_>) -> GoogleClie
         .set_auth_type(auth_type);
     match req.client_secret {
         Some(secret) => {
-            client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+            client.set_client_secret(oauth2::ClientSecret::new(secret.expose_secret().to_owned()))
         }
         None => client,
     }

@@ -18,8 +18,9 @@
 //!
 //! # Security
 //!
-//! Tokens and the client secret travel only as [`secrecy::SecretString`] (or `oauth2`'s redacted
-//! secret types). Every type here that can hold one has a hand-written, redacted `Debug`.
+//! Tokens and the client secret travel only as their own [`crate::secret`] types (or `oauth2`'s
+//! redacted secret types): the request takes a [`RefreshToken`](crate::secret::RefreshToken), the
+//! grant gives an [`AccessToken`](crate::secret::AccessToken). Every type here that can hold one has a hand-written, redacted `Debug`.
 //! Messages built from a response never quote a body or a serde error (those can quote a token);
 //! strings the server chose (`error_description`, …) are scrubbed of the secrets we sent.
 //!
@@ -28,13 +29,13 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), oauthtest::exchange::ExchangeError> {
 //! use oauthtest::exchange::{build_http_client, ExchangeConfig, RefreshRequest, TokenExchanger};
-//! use secrecy::SecretString;
+//! use oauthtest::secret::{ClientSecret, RefreshToken};
 //!
 //! let config = ExchangeConfig::default();
 //! let http = build_http_client(config.request_timeout)?;
 //! let exchanger = TokenExchanger::new(http, config);
-//! let secret = SecretString::from("client-secret");
-//! let refresh_token = SecretString::from("1//refresh-token");
+//! let secret = ClientSecret::from("client-secret");
+//! let refresh_token = RefreshToken::from("1//refresh-token");
 //! let exchange = exchanger
 //!     .refresh(&RefreshRequest {
 //!         client_id: "123.apps.googleusercontent.com",

@@ -9,7 +9,7 @@ use super::code;
 use std::fmt;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use crate::secret::{AccessToken, IdToken, RefreshToken, REDACTED};
 
 /// The result of one refresh: the classified outcome and every try that led to it.
 pub struct Exchange {
@@ -129,7 +129,7 @@ impl Outcome {
 /// The token response of a successful refresh.
 pub struct TokenGrant {
     /// The new access token.
-    pub access_token: SecretString,
+    pub access_token: AccessToken,
     /// Lifetime of the access token as the server stated it (`expires_in`).
     pub expires_in: Duration,
     /// The granted scopes (`scope`, space-separated on the wire); empty when the server sent none.
@@ -139,16 +139,9 @@ pub struct TokenGrant {
     pub token_type: String,
     /// A new refresh token, present only when the server rotated it (Google does not; other
     /// providers do). When `None`, keep using the old one.
-    pub refresh_token: Option<SecretString>,
+    pub refresh_token: Option<RefreshToken>,
     /// An OpenID Connect ID token, present only when the `openid` scope was granted.
-    pub id_token: Option<SecretString>,
-}
-
-/// What `Debug` prints instead of a secret.
-const REDACTED: &str = "[redacted]";
-
-fn redacted_option(value: Option<&SecretString>) -> Option<&'static str> {
-    value.map(|_| REDACTED)
+    pub id_token: Option<IdToken>,
 }
 
 impl fmt::Debug for TokenGrant {
@@ -160,9 +153,9 @@ impl fmt::Debug for TokenGrant {
             .field("token_type", &self.token_type)
             .field(
                 "refresh_token",
-                &redacted_option(self.refresh_token.as_ref()),
+                &self.refresh_token.as_ref().map(|_| REDACTED),
             )
-            .field("id_token", &redacted_option(self.id_token.as_ref()))
+            .field("id_token", &self.id_token.as_ref().map(|_| REDACTED))
             .finish()
     }
 }

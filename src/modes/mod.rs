@@ -29,6 +29,7 @@ pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>
         Task::Scrub(args) => Box::new(staging::scrub::run(settings, &args).await?),
         Task::Serve(args) => Box::new(serve::mode::run(settings, &args).await?),
         Task::Doctor(args) => Box::new(doctor::run(settings, &args).await?),
+        Task::Cleanup(args) => Box::new(manage::cleanup::run(settings, &args).await?),
         Task::App(task) => app(settings, task).await?,
     })
 }
@@ -44,5 +45,6 @@ async fn app(settings: &Settings, task: AppTask) -> Result<Box<dyn Report>> {
         }
         AppTask::Scrub(args) => Box::new(staging::app_scrub::run(settings, &args).await?),
         AppTask::Doctor(_) => Box::new(doctor::app::run(settings).await?),
+        AppTask::WorkerSim(args) => Box::new(worker_sim::app_workers::run(settings, &args).await?),
     })
 }

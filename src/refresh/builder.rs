@@ -8,8 +8,8 @@ use crate::exchange::{
     build_http_client, ExchangeConfig, ExchangeError, RetryPolicy, TokenExchanger,
 };
 use crate::google_api::ApiEndpoints;
+use crate::secret::ClientSecret;
 use crate::store::Store;
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub struct EngineBuilder {
     api: ApiEndpoints,
     http: Option<reqwest::Client>,
     default_client_id: Option<String>,
-    default_client_secret: Option<SecretString>,
+    default_client_secret: Option<ClientSecret>,
     config: EngineConfig,
 }
 
@@ -67,7 +67,7 @@ impl EngineBuilder {
     }
 
     /// The OAuth client for credentials that do not carry their own.
-    pub fn default_client(mut self, id: Option<String>, secret: Option<SecretString>) -> Self {
+    pub fn default_client(mut self, id: Option<String>, secret: Option<ClientSecret>) -> Self {
         self.default_client_id = id;
         self.default_client_secret = secret;
         self

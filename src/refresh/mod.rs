@@ -22,11 +22,11 @@ use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::exchange::{code, Outcome, RefreshRequest, TokenExchanger};
 use crate::google_api::{self, ApiEndpoints};
+use crate::secret::{AccessToken, ClientSecret};
 use crate::store::{
     CredentialRow, CredentialState, HistoryEntry, LeaseOwner, Liveness, RefreshWrite, Store,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ pub struct Engine {
     http: reqwest::Client,
     api: ApiEndpoints,
     default_client_id: Option<String>,
-    default_client_secret: Option<SecretString>,
+    default_client_secret: Option<ClientSecret>,
     owner: String,
     here: LeaseOwner,
     config: EngineConfig,
@@ -97,10 +97,6 @@ impl std::fmt::Debug for Engine {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-fn dup(s: &SecretString) -> SecretString {
-    SecretString::from(s.expose_secret().to_owned())
 }
 
 /// Everything an [`Engine`] is built from.
@@ -118,7 +114,7 @@ pub struct EngineParts {
     /// Client id for credentials without one.
     pub default_client_id: Option<String>,
     /// Client secret for credentials without one.
-    pub default_client_secret: Option<SecretString>,
+    pub default_client_secret: Option<ClientSecret>,
     /// Behaviour.
     pub config: EngineConfig,
 }
@@ -361,11 +357,10 @@ impl Engine {
         let client_secret = secrets
             .client_secret
             .as_ref()
-            .map(dup)
-            .or_else(|| self.default_client_secret.as_ref().map(dup));
+            .or(self.default_client_secret.as_ref());
         let request = RefreshRequest {
             client_id: &client_id,
-            client_secret: client_secret.as_ref(),
+            client_secret,
             refresh_token,
             scopes: &[],
         };
@@ -396,7 +391,7 @@ impl Engine {
                     access_token: Some(grant.access_token),
                     refresh_token: grant
                         .refresh_token
-                        .or_else(|| secrets.refresh_token.as_ref().map(dup)),
+                        .or_else(|| secrets.refresh_token.as_ref().cloned()),
                     expiry: Some(expires_at),
                     scopes: if grant.scopes.is_empty() {
                         secrets.scopes.clone()
@@ -405,10 +400,10 @@ impl Engine {
                     },
                     token_type: grant.token_type,
                     client_id: secrets.client_id.clone(),
-                    client_secret: secrets.client_secret.as_ref().map(dup),
+                    client_secret: secrets.client_secret.as_ref().cloned(),
                     id_token: grant
                         .id_token
-                        .or_else(|| secrets.id_token.as_ref().map(dup)),
+                        .or_else(|| secrets.id_token.as_ref().cloned()),
                 };
                 let detail = format!(
                     "{attempts} attempt(s); refresh token {}",
@@ -431,7 +426,7 @@ impl Engine {
                 Ok(Usable {
                     access_token: new
                         .access_token
-                        .unwrap_or_else(|| SecretString::from(String::new())),
+                        .unwrap_or_else(|| AccessToken::from(String::new())),
                     expires_at: Some(expires_at),
                     version: row.version,
                     outcome: code::REFRESHED,

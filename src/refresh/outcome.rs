@@ -3,9 +3,9 @@
 use crate::error::Error;
 use crate::exchange::code;
 use crate::google_api::ApiResult;
-use crate::store::StoreError;
+use crate::secret::AccessToken;
+use crate::store::{DecryptError, StoreError};
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 
 /// Why the engine could not hand back a working token.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,12 @@ impl From<StoreError> for EngineError {
     }
 }
 
+impl From<DecryptError> for EngineError {
+    fn from(e: DecryptError) -> Self {
+        EngineError::Credential(Error::Decrypt(e))
+    }
+}
+
 impl EngineError {
     /// The outcome code for reports: the same vocabulary as [`Outcome::code`].
     pub fn code(&self) -> &'static str {
@@ -98,7 +104,7 @@ impl EngineError {
 /// A working access token.
 pub struct Usable {
     /// The token.
-    pub access_token: SecretString,
+    pub access_token: AccessToken,
     /// When it expires.
     pub expires_at: Option<DateTime<Utc>>,
     /// The row version it was read at (to recognise another worker's refresh after a 401).

@@ -5,6 +5,7 @@
 //! adds the user's own, replacing shipped ones of the same name. Unknown fields are errors, and
 //! every error names the file, line and field. See `docs/scenarios.md` for every field.
 
+pub mod app_target;
 pub mod mode;
 pub mod run;
 pub mod setup;
@@ -85,6 +86,9 @@ pub enum AccessSetup {
     Valid,
     /// None stored (an authorized_user import).
     None,
+    /// Live for an hour by its expiry, but revoked at Google (the application's "disconnect"
+    /// revoked it, and with it, as Google does, its refresh token).
+    Revoked,
 }
 
 impl AccessSetup {
@@ -94,6 +98,7 @@ impl AccessSetup {
             Self::Expired => "expired 1m ago",
             Self::Valid => "valid for 1h",
             Self::None => "absent",
+            Self::Revoked => "valid for 1h by its expiry, revoked at Google",
         }
     }
 }
@@ -111,6 +116,10 @@ pub enum RefreshSetup {
     Unknown,
     /// Issued to another OAuth client.
     OtherClient,
+    /// Issued, then rotated a moment ago by another worker or deployment, whose new refresh
+    /// token nobody here holds (a worker killed before its write-back, a stale snapshot written
+    /// over the rotated token). Needs `[mock] rotate_refresh_tokens`.
+    RotatedElsewhere,
 }
 
 /// The OAuth client stored with the credential.
@@ -167,6 +176,19 @@ pub struct MockSetup {
     /// credential was issued, under Google's limit of 100 live refresh tokens per account and
     /// client (past it, the oldest dies silently).
     pub newer_consents: u32,
+    /// With rotation: how long a superseded refresh token still refreshes, in ms (a provider's
+    /// rotation grace window).
+    pub rotation_grace_ms: u64,
+    /// With rotation: a superseded refresh token presented after its grace window revokes the
+    /// whole family (reuse detection).
+    pub reuse_revokes_family: bool,
+    /// Other deployments of the application sharing the stored credential, each holding a live
+    /// access token of the same grant; afterwards each must still work.
+    pub other_deployments: u32,
+    /// The revocation of `credential.refresh_token = "revoked"` (or `access_token = "revoked"`)
+    /// takes effect this many seconds after the run starts, on the mock clock, as Google's may:
+    /// until then the tokens work and refreshing issues new ones.
+    pub revocation_delay_seconds: u64,
 }
 
 /// Engine settings for one scenario.
@@ -213,6 +235,10 @@ pub struct StepSpec {
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Move the mock clock forward this many seconds when this request arrives, before it is
+    /// answered (a token expires, a delayed revocation takes effect).
+    #[serde(default)]
+    pub advance_clock_seconds: u64,
     /// Answer this many requests in a row with this step: an outage that lasts however often a
     /// client retries (default 1).
     pub repeat: Option<u32>,
@@ -358,6 +384,10 @@ pub const MAX_SCENARIO_WAIT_MS: u64 = 60_000;
 pub const MAX_INITIAL_BACKOFF_MS: u64 = 10_000;
 /// The most `[engine] max_attempts` may be.
 pub const MAX_ATTEMPTS: u32 = 10;
+/// The most `[mock] rotation_grace_ms` may be: a day.
+pub const MAX_ROTATION_GRACE_MS: u64 = 86_400_000;
+/// The most `[mock] other_deployments` may be.
+pub const MAX_OTHER_DEPLOYMENTS: u64 = 100;
 /// The most `[mock] advance_clock_hours` may be: the mock clock's own limit, 100 years.
 pub const MAX_ADVANCE_CLOCK_HOURS: u64 = mock_server::MAX_CLOCK_OFFSET.as_secs() / 3600;
 
@@ -410,8 +440,56 @@ fn check_ranges(scenario: &Scenario, line_of: &dyn Fn(&str) -> String) -> Result
         0,
         MAX_ADVANCE_CLOCK_HOURS,
     )?;
+    within(
+        "mock.rotation_grace_ms",
+        "rotation_grace_ms",
+        scenario.mock.rotation_grace_ms,
+        0,
+        MAX_ROTATION_GRACE_MS,
+    )?;
+    within(
+        "mock.other_deployments",
+        "other_deployments",
+        u64::from(scenario.mock.other_deployments),
+        0,
+        MAX_OTHER_DEPLOYMENTS,
+    )?;
+    let m = &scenario.mock;
+    if !m.rotate_refresh_tokens
+        && (m.rotation_grace_ms > 0
+            || m.reuse_revokes_family
+            || scenario.credential.refresh_token == RefreshSetup::RotatedElsewhere)
+    {
+        return Err(format!(
+            "{}rotation_grace_ms, reuse_revokes_family and refresh_token = \"rotated_elsewhere\" describe a provider that rotates refresh tokens: add [mock] rotate_refresh_tokens = true",
+            line_of("[mock]")
+        ));
+    }
+    within(
+        "mock.revocation_delay_seconds",
+        "revocation_delay_seconds",
+        scenario.mock.revocation_delay_seconds,
+        0,
+        MAX_ADVANCE_CLOCK_HOURS * 3600,
+    )?;
+    let revoked = scenario.credential.refresh_token == RefreshSetup::Revoked
+        || scenario.credential.access_token == AccessSetup::Revoked;
+    if scenario.mock.revocation_delay_seconds > 0 && !revoked {
+        return Err(format!(
+            "{}mock.revocation_delay_seconds needs a revoked token: credential.refresh_token = \"revoked\" or credential.access_token = \"revoked\"",
+            line_of("revocation_delay_seconds")
+        ));
+    }
     for (list, steps) in [("token", &scenario.token), ("api", &scenario.api)] {
         for (i, step) in steps.iter().enumerate() {
+            if step.advance_clock_seconds > MAX_ADVANCE_CLOCK_HOURS * 3600 {
+                return Err(format!(
+                    "[[{list}]] #{}: advance_clock_seconds = {} is out of range: it must be from 0 to {}",
+                    i + 1,
+                    step.advance_clock_seconds,
+                    MAX_ADVANCE_CLOCK_HOURS * 3600
+                ));
+            }
             if step.delay_ms > MAX_SCENARIO_WAIT_MS {
                 return Err(format!(
                     "[[{list}]] #{}: delay_ms = {} is out of range: it must be from 0 to {MAX_SCENARIO_WAIT_MS}",
@@ -461,6 +539,10 @@ impl StepSpec {
         };
         if self.delay_ms > 0 {
             step = step.with_delay(std::time::Duration::from_millis(self.delay_ms));
+        }
+        if self.advance_clock_seconds > 0 {
+            step =
+                step.with_clock_advance(std::time::Duration::from_secs(self.advance_clock_seconds));
         }
         Ok(step)
     }

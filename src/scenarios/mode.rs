@@ -7,11 +7,14 @@
 //!
 //! With `--target-cmd CMD`, both judge the user's own refresh code instead of oauthtest's engine
 //! ([`crate::scenarios::target`]); `mock-all` then runs as many scenarios at once as there are
-//! CPUs, since each starts a process.
+//! CPUs, since each starts a process. With a store config as well, each scenario's credential
+//! is a temporary row in the application's own table, judged from that row afterwards
+//! ([`crate::scenarios::app_target`]).
 
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::report::Report;
+use crate::scenarios::app_target::AppTarget;
 use crate::scenarios::run::{run_scenario, RunOptions, ScenarioResult};
 use crate::scenarios::target::{run_target, TargetOptions};
 use crate::scenarios::{self, Scenario};
@@ -42,15 +45,28 @@ enum Runner {
 }
 
 impl Runner {
-    fn new(args: &MockArgs) -> Self {
-        match &args.target {
+    /// The runner `args` ask for; with `--target-cmd` and a store config, connected to the
+    /// application's table.
+    async fn new(settings: &Settings, args: &MockArgs) -> Result<Self> {
+        Ok(match &args.target {
             Some(target) => Runner::Target(TargetOptions {
                 cmd: target.cmd.clone(),
                 timeout: target.timeout,
+                app: match target.app_store_user {
+                    Some(user_id) => Some(Arc::new(AppTarget::open(settings, user_id).await?)),
+                    None => None,
+                },
             }),
             None => Runner::Engine(RunOptions {
                 database_url: args.database_url.clone(),
             }),
+        })
+    }
+
+    /// Closes what [`Runner::new`] opened.
+    async fn close(&self) {
+        if let Runner::Target(TargetOptions { app: Some(app), .. }) = self {
+            app.close().await;
         }
     }
 
@@ -74,13 +90,16 @@ impl Runner {
 ///
 /// # Errors
 /// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] for an unknown name.
-pub async fn run_one(_settings: &Settings, args: &MockArgs) -> Result<MockReport> {
+pub async fn run_one(settings: &Settings, args: &MockArgs) -> Result<MockReport> {
     let name = args.scenario.as_str();
     let all = load(args)?;
     let chosen =
         scenarios::find(&all, name).map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
     let started = Instant::now();
-    let result = Runner::new(args).run(chosen).await;
+    crate::progress::scenarios_planned(1);
+    let runner = Runner::new(settings, args).await?;
+    let result = runner.run(chosen).await;
+    runner.close().await;
     Ok(MockReport {
         mode: "mock",
         results: vec![result],
@@ -92,16 +111,24 @@ pub async fn run_one(_settings: &Settings, args: &MockArgs) -> Result<MockReport
 /// `--mode mock-all`: every scenario, concurrently (against `--target-cmd` when given).
 ///
 /// # Errors
-/// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] when the report file cannot
-/// be written.
-pub async fn run_all(_settings: &Settings, args: &MockArgs) -> Result<MockReport> {
-    let scenarios = load(args)?;
+/// [`Error::Input`] for a malformed scenario file; [`Error::Usage`] for an unknown name in
+/// `--scenario`, or when the report file cannot be written.
+pub async fn run_all(settings: &Settings, args: &MockArgs) -> Result<MockReport> {
+    let mut scenarios = load(args)?;
+    if !args.only.is_empty() {
+        for name in &args.only {
+            scenarios::find(&scenarios, name)
+                .map_err(|e| Error::Usage(format!("--scenario {name}: {e}")))?;
+        }
+        scenarios.retain(|s| args.only.contains(&s.name));
+    }
     let started = Instant::now();
-    let runner = Runner::new(args);
+    let runner = Runner::new(settings, args).await?;
     let slots = Arc::new(tokio::sync::Semaphore::new(
         runner.parallelism(scenarios.len()),
     ));
     let mut set = tokio::task::JoinSet::new();
+    crate::progress::scenarios_planned(scenarios.len());
     for (i, s) in scenarios.into_iter().enumerate() {
         let runner = runner.clone();
         let slots = Arc::clone(&slots);
@@ -114,8 +141,10 @@ pub async fn run_all(_settings: &Settings, args: &MockArgs) -> Result<MockReport
     while let Some(done) = set.join_next().await {
         let (i, r) =
             done.map_err(|e| Error::Internal(anyhow::anyhow!("scenario task failed: {e}")))?;
+        crate::progress::scenario_done(&r.name, r.passed, &r.failures);
         results.push((i, r));
     }
+    runner.close().await;
     results.sort_by_key(|(i, _)| *i);
     let report = MockReport {
         mode: "mock-all",

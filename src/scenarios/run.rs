@@ -12,7 +12,6 @@ use crate::refresh::{EngineBuilder, EngineConfig};
 use crate::store::{HistoryEntry, NewCredential, Store};
 use chrono::Utc;
 use mock_server::{fingerprint, Endpoint, MockGoogle, TokenStatus};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +90,8 @@ async fn execute(
     let mock = MockGoogle::start_with(setup::mock_config())
         .await
         .map_err(|e| format!("mock Google did not start: {e}"))?;
-    let seeded = setup::apply(scenario, &mock)?;
+    let mut seeded = setup::apply(scenario, &mock)?;
+    let other_deployments = std::mem::take(&mut seeded.other_deployments);
     let initial_refresh_fp = fingerprint(seeded.refresh_token.expose_secret());
     result.steps.push(format!(
         "stored credential: access token {}, refresh token {}, client {}",
@@ -157,6 +157,9 @@ async fn execute(
         result,
     )
     .await;
+    result
+        .failures
+        .extend(setup::other_deployments_failure(&other_deployments, &mock));
     if options.database_url.is_some() && store.delete(&[id]).await.is_ok() {
         crate::temp_rows::release(&url, &[id]);
     }
@@ -287,6 +290,20 @@ async fn run_job_and_verify(
             if status != TokenStatus::Live {
                 result.failures.push(format!(
                     "stored refresh token: expected the live one, got {status:?}"
+                ));
+            }
+        }
+    }
+    if job.outcome != crate::exchange::code::REFRESHED
+        && expect.state == "active"
+        && expect.refresh_token.as_deref() == Some("kept")
+    {
+        // A credential a failed refresh left active must still refresh: the next job recovers.
+        if let Some(t) = &stored_refresh {
+            let status = mock.refresh_token_status(t);
+            if status != TokenStatus::Live {
+                result.failures.push(format!(
+                    "stored refresh token: expected still live (so the next job can recover), got {status:?}"
                 ));
             }
         }

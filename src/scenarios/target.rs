@@ -13,20 +13,26 @@
 //! - no token request after a final answer (`invalid_grant`, `invalid_client`, …);
 //! - the API call as the mock saw it (`succeeded`: one answered 200; `failed`: made, never
 //!   answered 200; `not_made`);
-//! - `expect.min_retry_spacing_ms` between token requests.
+//! - `expect.min_retry_spacing_ms` between token requests;
+//! - other deployments sharing the credential (`[mock] other_deployments`) still working.
 //!
-//! `expect.outcome`, `expect.state` and `expect.refresh_token` describe storage inside the
-//! application, which the mock cannot see; they are not judged here.
+//! With a store config (`--store-config`, `./oauthtest.toml`, `OAUTHTEST_STORE_CONFIG`) the
+//! credential is also written into the application's own table as a temporary row, CMD gets its
+//! id in `OAUTHTEST_CREDENTIAL_ID`, and `expect.outcome`, `expect.state` and
+//! `expect.refresh_token` are judged from that row afterwards ([`super::app_target`]). Without
+//! one they describe storage the mock cannot see, and are not judged (each result says so).
 //!
 //! # Security
 //! CMD's output is shown only on failure, its last lines only, with every token-shaped string
 //! and every secret handed to CMD replaced by `[redacted]`.
 
+use super::app_target::AppTarget;
 use super::run::{check_retry_spacing, describe_entry, ScenarioResult};
 use super::{setup, Scenario};
-use mock_server::{fingerprint, Endpoint, JournalEntry, MockGoogle};
-use secrecy::ExposeSecret;
+use crate::app_store::RowId;
+use mock_server::{fingerprint, Endpoint, JournalEntry, MockGoogle, TokenStatus};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
@@ -37,7 +43,15 @@ pub struct TargetOptions {
     pub cmd: String,
     /// How long one run may take before it is killed and fails.
     pub timeout: Duration,
+    /// The application's table the scenarios' credentials go into, when a store config was
+    /// given.
+    pub app: Option<Arc<AppTarget>>,
 }
+
+/// What a result says when no store config was given.
+const NOT_JUDGED: &str = "not judged: expect.outcome, expect.state and expect.refresh_token \
+    (they describe your application's storage; give --store-config to have them judged from \
+    its row)";
 
 /// Token-endpoint errors after which a correct client stops asking.
 const FINAL_ERRORS: &[&str] = &[
@@ -108,13 +122,54 @@ async fn execute(
     let mock = MockGoogle::start_with(setup::mock_config())
         .await
         .map_err(|e| format!("mock Google did not start: {e}"))?;
-    let seeded = setup::apply(scenario, &mock)?;
-    let env = target_env(scenario, &mock, &seeded);
+    let mut seeded = setup::apply(scenario, &mock)?;
+    let other_deployments = std::mem::take(&mut seeded.other_deployments);
+    let initial_live =
+        mock.refresh_token_status(seeded.refresh_token.expose_secret()) == TokenStatus::Live;
+    let row = match &options.app {
+        Some(app) => Some(app.seed(scenario, &seeded).await?),
+        None => None,
+    };
+    let ran = run_and_judge(
+        scenario,
+        options,
+        result,
+        &mock,
+        &seeded,
+        row.as_ref().map(|id| (id, initial_live)),
+    )
+    .await;
+    result
+        .failures
+        .extend(setup::other_deployments_failure(&other_deployments, &mock));
+    if let (Some(app), Some(id)) = (&options.app, &row) {
+        app.remove(id).await;
+    }
+    ran
+}
+
+/// Runs CMD on a seeded scenario and judges it; `row`: the application row it was given (and
+/// whether its refresh token was live at the start).
+async fn run_and_judge(
+    scenario: &Scenario,
+    options: &TargetOptions,
+    result: &mut ScenarioResult,
+    mock: &MockGoogle,
+    seeded: &setup::SeededCredential,
+    row: Option<(&RowId, bool)>,
+) -> Result<(), String> {
+    let mut env = target_env(scenario, mock, seeded);
+    if let Some((id, _)) = row {
+        env.push(("OAUTHTEST_CREDENTIAL_ID", id.to_string()));
+    }
     result.steps.push(format!(
-        "handed to CMD: access token {}, refresh token {}, client {}",
+        "handed to CMD: access token {}, refresh token {}, client {}{}",
         scenario.credential.access_token.describe(),
         fingerprint(seeded.refresh_token.expose_secret()),
-        seeded.client_id
+        seeded.client_id,
+        row.map_or_else(String::new, |(id, _)| format!(
+            ", application row {id} (temporary)"
+        ))
     ));
     let secrets: Vec<String> = [
         Some(seeded.refresh_token.expose_secret()),
@@ -148,6 +203,13 @@ async fn execute(
         });
 
     judge(scenario, &journal, result, &finished);
+    match (&options.app, row) {
+        (Some(app), Some((id, initial_live))) => {
+            app.judge(id, scenario, seeded, initial_live, mock, result)
+                .await;
+        }
+        _ => result.steps.push(NOT_JUDGED.into()),
+    }
     if !result.failures.is_empty() {
         let stderr = redact(&String::from_utf8_lossy(&finished.stderr), &secrets);
         let lines: Vec<&str> = stderr.lines().collect();
@@ -243,14 +305,17 @@ fn judge(
 }
 
 /// How CMD ended.
-struct Finished {
+pub(crate) struct Finished {
     /// The exit status, `None` when killed or ended by a signal.
-    code: Option<i32>,
-    timed_out: bool,
-    stderr: Vec<u8>,
+    pub(crate) code: Option<i32>,
+    pub(crate) timed_out: bool,
+    /// The end of its stderr.
+    pub(crate) stderr: Vec<u8>,
 }
 
-async fn run_cmd(
+/// Runs CMD with `sh -c` in its own process group, with every inherited `OAUTHTEST_*` variable
+/// replaced by `env`, killed (with whatever it started) after the timeout.
+pub(crate) async fn run_cmd(
     options: &TargetOptions,
     env: &[(&'static str, String)],
 ) -> Result<Finished, String> {
@@ -312,7 +377,7 @@ async fn run_cmd(
 }
 
 /// Reads a stream to its end, keeping only its last [`OUTPUT_TAIL_BYTES`].
-async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
+pub(crate) async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
     let mut tail = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -334,7 +399,7 @@ async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
 
 /// Replaces each of `secrets`, and every Google-shaped token (`ya29.…`, `1//…`), with
 /// `[redacted]`.
-fn redact(text: &str, secrets: &[String]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret.as_str(), "[redacted]");

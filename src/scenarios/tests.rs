@@ -132,3 +132,35 @@ fn outage_scenarios_outlast_every_client_their_target_range_accepts() {
 fn missing_expect_is_an_error() {
     assert!(parse("x.toml", "description = \"no expectations\"\n").is_err());
 }
+
+#[test]
+fn a_steps_clock_advance_and_a_revocation_delay_beyond_the_clock_limit_are_named() {
+    let expect = "[expect]\noutcome = \"needs_reconnect\"\ntoken_requests = 1\nstate = \"needs_reconnect\"\napi_call = \"failed\"\n";
+    let e = parse(
+        "far.toml",
+        &format!("[[api]]\nadvance_clock_seconds = 99999999999\n{expect}"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "far.toml: [[api]] #1: advance_clock_seconds = 99999999999 is out of range: it must be from 0 to 3155760000"
+    );
+    let e = parse(
+        "far.toml",
+        &format!("[credential]\nrefresh_token = \"revoked\"\n[mock]\nrevocation_delay_seconds = 99999999999\n{expect}"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "far.toml: line 4: mock.revocation_delay_seconds = 99999999999 is out of range: it must be from 0 to 3155760000"
+    );
+    let delayed = parse(
+        "ok.toml",
+        &format!("[credential]\naccess_token = \"revoked\"\n[mock]\nrevocation_delay_seconds = 60\n[[api]]\nadvance_clock_seconds = 61\n{expect}"),
+    )
+    .expect("a delay with a revoked access token");
+    let step = delayed.api[0].to_mock_step().unwrap();
+    assert_eq!(step.advance_clock, std::time::Duration::from_secs(61));
+}

@@ -12,8 +12,9 @@
 //! | `GET /__admin/clock` | the mock clock |
 //! | `POST /__admin/clock` `{"advance_seconds": N}` | moves the mock clock forward (at most 100 years ahead of the real clock in all) |
 //! | `POST /__admin/refresh-tokens` `{"client_id", "client_secret", "scopes"}` (all optional) | mints a refresh token, as a consent flow would |
+//! | `POST /__admin/token-status` `{"refresh_token"}` or `{"access_token"}` | where that token stands now: `live`, `superseded`, `revoked`, `expired` or `unknown` (the token itself is not echoed) |
 //! | `POST /__admin/clients` `{"client_id", "client_secret", "redirect_uris"}` | registers (or replaces) an OAuth client, with its sign-in redirect URIs |
-//! | `GET /__admin/consent`, `POST /__admin/consent` `{"account", "deny", "withhold_scopes"}` | what the sign-in's auto-approving consent step does |
+//! | `GET /__admin/consent`, `POST /__admin/consent` `{"account", "deny", "withhold_scopes", "device_pending_polls"}` | what the sign-in's auto-approving consent step does |
 //! | `GET /__admin/signing-keys` | the published id_token key ids, signing one first |
 //! | `POST /__admin/signing-keys/rotate` | a new key signs; the previous one stays published |
 //! | `POST /__admin/service-accounts` `{"name", "project_id", "domain_wide_delegation"}` (all optional) | creates a service account; answers its JSON key file, `token_uri` this server |
@@ -38,9 +39,9 @@ use crate::scenarios::setup::{self, SeededCredential};
 use crate::scenarios::{self, Scenario};
 use http::{header, HeaderValue, Method, StatusCode};
 use mock_server::{
-    Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request, DEFAULT_CLIENT_ID,
+    fingerprint, Answer, ClientRegistration, Endpoint, JournalEntry, MockGoogle, Request,
+    DEFAULT_CLIENT_ID,
 };
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -214,6 +215,32 @@ struct ClockBody {
     advance_seconds: u64,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    refresh_token: Option<String>,
+    access_token: Option<String>,
+}
+
+/// Where one token stands now; answers its fingerprint, never the token.
+fn token_status(mock: &MockGoogle, body: StatusBody) -> Result<Value, AdminError> {
+    let (kind, token) = match (body.refresh_token, body.access_token) {
+        (Some(t), None) => ("refresh_token", t),
+        (None, Some(t)) => ("access_token", t),
+        _ => {
+            return Err(AdminError::bad_request(
+                "give exactly one of refresh_token and access_token",
+            ))
+        }
+    };
+    let status = if kind == "refresh_token" {
+        mock.refresh_token_status(&token)
+    } else {
+        mock.access_token_status(&token)
+    };
+    Ok(json!({"token": kind, "fingerprint": fingerprint(&token), "status": status.name()}))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct MintBody {
@@ -360,13 +387,18 @@ const INDEX: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
+        "/__admin/token-status",
+        "{\"refresh_token\"} or {\"access_token\"}: live, superseded, revoked, expired or unknown",
+    ),
+    (
+        "POST",
         "/__admin/clients",
         "{\"client_id\", \"client_secret\", \"redirect_uris\"}: register an OAuth client",
     ),
     (
         "GET, POST",
         "/__admin/consent",
-        "{\"account\", \"deny\", \"withhold_scopes\"}: what the sign-in's consent step does",
+        "{\"account\", \"deny\", \"withhold_scopes\", \"device_pending_polls\"}: what the sign-in's consent step does",
     ),
     ("GET", "/__admin/signing-keys", "the published id_token key ids"),
     (
@@ -476,6 +508,12 @@ pub fn handle(app: &App, request: &Request) -> Answer {
             Method::POST => parse::<MintBody>(body)
                 .and_then(|b| mint(mock, b))
                 .map(|v| (StatusCode::CREATED, v)),
+            _ => return not_allowed("POST"),
+        },
+        "/__admin/token-status" => match *method {
+            Method::POST => parse::<StatusBody>(body)
+                .and_then(|b| token_status(mock, b))
+                .map(|v| (StatusCode::OK, v)),
             _ => return not_allowed("POST"),
         },
         "/__admin/clients" => match *method {

@@ -39,10 +39,21 @@ pub(super) struct ConsentBody {
     account: Option<String>,
     deny: bool,
     withhold_scopes: Vec<String>,
+    /// Read wide, so that a negative or huge value is refused by name.
+    device_pending_polls: i64,
 }
 
+/// The most polls a device code may be kept waiting: a device polling every 5 s gives up after
+/// its code's 30 minutes, 360 polls.
+const MAX_DEVICE_PENDING_POLLS: i64 = 10_000;
+
 pub(super) fn consent_json(c: &Consent) -> Value {
-    json!({"account": c.account, "deny": c.deny, "withhold_scopes": c.withhold_scopes})
+    json!({
+        "account": c.account,
+        "deny": c.deny,
+        "withhold_scopes": c.withhold_scopes,
+        "device_pending_polls": c.device_pending_polls,
+    })
 }
 
 pub(super) fn set_consent(mock: &MockGoogle, body: ConsentBody) -> Result<Value, AdminError> {
@@ -53,10 +64,20 @@ pub(super) fn set_consent(mock: &MockGoogle, body: ConsentBody) -> Result<Value,
             )));
         }
     }
+    let polls = body.device_pending_polls;
+    let device_pending_polls = u32::try_from(polls)
+        .ok()
+        .filter(|_| polls <= MAX_DEVICE_PENDING_POLLS)
+        .ok_or_else(|| {
+            AdminError::bad_request(format!(
+                "device_pending_polls {polls} is out of range: it must be from 0 to {MAX_DEVICE_PENDING_POLLS}"
+            ))
+        })?;
     let consent = Consent {
         account: body.account,
         deny: body.deny,
         withhold_scopes: body.withhold_scopes,
+        device_pending_polls,
     };
     let shown = consent_json(&consent);
     mock.set_consent(consent);

@@ -15,7 +15,7 @@ pub mod mode;
 pub mod tls;
 
 use http::{header, HeaderValue, StatusCode};
-use mock_server::front::{self, Refusal, Service};
+use mock_server::front::{self, Refusal, Service, Transport};
 use mock_server::{Answer, JournalEntry, MockGoogle, Request};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,15 +86,17 @@ impl Service for App {
     }
 }
 
-/// Serves `listener` until `shutdown` completes, then lets open connections finish for
-/// [`Limits::shutdown_grace`] and returns what `shutdown` returned.
-pub async fn run<T>(
+/// Serves `listener` over `transport` ([`front::Plain`], or [`tls::Tls`] for `--tls`) until
+/// `shutdown` completes, then lets open connections finish for [`Limits::shutdown_grace`] and
+/// returns what `shutdown` returned.
+pub async fn run<W: Transport, T>(
     listener: TcpListener,
+    transport: W,
     app: Arc<App>,
     shutdown: impl Future<Output = T>,
 ) -> Option<T> {
     let limits = app.limits.clone();
-    front::serve(listener, app, limits, shutdown).await
+    front::serve_over(listener, Arc::new(transport), app, limits, shutdown).await
 }
 
 /// Serves one connection over any byte stream until the peer closes it, exactly as [`run`]

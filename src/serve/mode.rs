@@ -8,6 +8,7 @@
 //! admin API [`crate::serve::admin`] and who may use it [`crate::serve::guard`].
 
 use super::guard::{exposure_warning, AdminGuard};
+use super::tls::Tls;
 use super::{admin::Admin, App, Limits};
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -15,8 +16,8 @@ use crate::scenarios::{self, setup};
 use crate::serve;
 use crate::settings::Settings;
 use crate::task::ServeArgs;
+use mock_server::front::Plain;
 use mock_server::{ClientRegistration, MockConfig, MockGoogle, SigningKeyPem};
-use secrecy::ExposeSecret;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -128,7 +129,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
             .switch(&mock, name)
             .map_err(|e| Error::config(format!("--scenario {name}"), e.to_string()))?;
     }
-    let app = Arc::new(App::new(mock, admin, limits.clone()));
+    let app = Arc::new(App::new(mock, admin, limits));
 
     // Signal handlers first: a signal that arrives right after the URL is printed must stop the
     // server cleanly, not kill it.
@@ -153,8 +154,8 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> Result<ServeReport> {
         name
     };
     let stopped_by = match tls {
-        None => serve::run(listener, Arc::clone(&app), stop).await,
-        Some(acceptor) => serve::tls::run(listener, Arc::clone(&app), acceptor, limits, stop).await,
+        None => serve::run(listener, Plain, Arc::clone(&app), stop).await,
+        Some(acceptor) => serve::run(listener, Tls(acceptor), Arc::clone(&app), stop).await,
     }
     .unwrap_or("an internal stop");
     Ok(ServeReport {

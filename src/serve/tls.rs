@@ -1,20 +1,21 @@
 //! `serve --tls`: the same server over HTTPS, with a certificate from a throwaway CA.
 //!
-//! Each accepted socket gets a TLS handshake (bounded by [`Limits::read_timeout`]), then exactly
-//! what a plain connection gets, through [`super::serve_connection`]: same limits, same handler.
+//! Each accepted socket gets a TLS handshake, then exactly what a plain connection gets: the
+//! accept loop, limits, timeouts and graceful stop are `mock_server::front`'s, which runs this
+//! module's [`Tls`] transport before HTTP (bounded by
+//! [`Limits::read_timeout`](super::Limits::read_timeout)).
 //! The CA certificate is written to a file the test trusts (`SSL_CERT_FILE`,
 //! `REQUESTS_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`); no client needs an "insecure" switch.
 
-use super::{serve_connection, App, Limits};
+use mock_server::front::Transport;
 use mock_server::ThrowawayTls;
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{crypto, ServerConfig};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// rustls' server configuration for a throwaway certificate: TLS 1.2 and 1.3, HTTP/1.1.
@@ -36,70 +37,15 @@ pub fn acceptor(tls: &ThrowawayTls) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `listener` over TLS until `shutdown` completes, then lets open connections finish for
-/// [`Limits::shutdown_grace`] and returns what `shutdown` returned.
-pub async fn run<T>(
-    listener: TcpListener,
-    app: Arc<App>,
-    acceptor: TlsAcceptor,
-    limits: Limits,
-    shutdown: impl Future<Output = T>,
-) -> Option<T> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    let mut stopped_by = None;
-    loop {
-        while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            reason = &mut shutdown => {
-                stopped_by = Some(reason);
-                break;
-            }
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot accept a connection; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            reason = &mut shutdown => {
-                stopped_by = Some(reason);
-                break;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let acceptor = acceptor.clone();
-        let handshake = limits.read_timeout;
-        connections.spawn(async move {
-            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    if let Err(e) = serve_connection(app, tls).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::info!("TLS handshake timed out"),
-            }
-            drop(permit);
-        });
+/// The TLS [`Transport`] of `mock_server::front`: each accepted socket's handshake, within
+/// [`Limits::read_timeout`](super::Limits::read_timeout), then what a plain socket gets.
+#[derive(Clone)]
+pub struct Tls(pub TlsAcceptor);
+
+impl Transport for Tls {
+    type Stream = TlsStream<TcpStream>;
+
+    fn wrap(&self, socket: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        self.0.accept(socket)
     }
-    drop(listener);
-    let finished = tokio::time::timeout(limits.shutdown_grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if finished.is_err() {
-        tracing::warn!("connections still open after the shutdown grace period; closing them");
-        connections.abort_all();
-    }
-    stopped_by
 }

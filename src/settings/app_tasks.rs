@@ -61,6 +61,7 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
                 "--mode force-expire needs --credential-id ID (the application's row id; see --mode list)",
             )?,
             no_refresh: cli.no_refresh,
+            trigger: super::tasks::trigger_args(cli)?,
         }),
         Mode::Doctor => AppTask::Doctor(DoctorArgs {
             check_endpoint: cli.check_endpoint,
@@ -96,6 +97,7 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
             },
             name: cli.name.clone(),
         }),
+        Mode::WorkerSim => AppTask::WorkerSim(super::tasks::worker_sim_app(cli)?),
         other => {
             return Err(Error::Usage(format!(
                 "--mode {} does not work on an application store (--store-config, \

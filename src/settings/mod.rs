@@ -8,15 +8,15 @@ mod app_tasks;
 mod tasks;
 
 use crate::app_store::{process_env, AppStore, Cipher, StoreConfig};
-use crate::cli::{Cli, Environment, Format};
+use crate::cli::{Cli, Environment, Format, Mode};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
 use crate::exchange::{build_http_client, ExchangeConfig};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineBuilder, EngineConfig};
+use crate::secret::ClientSecret;
 use crate::store::{Store, DEFAULT_DATABASE_URL};
 use crate::task::{Effect, Task};
-use secrecy::{ExposeSecret as _, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +166,7 @@ pub struct Settings {
     /// Client id for credentials without their own.
     pub client_id: Option<String>,
     /// Client secret for credentials without their own.
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<ClientSecret>,
     /// The environment, if any was given.
     pub environment: Option<Environment>,
     /// Google's token endpoint (or a stand-in).
@@ -220,7 +220,11 @@ impl Settings {
     /// [`Error::Usage`] for flag combinations that cannot work; [`Error::ProductionGuard`] when a
     /// mode that changes credentials is asked for in production without the override.
     pub fn from_cli(cli: &Cli) -> Result<(Self, Task)> {
-        let app_store = if cli.mode.takes().contains(&"store_config") {
+        // mock and mock-all use a store config only to seed --target-cmd's rows; without a CMD
+        // an oauthtest.toml lying in the working directory is none of their business.
+        let seeds_app_rows =
+            !matches!(cli.mode, Mode::Mock | Mode::MockAll) || cli.target_cmd.is_some();
+        let app_store = if cli.mode.takes().contains(&"store_config") && seeds_app_rows {
             let cwd = std::env::current_dir()
                 .map_err(|e| Error::config("working directory", e.to_string()))?;
             StoreConfig::discover(cli.store_config.as_deref(), &cwd, &process_env)?
@@ -499,6 +503,17 @@ fn guard(cli: &Cli, task: &Task) -> Result<()> {
             mode: cli.mode.name().into(),
             reason: "this mode changes stored credentials",
         }),
+        Effect::TemporaryRows
+            if matches!(task, Task::Mock(a) | Task::MockAll(a)
+                if a.target.as_ref().is_some_and(|t| t.app_store_user.is_some())) =>
+        {
+            Err(Error::ProductionGuard {
+                mode: cli.mode.name().into(),
+                reason: "with --target-cmd and a store config this mode inserts and removes \
+                         temporary rows in the application's own table; run it against a \
+                         staging database",
+            })
+        }
         Effect::TemporaryRows => Err(Error::ProductionGuard {
             mode: cli.mode.name().into(),
             reason: "this mode inserts and removes temporary rows in the store --database-url \

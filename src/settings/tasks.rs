@@ -129,7 +129,71 @@ fn database_url_if_named(cli: &Cli) -> Option<String> {
     nonempty(cli.database_url.as_ref())
 }
 
-fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
+/// `--trigger-cmd` / `--trigger-url` / `--trigger-timeout` (force-expire's step 3).
+pub(super) fn trigger_args(cli: &Cli) -> Result<Option<TriggerArgs>> {
+    if cli.trigger_cmd.is_none() && cli.trigger_url.is_none() {
+        if cli.was_given("trigger_timeout") {
+            return Err(Error::Usage(
+                "--trigger-timeout goes with --trigger-cmd CMD or --trigger-url URL".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if cli.no_refresh {
+        return Err(Error::Usage(
+            "--no-refresh and --trigger-cmd/--trigger-url contradict each other: --no-refresh \
+             stops after step 2, the trigger is step 3"
+                .into(),
+        ));
+    }
+    let cmd =
+        match &cli.trigger_cmd {
+            Some(cmd) if cmd.trim().is_empty() => return Err(Error::Usage(
+                "--trigger-cmd is empty; give the command that runs your application's workflow"
+                    .into(),
+            )),
+            other => other.clone(),
+        };
+    let url = cli
+        .trigger_url
+        .as_deref()
+        .map(|u| {
+            url::Url::parse(u)
+                .ok()
+                .filter(|p| matches!(p.scheme(), "http" | "https") && p.has_host())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "--trigger-url: expected an http:// or https:// URL with a host".into(),
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(Some(TriggerArgs {
+        cmd,
+        url,
+        timeout: Duration::from_secs(in_range(
+            "--trigger-timeout",
+            cli.trigger_timeout,
+            1,
+            MAX_COMMAND_TIMEOUT_SECS,
+        )?),
+    }))
+}
+
+fn mock_args(cli: &Cli, mode: Mode, app_store: bool) -> Result<MockArgs> {
+    if cli.target_cmd.is_none() {
+        for id in ["store_config", "user_id"] {
+            if cli.was_given(id) {
+                return Err(Error::Usage(format!(
+                    "{} with --mode {} goes with --target-cmd CMD: the scenarios' credentials \
+                     are then written into your application's table for CMD to refresh, and \
+                     judged from it; oauthtest's own engine runs on a store of its own",
+                    flag_of(id),
+                    mode.name()
+                )));
+            }
+        }
+    }
     let target = match &cli.target_cmd {
         Some(cmd) if cmd.trim().is_empty() => {
             return Err(Error::Usage(
@@ -144,6 +208,7 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
                 1,
                 MAX_COMMAND_TIMEOUT_SECS,
             )?),
+            app_store_user: app_store.then_some(cli.user_id),
         }),
         None => {
             if cli.was_given("target_timeout") {
@@ -154,8 +219,26 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
             None
         }
     };
+    let only = match (&cli.scenario, mode) {
+        (Some(list), Mode::MockAll) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if names.is_empty() {
+                return Err(Error::Usage(
+                    "--scenario is empty; give scenario names, comma-separated".into(),
+                ));
+            }
+            names
+        }
+        _ => Vec::new(),
+    };
     Ok(MockArgs {
         scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        only,
         scenarios_dir: cli.scenarios.clone(),
         target,
         report: (mode == Mode::MockAll)
@@ -165,7 +248,71 @@ fn mock_args(cli: &Cli, mode: Mode) -> Result<MockArgs> {
     })
 }
 
+/// `worker-sim --target-cmd CMD [--enqueue-cmd CMD2]` on the application's store.
+///
+/// # Errors
+/// [`Error::Usage`] naming the flag at fault.
+pub(super) fn worker_sim_app(cli: &Cli) -> Result<WorkerSimAppArgs> {
+    let cmd = |flag: &str, value: Option<&String>| match value {
+        Some(v) if v.trim().is_empty() => Err(Error::Usage(format!(
+            "{flag} is empty; give the command to run (with sh -c)"
+        ))),
+        other => Ok(other.cloned()),
+    };
+    let worker_cmd = cmd("--target-cmd", cli.target_cmd.as_ref())?.ok_or_else(|| {
+        Error::Usage(
+            "worker-sim on the application's store (--store-config) runs the application's              workers: give --target-cmd CMD (see --mode worker-sim --help)"
+                .into(),
+        )
+    })?;
+    for id in [
+        "processes",
+        "unsafe_no_refresh_coordination",
+        "credential_ids",
+    ] {
+        if cli.was_given(id) {
+            return Err(Error::Usage(format!(
+                "{} is for oauthtest's own simulated workers; with --target-cmd the                  application's workers run (--concurrency N of them)",
+                flag_of(id)
+            )));
+        }
+    }
+    if cli.credential_id.is_some() {
+        return Err(Error::Usage(
+            "worker-sim --target-cmd seeds its own credentials into the application's store              (--credentials N, removed afterwards); --credential-id is not taken with it"
+                .into(),
+        ));
+    }
+    Ok(WorkerSimAppArgs {
+        scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
+        worker_cmd,
+        enqueue_cmd: cmd("--enqueue-cmd", cli.enqueue_cmd.as_ref())?,
+        timeout: Duration::from_secs(in_range(
+            "--target-timeout",
+            cli.target_timeout,
+            1,
+            MAX_COMMAND_TIMEOUT_SECS,
+        )?),
+        workers: in_range("--concurrency", cli.workers, 1, MAX_APP_WORKERS)?,
+        jobs: in_range("--jobs", cli.jobs, 1, MAX_JOBS)?,
+        credentials: in_range("--credentials", cli.credentials, 1, MAX_APP_CREDENTIALS)?,
+        token_ttl: Duration::from_secs(in_range(
+            "--token-ttl-secs",
+            cli.token_ttl_secs,
+            1,
+            MAX_TOKEN_TTL_SECS,
+        )?),
+        report: cli.report.clone(),
+    })
+}
+
 fn worker_sim(cli: &Cli) -> Result<Task> {
+    if cli.target_cmd.is_some() || cli.enqueue_cmd.is_some() {
+        return Err(Error::Usage(
+            "worker-sim --target-cmd runs the application's workers on the application's own              store: give its store config (--store-config FILE, ./oauthtest.toml or              OAUTHTEST_STORE_CONFIG) and its database (--database-url)"
+                .into(),
+        ));
+    }
     let workers = in_range("--workers", cli.workers, 1, MAX_WORKERS)?;
     let jobs = in_range("--jobs", cli.jobs, 1, MAX_JOBS)?;
     let coordinate = !cli.unsafe_no_refresh_coordination;
@@ -174,15 +321,9 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             return Err(Error::Usage("--worker-child needs --token-url".into()));
         }
         // The embedded-mock options mean nothing against a token endpoint given by URL.
-        for id in [
-            "scenario",
-            "report",
-            "processes",
-            "credentials",
-            "token_ttl_secs",
-        ] {
-            // A child is told its parent's token lifetime.
-            if cli.was_given(id) && !(cli.worker_child && id == "token_ttl_secs") {
+        // --token-ttl-secs says how long the endpoint's tokens live (a child: its parent's mock).
+        for id in ["scenario", "report", "processes", "credentials"] {
+            if cli.was_given(id) {
                 return Err(Error::Usage(format!(
                     "{} is for worker-sim on the embedded mock; with --token-url worker-sim runs \
                      on stored credentials (--credential-id) against that endpoint",
@@ -223,6 +364,7 @@ fn worker_sim(cli: &Cli) -> Result<Task> {
             )?),
             child: cli.worker_child,
             coordinate,
+            admin_token: admin_token(cli)?,
         }));
     }
     if cli.credential_id.is_some() || cli.credential_ids.is_some() {
@@ -265,7 +407,14 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             cli.mode.name()
         )));
     }
-    if app_store {
+    // worker-sim's synthetic run needs no application store, even where one is configured.
+    let synthetic = cli.mode == Mode::WorkerSim
+        && cli.target_cmd.is_none()
+        && cli.enqueue_cmd.is_none()
+        && cli.credential_id.is_none();
+    // copy's destination may be either kind of store: it looks at the settings itself.
+    let mock = matches!(cli.mode, Mode::Mock | Mode::MockAll);
+    if app_store && cli.mode != Mode::Copy && !synthetic && !mock {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {
@@ -290,7 +439,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             dry_run: cli.dry_run,
         }),
         Mode::Mock | Mode::MockAll => {
-            let args = mock_args(cli, cli.mode)?;
+            let args = mock_args(cli, cli.mode, app_store)?;
             if cli.mode == Mode::Mock {
                 Task::Mock(args)
             } else {
@@ -315,29 +464,25 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                 check_token: cli.check_token,
             })
         }
-        Mode::ForceExpire => Task::ForceExpire(ForceExpireArgs {
-            credential_id: required_id(
-                cli,
-                "--mode force-expire needs --credential-id N (see --mode list)",
-            )?,
-            no_refresh: cli.no_refresh,
-        }),
-        Mode::Copy => {
-            let credential_id = required_id(
-                cli,
-                "--mode copy copies exactly one credential: pass --credential-id N \
-                 (copying a whole store is refused)",
-            )?;
-            let from_database_url = nonempty(cli.from_database_url.as_ref()).ok_or_else(|| {
-                Error::Usage(
-                    "--mode copy needs --from-database-url URL (the store to copy from)".into(),
-                )
-            })?;
-            Task::Copy(CopyArgs {
-                credential_id,
-                from_database_url,
+        Mode::ForceExpire => {
+            if trigger_args(cli)?.is_some() {
+                return Err(Error::Usage(
+                    "--trigger-cmd/--trigger-url work on your application's own store: give \
+                     --store-config FILE (or ./oauthtest.toml, OAUTHTEST_STORE_CONFIG), so that \
+                     step 4 reads the row your application writes, not oauthtest's copy"
+                        .into(),
+                ));
+            }
+            Task::ForceExpire(ForceExpireArgs {
+                credential_id: required_id(
+                    cli,
+                    "--mode force-expire needs --credential-id N (see --mode list)",
+                )?,
+                no_refresh: cli.no_refresh,
+                trigger: None,
             })
         }
+        Mode::Copy => Task::Copy(copy_args(cli)?),
         Mode::Scrub => {
             if cli.yes && cli.dry_run {
                 return Err(Error::Usage(
@@ -352,6 +497,22 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                     .iter()
                     .map(|v| credential_id("--keep", v))
                     .collect::<Result<_>>()?,
+                apply: cli.yes,
+            })
+        }
+        Mode::Cleanup => {
+            let run = cli.run.as_deref().map(str::trim);
+            if let Some(run) = run {
+                if run.is_empty() || !run.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Error::Usage(
+                        "--run takes a run's mark: the hex digits after \"temporary, run\" in \
+                         a temporary row's name (see --mode cleanup without --run)"
+                            .into(),
+                    ));
+                }
+            }
+            Task::Cleanup(CleanupArgs {
+                run: run.map(str::to_owned),
                 apply: cli.yes,
             })
         }
@@ -422,4 +583,31 @@ fn allowed_host(value: &str) -> Result<String> {
             "--admin-allow-host {value:?} is not a host name: give NAME or NAME:PORT, as a client sends it in its Host header"
         ))),
     }
+}
+
+/// copy's arguments: the source is oauthtest's store, or an application's with
+/// `--from-store-config` (its row id is text then).
+fn copy_args(cli: &Cli) -> Result<CopyArgs> {
+    const ONE: &str = "--mode copy copies exactly one credential: pass --credential-id ID \
+                       (copying a whole store is refused)";
+    let from_database_url = nonempty(cli.from_database_url.as_ref()).ok_or_else(|| {
+        Error::Usage("--mode copy needs --from-database-url URL (the store to copy from)".into())
+    })?;
+    let source = match &cli.from_store_config {
+        None => CopySource::Native(required_id(cli, ONE)?),
+        Some(path) => {
+            let id = match cli.credential_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => RowId::new(id),
+                _ => return Err(Error::Usage(ONE.into())),
+            };
+            CopySource::App {
+                config: path.clone(),
+                id,
+            }
+        }
+    };
+    Ok(CopyArgs {
+        source,
+        from_database_url,
+    })
 }

@@ -11,16 +11,14 @@
 //! application's own workers loses the compare-and-swap and says so (exit 2, nothing written).
 
 use crate::app_store::{AppCredential, AppStore, Cipher, RowId};
-use crate::credential::{fingerprint, GoogleCredential};
 use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, Outcome, RefreshRequest, TokenExchanger};
-use crate::exit_code;
 use crate::report::{human_span, Report};
+use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::Settings;
 use crate::staging::{self, Check, Snapshot, Status, TokenInfo};
 use crate::task::RealArgs;
 use chrono::{TimeDelta, Utc};
-use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -39,6 +37,9 @@ pub struct AppStagingReport {
     pub(super) dry_run: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) no_refresh: Option<bool>,
+    /// force-expire's step 3 with `--trigger-cmd` / `--trigger-url`: what ran the workflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) trigger: Option<&'static str>,
     pub(super) token_url: String,
     pub(super) before: Snapshot,
     pub(super) after: Option<Snapshot>,
@@ -51,24 +52,7 @@ pub struct AppStagingReport {
 
 impl AppStagingReport {
     fn passed(&self) -> bool {
-        !self.checks.iter().any(Check::failed)
-    }
-}
-
-fn dup(s: &SecretString) -> SecretString {
-    SecretString::from(s.expose_secret().to_owned())
-}
-
-pub(super) fn copy(c: &GoogleCredential) -> GoogleCredential {
-    GoogleCredential {
-        access_token: c.access_token.as_ref().map(dup),
-        refresh_token: c.refresh_token.as_ref().map(dup),
-        expiry: c.expiry,
-        scopes: c.scopes.clone(),
-        token_type: c.token_type.clone(),
-        client_id: c.client_id.clone(),
-        client_secret: c.client_secret.as_ref().map(dup),
-        id_token: c.id_token.as_ref().map(dup),
+        Check::all_passed(&self.checks)
     }
 }
 
@@ -89,8 +73,8 @@ pub(super) fn snapshot(cred: &AppCredential, cipher: &Cipher, settings: &Setting
         expires_at,
         expires_in_seconds: expires_in,
         expired: expires_in.map(|s| s <= 0),
-        access_token_fingerprint: s.access_token.as_ref().map(fingerprint),
-        refresh_token_fingerprint: s.refresh_token.as_ref().map(fingerprint),
+        access_token_fingerprint: s.access_token.as_ref().map(AccessToken::fingerprint),
+        refresh_token_fingerprint: s.refresh_token.as_ref().map(RefreshToken::fingerprint),
         scopes: s.scopes.clone(),
         token_type: s.token_type.clone(),
         client_id,
@@ -164,6 +148,7 @@ pub(super) async fn open(
         cipher: cipher.kind().as_str().to_owned(),
         dry_run: None,
         no_refresh: None,
+        trigger: None,
         token_url: settings.token_url.to_string(),
         before,
         after: None,
@@ -182,7 +167,7 @@ pub(super) async fn open(
 /// What a refresh of an application row amounted to.
 enum Refreshed {
     /// Written back; the new access token.
-    Ok(SecretString),
+    Ok(AccessToken),
     /// Google refused; the check saying why and what to do.
     Failed(Check, String),
 }
@@ -230,8 +215,8 @@ async fn refresh(
         Outcome::Refreshed(grant) => {
             let expires_at =
                 Utc::now() + TimeDelta::from_std(grant.expires_in).unwrap_or(TimeDelta::zero());
-            let token = dup(&grant.access_token);
-            let mut new = copy(s);
+            let token = grant.access_token.clone();
+            let mut new = s.clone();
             new.access_token = Some(grant.access_token);
             if let Some(rt) = grant.refresh_token {
                 new.refresh_token = Some(rt);
@@ -345,7 +330,7 @@ pub(super) async fn refresh_and_prove(
     let after = snapshot(&after_cred, &o.cipher, settings);
     Ok(match result {
         Refreshed::Ok(token) => {
-            let fp = fingerprint(&token);
+            let fp = token.fingerprint();
             let kept = match (
                 &o.report.before.refresh_token_fingerprint,
                 &after.refresh_token_fingerprint,
@@ -411,7 +396,7 @@ pub async fn real(settings: &Settings, args: &RealArgs<RowId>) -> Result<AppStag
         if args.check_token {
             let http = settings.http_client()?;
             checks.push(match &o.cred.secrets.access_token {
-                None => Check::new("tokeninfo", Status::Skipped, "no access token stored"),
+                None => Check::new("tokeninfo", Status::Skip, "no access token stored"),
                 Some(token) => match staging::token_info(&http, &settings.api, token).await {
                     TokenInfo::Rejected(status) => Check::new(
                         "tokeninfo",
@@ -530,6 +515,10 @@ impl Report for AppStagingReport {
                 out,
                 "PASS: expired; the application's workers must refresh it"
             ),
+            _ if self.trigger.is_some() => writeln!(
+                out,
+                "PASS: the application refreshed it and stored a working token{left}"
+            ),
             _ => writeln!(out, "PASS: refreshed and verified{left}"),
         }
     }
@@ -548,10 +537,6 @@ impl Report for AppStagingReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.passed() {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        Check::exit_code(&self.checks)
     }
 }

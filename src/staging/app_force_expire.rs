@@ -2,12 +2,13 @@
 //! write-back with an expiry in the past), then, unless `--no-refresh`, refresh it as a worker
 //! would and prove the new token, in the four steps `force-expire` reports on oauthtest's store.
 
-use super::app::{copy, open, refresh_and_prove, snapshot, usability, AppStagingReport};
+use super::app::{open, refresh_and_prove, snapshot, usability, AppStagingReport, Opened};
+use super::trigger::{self, STEP_TRIGGER};
 use crate::app_store::RowId;
 use crate::error::Result;
 use crate::settings::Settings;
-use crate::staging::{Check, Status};
-use crate::task::ForceExpireArgs;
+use crate::staging::{Check, Snapshot, Status};
+use crate::task::{ForceExpireArgs, TriggerArgs};
 use chrono::{TimeDelta, Utc};
 
 pub(super) const STEP_VALID: &str = "1 valid credential";
@@ -29,6 +30,7 @@ pub async fn force_expire(
 ) -> Result<AppStagingReport> {
     let mut o = open(settings, &args.credential_id, false, "force-expire").await?;
     o.report.no_refresh = Some(args.no_refresh);
+    o.report.trigger = args.trigger.as_ref().map(TriggerArgs::describe);
     let pre = usability(&o.report.before);
     let failed = pre.iter().any(Check::failed);
     o.report.checks.push(fold(STEP_VALID, &pre));
@@ -38,7 +40,7 @@ pub async fn force_expire(
         return Ok(o.report);
     }
     let was = o.report.before.expiry_text();
-    let mut expired = copy(&o.cred.secrets);
+    let mut expired = o.cred.secrets.clone();
     expired.expiry = Some(Utc::now() - EXPIRED_AGO);
     let written = match o
         .store
@@ -72,14 +74,20 @@ pub async fn force_expire(
     if args.no_refresh {
         o.report.checks.push(Check::new(
             STEP_REFRESH,
-            Status::Skipped,
+            Status::Skip,
             "--no-refresh: left expired for the application's own workers to refresh",
         ));
         o.report
             .checks
-            .push(Check::new(STEP_WORKS, Status::Skipped, "--no-refresh"));
+            .push(Check::new(STEP_WORKS, Status::Skip, "--no-refresh"));
         o.report.after = Some(expired_snapshot);
         o.store.close().await;
+        return Ok(o.report);
+    }
+    if let Some(trigger) = &args.trigger {
+        let checks = triggered(settings, &mut o, trigger, &expired_snapshot).await;
+        o.store.close().await;
+        checks?;
         return Ok(o.report);
     }
     o.cred = written;
@@ -100,6 +108,34 @@ pub async fn force_expire(
     Ok(o.report)
 }
 
+/// Steps 3 and 4 with `--trigger-cmd` / `--trigger-url`: the application's workflow refreshes
+/// the expired row, then the row is read back and judged.
+async fn triggered(
+    settings: &Settings,
+    o: &mut Opened,
+    args: &TriggerArgs,
+    expired: &Snapshot,
+) -> Result<()> {
+    let secrets = trigger::secrets_of(o);
+    let ran = trigger::run(settings, args, o.cred.row.id.as_str(), &secrets).await;
+    let (step, output): (Vec<_>, Vec<_>) = ran.into_iter().partition(|c| c.status != Status::Note);
+    o.report.checks.push(fold(STEP_TRIGGER, &step));
+    o.report.checks.extend(output);
+    let after_cred = o.store.load(&o.cipher, &o.cred.row.id).await?;
+    let after = snapshot(&after_cred, &o.cipher, settings);
+    let works = trigger::verify(settings, o, expired, &after_cred, &after).await;
+    o.report.checks.push(fold(STEP_WORKS, &works));
+    if after.state == "needs_reconnect" {
+        o.report.action = Some(
+            "The user must reconnect: the application marked the credential after its refresh \
+             was refused; ask the user to sign in with Google again and grant access."
+                .into(),
+        );
+    }
+    o.report.after = Some(after);
+    Ok(())
+}
+
 /// Folds several checks into one step: it fails when any of them fails.
 fn fold(name: &str, checks: &[Check]) -> Check {
     let status = if checks.iter().any(Check::failed) {
@@ -118,9 +154,14 @@ fn fold(name: &str, checks: &[Check]) -> Check {
 
 impl AppStagingReport {
     pub(super) fn step_skipped(&mut self, why: &str) {
-        for name in [STEP_EXPIRE, STEP_REFRESH, STEP_WORKS] {
+        let third = if self.trigger.is_some() {
+            STEP_TRIGGER
+        } else {
+            STEP_REFRESH
+        };
+        for name in [STEP_EXPIRE, third, STEP_WORKS] {
             if !self.checks.iter().any(|s| s.name == name) {
-                self.checks.push(Check::new(name, Status::Skipped, why));
+                self.checks.push(Check::new(name, Status::Skip, why));
             }
         }
     }

@@ -10,7 +10,6 @@
 //! after step 2, leaving the credential expired for the application's own workers to refresh.
 
 use crate::error::Result;
-use crate::exit_code;
 use crate::refresh::EngineError;
 use crate::report::Report;
 use crate::settings::Settings;
@@ -45,13 +44,13 @@ pub struct ForceExpireReport {
 
 impl ForceExpireReport {
     fn passed(&self) -> bool {
-        !self.steps.iter().any(Check::failed)
+        Check::all_passed(&self.steps)
     }
 
     fn skip_rest(&mut self, why: &str) {
         for name in [STEP_EXPIRE, STEP_REFRESH, STEP_WORKS] {
             if !self.steps.iter().any(|s| s.name == name) {
-                self.steps.push(Check::new(name, Status::Skipped, why));
+                self.steps.push(Check::new(name, Status::Skip, why));
             }
         }
     }
@@ -77,7 +76,7 @@ fn fold(name: &str, checks: &[Check]) -> Check {
 ///
 /// # Errors
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`]. A failed step is a finding
+/// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`]. A failed step is a finding
 /// in the report (exit 1).
 pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExpireReport> {
     let staging::Opened {
@@ -158,7 +157,7 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     let usable = match refreshed {
         Ok(usable) if usable.outcome == crate::exchange::code::REFRESHED => {
-            let new_fp = crate::credential::fingerprint(&usable.access_token);
+            let new_fp = usable.access_token.fingerprint();
             let worker = Check::new(
                 "worker",
                 Status::Pass,
@@ -249,10 +248,6 @@ impl Report for ForceExpireReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.passed() {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        Check::exit_code(&self.steps)
     }
 }

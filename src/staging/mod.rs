@@ -3,23 +3,25 @@
 //! works (tokeninfo says it is ours with the scopes we expect; a harmless Gmail read succeeds).
 
 pub mod app;
+pub mod app_copy;
 pub mod app_force_expire;
 pub mod app_scrub;
 pub mod copy;
 pub mod force_expire;
 pub mod real;
 pub mod scrub;
+mod trigger;
 
-use crate::credential::{fingerprint, GoogleCredential};
+use crate::credential::GoogleCredential;
 use crate::crypto::Keyring;
 use crate::error::Result;
 use crate::google_api::{self, ApiEndpoints, ApiResult};
 use crate::report::human_span;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::settings::Settings;
 use crate::store::{CredentialRow, CredentialState, Store};
 use crate::task::CredentialId;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -119,8 +121,11 @@ impl Snapshot {
             expires_at: row.expires_at,
             expires_in_seconds: expires_in,
             expired: expires_in.map(|s| s <= 0),
-            access_token_fingerprint: secrets.access_token.as_ref().map(fingerprint),
-            refresh_token_fingerprint: secrets.refresh_token.as_ref().map(fingerprint),
+            access_token_fingerprint: secrets.access_token.as_ref().map(AccessToken::fingerprint),
+            refresh_token_fingerprint: secrets
+                .refresh_token
+                .as_ref()
+                .map(RefreshToken::fingerprint),
             scopes: secrets.scopes.clone(),
             token_type: secrets.token_type.clone(),
             client_id,
@@ -289,7 +294,7 @@ pub enum Access {
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`]; [`Error::Store`] (with [`Access::ReadOnly`],
+/// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`] (with [`Access::ReadOnly`],
 /// also when no oauthtest store exists at the URL).
 pub async fn open_credential(
     settings: &Settings,
@@ -320,7 +325,7 @@ pub async fn open_credential(
 /// The picture of credential `id` as stored now.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Payload`], [`Error::Store`].
+/// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Store`].
 pub async fn snapshot(
     store: &Store,
     id: i64,
@@ -333,64 +338,7 @@ pub async fn snapshot(
     Ok(Snapshot::new(&row, &row.decrypt(keyring)?, settings))
 }
 
-/// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// It held.
-    Pass,
-    /// It did not: the run exits 1.
-    Fail,
-    /// Not run (an earlier step failed, or a flag or the scopes rule it out).
-    Skipped,
-    /// Information, neither pass nor fail.
-    Note,
-}
-
-/// One named check and what it found (never a secret).
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// How it ended.
-    pub status: Status,
-    /// What was found, in words.
-    pub detail: String,
-}
-
-impl Check {
-    /// A check named `name` that ended as `status`.
-    pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-        }
-    }
-
-    /// Whether it failed.
-    pub fn failed(&self) -> bool {
-        self.status == Status::Fail
-    }
-}
-
-/// Writes checks as `PASS name  detail` lines.
-///
-/// # Errors
-/// The writer's I/O errors.
-pub fn write_checks(out: &mut dyn Write, checks: &[Check]) -> io::Result<()> {
-    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    for c in checks {
-        let tag = match c.status {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::Skipped => "SKIP",
-            Status::Note => "NOTE",
-        };
-        writeln!(out, "  {tag} {:<width$}  {}", c.name, c.detail)?;
-    }
-    Ok(())
-}
+pub use crate::check::{write_checks, Check, Status};
 
 /// What tokeninfo said about an access token.
 #[derive(Debug, Clone)]
@@ -414,7 +362,7 @@ pub enum TokenInfo {
 pub async fn token_info(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
 ) -> TokenInfo {
     let text = |v: &serde_json::Value, field: &str| v[field].as_str().map(str::to_owned);
     match google_api::tokeninfo(http, api, token).await {
@@ -505,14 +453,14 @@ pub fn audience_and_scopes(info: &TokenInfo, client_id: Option<&str>, scopes: &[
 pub async fn gmail_profile(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
     scopes: &[String],
 ) -> Check {
     const NAME: &str = "gmail profile";
     if !allows_gmail_profile(scopes) {
         return Check::new(
             NAME,
-            Status::Skipped,
+            Status::Skip,
             "the granted scopes do not allow reading the Gmail profile",
         );
     }
@@ -539,7 +487,7 @@ pub async fn gmail_profile(
 pub async fn prove_token_works(
     http: &reqwest::Client,
     api: &ApiEndpoints,
-    token: &SecretString,
+    token: &AccessToken,
     client_id: Option<&str>,
     scopes_before: &[String],
 ) -> Vec<Check> {

@@ -11,7 +11,6 @@
 //! `--check-token` adds one read-only tokeninfo call with the current access token.
 
 use crate::error::Result;
-use crate::exit_code;
 use crate::refresh::EngineError;
 use crate::report::{human_span, Report};
 use crate::settings::Settings;
@@ -39,7 +38,7 @@ pub struct RealReport {
 
 impl RealReport {
     fn passed(&self) -> bool {
-        !self.checks.iter().any(Check::failed)
+        Check::all_passed(&self.checks)
     }
 }
 
@@ -48,7 +47,7 @@ impl RealReport {
 ///
 /// # Errors
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
-/// key; [`Error::Decrypt`] / [`Error::Payload`] for a credential that cannot be read;
+/// key; [`Error::Decrypt`] (the envelope or its payload) for a credential that cannot be read;
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
 pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
@@ -88,7 +87,7 @@ pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
     let after = staging::snapshot(&store, id, &keyring, settings).await?;
     match refreshed {
         Ok(usable) => {
-            let new_fp = crate::credential::fingerprint(&usable.access_token);
+            let new_fp = usable.access_token.fingerprint();
             let kept = match (
                 &report.before.refresh_token_fingerprint,
                 &after.refresh_token_fingerprint,
@@ -195,7 +194,7 @@ async fn dry_run(
     ));
     if args.check_token {
         checks.push(match &secrets.access_token {
-            None => Check::new("tokeninfo", Status::Skipped, "no access token stored"),
+            None => Check::new("tokeninfo", Status::Skip, "no access token stored"),
             Some(token) => {
                 let info = staging::token_info(http, &settings.api, token).await;
                 match info {
@@ -291,10 +290,6 @@ impl Report for RealReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.passed() {
-            exit_code::SUCCESS
-        } else {
-            exit_code::CHECK_FAILED
-        }
+        Check::exit_code(&self.checks)
     }
 }

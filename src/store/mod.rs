@@ -13,7 +13,7 @@
 mod row;
 mod url;
 
-pub use row::{BadRow, CredentialRow, CredentialState, HistoryRow};
+pub use row::{BadRow, CredentialRow, CredentialState, DecryptError, HistoryRow};
 pub use url::{redact_url, UrlSecrets};
 
 use crate::crypto::Binding;
@@ -481,6 +481,32 @@ impl Store {
                  FROM oauthtest_refresh_history WHERE credential_id = $1 ORDER BY id",
             )
             .bind(credential_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// The credentials (still in the store) with a history line of `mode` whose detail starts
+    /// with `prefix`, in one query: how `copy` finds earlier copies of the same source row.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn credentials_with_history(
+        &self,
+        mode: &str,
+        prefix: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT h.credential_id FROM oauthtest_refresh_history h
+                 JOIN oauthtest_credentials c ON c.id = h.credential_id
+                 WHERE h.mode = $1 AND substr(h.detail, 1, $2) = $3
+                 ORDER BY h.credential_id",
+            )
+            .bind(mode)
+            .bind(i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX))
+            .bind(prefix)
             .fetch_all(pool)
             .await
         })

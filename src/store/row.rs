@@ -1,8 +1,7 @@
 //! The rows the store returns, as sqlx reads them from either backend.
 
 use crate::credential::GoogleCredential;
-use crate::crypto::{Binding, Keyring};
-use crate::error::Error;
+use crate::crypto::{Binding, CryptoError, Keyring};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::error::BoxDynError;
@@ -125,10 +124,9 @@ impl CredentialRow {
     /// and version).
     ///
     /// # Errors
-    /// [`Error::Decrypt`] (wrong key, tampering, moved from another row or store, an older
-    /// envelope put back) or [`Error::Payload`],
-    /// both naming this credential.
-    pub fn decrypt(&self, keyring: &Keyring) -> Result<GoogleCredential, Error> {
+    /// [`DecryptError::Crypto`] (wrong key, tampering, moved from another row or store, an older
+    /// envelope put back) or [`DecryptError::Payload`], both naming this credential.
+    pub fn decrypt(&self, keyring: &Keyring) -> Result<GoogleCredential, DecryptError> {
         let binding = self.store_id.as_deref().map(|store_id| Binding {
             store_id,
             credential_id: self.id,
@@ -136,15 +134,36 @@ impl CredentialRow {
         });
         let plaintext = keyring
             .open(binding.as_ref(), self.id, &self.encrypted_data)
-            .map_err(|source| Error::Decrypt {
+            .map_err(|source| DecryptError::Crypto {
                 id: self.id,
                 source,
             })?;
-        GoogleCredential::from_payload(&plaintext).map_err(|problem| Error::Payload {
+        GoogleCredential::from_payload(&plaintext).map_err(|problem| DecryptError::Payload {
             id: self.id,
             problem,
         })
     }
+}
+
+/// Why a stored credential could not be opened; the CLI's [`crate::error::Error`] converts it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    /// The envelope does not open.
+    #[error("credential {id}: {source}")]
+    Crypto {
+        /// The credential's id.
+        id: i64,
+        /// Why decryption failed.
+        source: CryptoError,
+    },
+    /// The envelope opens, but its payload is not a Google credential.
+    #[error("credential {id}: decrypted payload is not a valid credential: {problem}")]
+    Payload {
+        /// The credential's id.
+        id: i64,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// One line of `oauthtest_refresh_history`.

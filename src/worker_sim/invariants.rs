@@ -7,7 +7,6 @@ use crate::exchange::code;
 use crate::report::{count, count_u64};
 use crate::store::CredentialState;
 use mock_server::{Endpoint, TokenStatus};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -151,9 +150,22 @@ pub async fn judge(
     });
 
     // 3. After invalid_grant: marked once, no further token request, fast failure.
-    let rows = rig.store.list().await?;
-    let by_id: HashMap<i64, &crate::store::CredentialRow> =
-        rows.iter().map(|r| (r.id, r)).collect();
+    // Each of the run's rows is read by id: a store shared with other runs (or the
+    // application) may hold rows that do not read, and those are not this run's to judge.
+    let mut by_id: HashMap<i64, crate::store::CredentialRow> = HashMap::new();
+    let mut unreadable: HashMap<i64, String> = HashMap::new();
+    for cred in &rig.credentials {
+        match rig.store.get(cred.id).await {
+            Ok(Some(row)) => {
+                by_id.insert(cred.id, row);
+            }
+            Ok(None) => {}
+            Err(crate::store::StoreError::BadRow { row, .. }) => {
+                unreadable.insert(cred.id, row.problem);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     if config.behaviour == Behaviour::InvalidGrantMidRun {
         let mut after_invalid = 0usize;
         let mut marked_wrong = Vec::new();
@@ -222,6 +234,10 @@ pub async fn judge(
     // 5. Nothing lost: every active credential decrypts and holds the live refresh token.
     let mut lost = Vec::new();
     for cred in &rig.credentials {
+        if let Some(why) = unreadable.get(&cred.id) {
+            lost.push(format!("{}: the row cannot be read: {why}", cred.id));
+            continue;
+        }
         let Some(row) = by_id.get(&cred.id) else {
             lost.push(format!("{}: row missing", cred.id));
             continue;

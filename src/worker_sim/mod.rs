@@ -11,9 +11,12 @@
 //! `--processes P` starts P-1 more processes of this binary against the same store and the same
 //! mock, so coordination is proven across processes, not only across tasks.
 
+pub mod app_workers;
+mod commands;
 pub mod html;
 pub mod invariants;
 pub mod mode;
+pub mod served;
 
 use crate::credential::GoogleCredential;
 use crate::crypto::{EncryptionKey, Keyring};
@@ -21,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
 use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
@@ -194,6 +198,7 @@ pub async fn run_workers(
             .unwrap_or_else(|_| unreachable!("valid histogram bounds")),
     ));
     let mut set = tokio::task::JoinSet::new();
+    crate::progress::jobs_planned(jobs);
     for _ in 0..workers.max(1) {
         let (engine, ids, next, midpoint, bar, hist, store_failure) = (
             engine.clone(),
@@ -231,6 +236,7 @@ pub async fn run_workers(
                     first.get_or_insert(e);
                     break;
                 }
+                crate::progress::job_done(result.succeeded(), result.outcome);
                 if result.succeeded() {
                     ok += 1;
                 } else {
@@ -351,8 +357,75 @@ pub struct Rig {
     _tempdir: Option<tempfile::TempDir>,
 }
 
-fn client_id(i: usize) -> String {
+/// The OAuth client of synthetic credential `i` (each its own, so the journal tells them apart).
+pub fn client_id(i: usize) -> String {
     format!("sim-client-{i}.apps.googleusercontent.com")
+}
+
+/// The client secret of synthetic credential `i`.
+pub fn client_secret(i: usize) -> String {
+    format!("sim-secret-{i}")
+}
+
+/// Synthetic credential `i` as the application stored it: a refresh token the mock issued, an
+/// access token that expired at `expired`, its own client. Returns it and its refresh token.
+pub fn expired_credential(
+    mock: &MockGoogle,
+    i: usize,
+    scopes: &[String],
+    expired: chrono::DateTime<Utc>,
+) -> (GoogleCredential, String) {
+    let client = client_id(i);
+    let refresh = mock.issue_refresh_token(&client, scopes);
+    let secrets = GoogleCredential {
+        access_token: Some(AccessToken::from(mock.issue_access_token(
+            &client,
+            scopes,
+            Duration::ZERO,
+        ))),
+        refresh_token: Some(RefreshToken::from(refresh.clone())),
+        expiry: Some(expired),
+        scopes: scopes.to_vec(),
+        token_type: "Bearer".into(),
+        client_id: Some(client),
+        client_secret: Some(ClientSecret::from(client_secret(i))),
+        id_token: None,
+    };
+    (secrets, refresh)
+}
+
+/// Starts the mock of a run: tokens living `config.token_ttl`, rotating under
+/// [`Behaviour::Rotation`], one client per synthetic credential; API calls journaled when
+/// `journal_api_calls` (a run that watches them), else only the token endpoint.
+///
+/// # Errors
+/// [`Error::Internal`] when the mock cannot start.
+pub async fn start_mock(config: &SimConfig, journal_api_calls: bool) -> Result<MockGoogle> {
+    let mock_config = MockConfig {
+        access_token_ttl: config.token_ttl,
+        rotate_refresh_tokens: config.behaviour == Behaviour::Rotation,
+        clients: (0..config.credentials)
+            .map(|i| ClientRegistration::new(client_id(i), client_secret(i)))
+            .collect(),
+        journal_api_calls,
+        ..MockConfig::default()
+    };
+    MockGoogle::start_with(mock_config)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("mock Google did not start: {e}")))
+}
+
+/// Scripts what the behaviour needs from the start (a burst of 503s for
+/// [`Behaviour::ServerErrorBurst`]).
+pub fn script_behaviour(mock: &MockGoogle, config: &SimConfig) {
+    if config.behaviour == Behaviour::ServerErrorBurst {
+        let burst = config.credentials.max(1) * 2;
+        mock.set_token_script(
+            (0..burst)
+                .map(|_| Step::respond(503, r#"{"error":"internal_failure"}"#))
+                .collect(),
+        );
+    }
 }
 
 /// Starts the mock and seeds `config.credentials` expired credentials in the store.
@@ -361,22 +434,7 @@ fn client_id(i: usize) -> String {
 /// [`Error::Store`] when the store cannot be opened; [`Error::Internal`] when the mock cannot
 /// start.
 pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
-    let mut mock_config = MockConfig {
-        access_token_ttl: config.token_ttl,
-        rotate_refresh_tokens: config.behaviour == Behaviour::Rotation,
-        clients: Vec::new(),
-        journal_api_calls: false,
-        ..MockConfig::default()
-    };
-    for i in 0..config.credentials {
-        mock_config.clients.push(ClientRegistration::new(
-            client_id(i),
-            format!("sim-secret-{i}"),
-        ));
-    }
-    let mock = MockGoogle::start_with(mock_config)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("mock Google did not start: {e}")))?;
+    let mock = start_mock(config, false).await?;
     let (url, tempdir) = match &config.database_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -397,22 +455,8 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
         crate::temp_rows::expect(&url);
     }
     for i in 0..config.credentials {
+        let (secrets, refresh) = expired_credential(&mock, i, &scopes, expired);
         let client = client_id(i);
-        let refresh = mock.issue_refresh_token(&client, &scopes);
-        let secrets = GoogleCredential {
-            access_token: Some(SecretString::from(mock.issue_access_token(
-                &client,
-                &scopes,
-                Duration::ZERO,
-            ))),
-            refresh_token: Some(SecretString::from(refresh.clone())),
-            expiry: Some(expired),
-            scopes: scopes.clone(),
-            token_type: "Bearer".into(),
-            client_id: Some(client.clone()),
-            client_secret: Some(SecretString::from(format!("sim-secret-{i}"))),
-            id_token: None,
-        };
         let id = store
             .insert(
                 &NewCredential {
@@ -438,14 +482,7 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
             initial_refresh_token: refresh,
         });
     }
-    if config.behaviour == Behaviour::ServerErrorBurst {
-        let burst = config.credentials.max(1) * 2;
-        mock.set_token_script(
-            (0..burst)
-                .map(|_| Step::respond(503, r#"{"error":"internal_failure"}"#))
-                .collect(),
-        );
-    }
+    script_behaviour(&mock, config);
     Ok(Rig {
         mock: Arc::new(mock),
         store,
@@ -505,3 +542,6 @@ pub fn spawn_child(rig: &Rig, config: &SimConfig, jobs: u64) -> Result<tokio::pr
         .spawn()
         .map_err(|e| Error::Internal(anyhow::anyhow!("cannot start a worker process: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

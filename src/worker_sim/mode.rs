@@ -9,6 +9,7 @@ use crate::report::{count, count_u64, Report};
 use crate::settings::Settings;
 use crate::task::{WorkerSimArgs, WorkerSimExternalArgs};
 use crate::worker_sim::invariants::{judge, Invariant, Judgement};
+use crate::worker_sim::served::{judge_journal, JournalError, ServedJournal};
 use crate::worker_sim::{
     build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
     ProcessTotals, SimConfig, PARENT_PID_VAR, REQUEST_TIMEOUT,
@@ -42,6 +43,9 @@ pub struct WorkerSimReport {
     peak_memory_kb: Option<u64>,
     judged_from: &'static str,
     invariants: Vec<crate::worker_sim::invariants::Invariant>,
+    /// With --target-cmd, when an invariant broke: the last lines of the commands' stderr.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    command_stderr: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -222,32 +226,47 @@ pub async fn run(settings: &Settings, args: &WorkerSimArgs) -> Result<WorkerSimR
         "the mock's journal",
     );
     if let Some(path) = &args.report {
-        // As mock-all does: by extension, JSON for .json, else a self-contained HTML page.
-        let body = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
-        } else {
-            crate::worker_sim::html::render(
-                &format!(
-                    "oauthtest worker-sim: {} ({} × {}, {} jobs, {})",
-                    args.scenario,
-                    count(config.workers, "worker", "workers"),
-                    count(config.processes, "process", "processes"),
-                    config.jobs,
-                    count(config.credentials, "credential", "credentials"),
-                ),
-                &report.summary_rows(),
-                &judgement,
-                &hist,
-                config.credentials,
-            )
-        };
-        crate::report::write_report_file(path, body.as_bytes())?;
+        let title = format!(
+            "oauthtest worker-sim: {} ({} × {}, {} jobs, {})",
+            args.scenario,
+            count(config.workers, "worker", "workers"),
+            count(config.processes, "process", "processes"),
+            config.jobs,
+            count(config.credentials, "credential", "credentials"),
+        );
+        write_report(path, &report, &title, &judgement, &hist)?;
     }
     rig.store.close().await;
     Ok(report)
 }
 
-fn build_report(
+/// Writes `--report`: as mock-all does, by extension, JSON for .json, else a self-contained
+/// HTML page.
+///
+/// # Errors
+/// [`Error::Config`] when the file cannot be written.
+pub(super) fn write_report(
+    path: &std::path::Path,
+    report: &WorkerSimReport,
+    title: &str,
+    judgement: &Judgement,
+    hist: &Histogram<u64>,
+) -> Result<()> {
+    let body = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+    } else {
+        crate::worker_sim::html::render(
+            title,
+            &report.summary_rows(),
+            judgement,
+            hist,
+            report.credentials,
+        )
+    };
+    crate::report::write_report_file(path, body.as_bytes())
+}
+
+pub(super) fn build_report(
     config: &SimConfig,
     totals: &ProcessTotals,
     hist: &Histogram<u64>,
@@ -275,6 +294,7 @@ fn build_report(
         peak_memory_kb: peak_memory_kb(),
         judged_from,
         invariants: judgement.map(|j| j.invariants.clone()).unwrap_or_default(),
+        command_stderr: Vec::new(),
     }
 }
 
@@ -320,6 +340,18 @@ pub async fn run_external(
             return Err(crate::error::not_found(&store, *id).await);
         }
     }
+    // The mock's journal, read from where it is now: every process's requests from here on
+    // are judged (a serve's; any other endpoint keeps no journal oauthtest can read).
+    let journal = if args.child {
+        None
+    } else {
+        served_journal(settings, args).await?
+    };
+    let clients = if journal.is_some() {
+        client_ids(&store, &keyring, &ids, settings).await
+    } else {
+        HashSet::new()
+    };
     let api = settings.api.clone();
     let engine = Arc::new(engine_for(
         store.clone(),
@@ -342,19 +374,26 @@ pub async fn run_external(
     store.close().await;
     let hist = deserialize_histogram(&totals.latency_histogram)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("latency histogram unreadable")))?;
-    let mut report = build_report(
-        &config,
-        &totals,
-        &hist,
-        elapsed,
-        None,
-        "this process's own counts",
-    );
+    let judged_from = if journal.is_some() {
+        "the mock's journal (/__admin/requests) and this process's counts"
+    } else {
+        "this process's own counts"
+    };
+    let mut report = build_report(&config, &totals, &hist, elapsed, None, judged_from);
+    if let Some((journal, since)) = &journal {
+        let entries = journal
+            .token_requests_since(*since)
+            .await
+            .map_err(journal_error)?;
+        let judgement = judge_journal(&entries, &clients, config.token_ttl);
+        report.token_requests = judgement.token_requests as u64;
+        report.refreshes_per_expiry = Some(judgement.refreshes_per_expiry);
+        report.invariants.extend(judgement.invariants);
+    }
     if args.child {
         report.child = Some(totals);
     } else {
-        // Against a token endpoint given by URL the journal is not read: what this process saw
-        // is judged, and a run whose every job failed fails.
+        // What this process saw is judged too, and a run whose every job failed fails.
         let failed = totals.jobs_failed;
         report.invariants.push(Invariant {
             name: "no job fails",
@@ -377,7 +416,78 @@ pub async fn run_external(
     Ok(report)
 }
 
+fn journal_error(e: JournalError) -> Error {
+    match e {
+        JournalError::NotServe(why) | JournalError::Refused(why) => Error::config(
+            "--token-url",
+            format!("the mock's journal cannot be read: {why}"),
+        ),
+    }
+}
+
+/// serve's journal and where it stands, or `None` (said on stderr) when the token endpoint
+/// keeps none that can be read.
+///
+/// # Errors
+/// [`Error::Config`] when serve refuses its admin API (the admin token).
+async fn served_journal(
+    settings: &Settings,
+    args: &WorkerSimExternalArgs,
+) -> Result<Option<(ServedJournal, u64)>> {
+    let journal = ServedJournal::new(
+        &settings.token_url,
+        args.admin_token.clone(),
+        settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
+    );
+    match journal.last_seq().await {
+        Ok(since) => Ok(Some((journal, since))),
+        Err(JournalError::NotServe(why)) => {
+            tracing::warn!(
+                "no mock journal to judge from ({why}): only this process's own counts are                  judged; point --token-url at a running `oauthtest --mode serve` to judge every                  process"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(journal_error(e)),
+    }
+}
+
+/// The OAuth clients of the run's credentials (the configured one where a row has none).
+async fn client_ids(
+    store: &crate::store::Store,
+    keyring: &crate::crypto::Keyring,
+    ids: &[i64],
+    settings: &Settings,
+) -> HashSet<String> {
+    let mut clients = HashSet::new();
+    for id in ids {
+        if let Ok(Some(row)) = store.get(*id).await {
+            if let Some(client) = row
+                .decrypt(keyring)
+                .ok()
+                .and_then(|s| s.client_id)
+                .or_else(|| settings.client_id.clone())
+            {
+                clients.insert(client);
+            }
+        }
+    }
+    clients
+}
+
 impl WorkerSimReport {
+    /// Marks the report as a run of the application's workers (`--target-cmd`), whose jobs
+    /// oauthtest does not time, with the tail of the commands' stderr to show.
+    pub(super) fn set_app_run(&mut self, command_stderr: Vec<String>) {
+        self.command_stderr = command_stderr;
+        self.latency_ms = Latency {
+            p50: 0.0,
+            p95: 0.0,
+            p99: 0.0,
+            max: 0.0,
+        };
+        self.peak_memory_kb = None;
+    }
+
     fn summary_rows(&self) -> Vec<(String, String)> {
         vec![
             (
@@ -440,6 +550,9 @@ impl Report for WorkerSimReport {
             for (why, n) in &self.failure_reasons {
                 writeln!(out, "{:<22} {n} × {why}", "  why")?;
             }
+        }
+        for line in &self.command_stderr {
+            writeln!(out, "{:<22} {line}", "  stderr")?;
         }
         writeln!(out, "invariants (judged from {}):", self.judged_from)?;
         if self.invariants.is_empty() {

@@ -10,7 +10,7 @@ use crate::app_store::{
     available, column, fastapi_payload, fastapi_row, fastapi_table, fernet_key, gcm_payload,
     id_column, lit, n8n_payload, n8n_table, sql, App, Lib, FASTAPI_CONFIG, GCM_PAYLOAD_MAP,
 };
-use crate::serve::{admin_post, Serve, CLIENT_ID, CLIENT_SECRET};
+use crate::support::serve::{admin_post, Serve, CLIENT_ID, CLIENT_SECRET};
 use crate::support::*;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};

@@ -16,7 +16,8 @@ use oauthtest::app_store::{
     StoreConfig,
 };
 use oauthtest::credential::GoogleCredential;
-use secrecy::{ExposeSecret, SecretString};
+use oauthtest::secret::{AccessToken, ClientSecret, RefreshToken};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -87,7 +88,7 @@ impl App {
         }
     }
 
-    fn run(&self, op: &str, input: &str) -> Result<String, i32> {
+    pub(crate) fn run(&self, op: &str, input: &str) -> Result<String, i32> {
         let (program, script) = match self.lib {
             Lib::Fernet => ("python3", "fernet_app.py"),
             Lib::CryptoJs => ("node", "cryptojs_app.js"),
@@ -205,7 +206,7 @@ fn config(db: &TestDb, text: &str) -> StoreConfig {
 /// `old` with a refresh's result: a new access token and expiry.
 fn refreshed(old: &GoogleCredential, expiry: DateTime<Utc>) -> GoogleCredential {
     GoogleCredential {
-        access_token: Some(SecretString::from(NEW_ACCESS)),
+        access_token: Some(AccessToken::from(NEW_ACCESS)),
         refresh_token: old.refresh_token.clone(),
         expiry: Some(expiry),
         scopes: old.scopes.clone(),
@@ -220,7 +221,7 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
-fn exposed(s: &Option<SecretString>) -> Option<&str> {
+fn exposed<T: ExposeSecret<str>>(s: &Option<T>) -> Option<&str> {
     s.as_ref().map(ExposeSecret::expose_secret)
 }
 
@@ -1165,13 +1166,13 @@ async fn import_inserts_a_row_the_application_reads() {
         return;
     };
     let secrets = GoogleCredential {
-        access_token: Some(SecretString::from(PLANTED_ACCESS)),
-        refresh_token: Some(SecretString::from(PLANTED_REFRESH)),
+        access_token: Some(AccessToken::from(PLANTED_ACCESS)),
+        refresh_token: Some(RefreshToken::from(PLANTED_REFRESH)),
         expiry: Some(at("2031-05-06T07:08:09Z")),
         scopes: vec!["openid".into(), "email".into()],
         token_type: "Bearer".into(),
         client_id: Some("cid.apps.googleusercontent.com".into()),
-        client_secret: Some(SecretString::from(PLANTED_CLIENT_SECRET)),
+        client_secret: Some(ClientSecret::from(PLANTED_CLIENT_SECRET)),
         id_token: None,
     };
     let new = NewAppCredential {

@@ -9,13 +9,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A store with one imported credential (id 1), its key, and a command factory for it.
-struct World {
-    db: TestDb,
+pub(crate) struct World {
+    pub(crate) db: TestDb,
     key: String,
 }
 
 impl World {
-    fn new(db: TestDb) -> Self {
+    pub(crate) fn new(db: TestDb) -> Self {
         let key = new_key(db.path());
         let world = Self { db, key };
         world.db.write("token.json", &playground_json());
@@ -26,7 +26,7 @@ impl World {
         world
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = self.db.cmd();
         c.env("OAUTHTEST_ENCRYPTION_KEY", &self.key)
             .env("GOOGLE_CLIENT_ID", "cid.apps.googleusercontent.com");
@@ -44,7 +44,7 @@ impl World {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(self.cmd(), args, None)
     }
 
@@ -235,7 +235,7 @@ fn options_a_mode_does_not_take_are_refused_naming_the_modes_that_take_them() {
         ),
         (
             &["--mode", "list", "--yes"],
-            "--yes works with --mode scrub, not --mode list",
+            "--yes works with --mode scrub or --mode cleanup, not --mode list",
         ),
         (
             &["--mode", "scrub", "--yes", "--dry-run"],
@@ -506,7 +506,7 @@ fn a_full_stderr_or_stdout_exits_3_and_leaves_no_temporary_rows() {
 }
 
 /// Starts `args` in the background, with its output in files under the store's directory.
-fn spawn(world: &World, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(world: &World, args: &[&str]) -> std::process::Child {
     let mut c = world.cmd();
     c.args(args)
         .stdout(std::fs::File::create(world.db.path().join("out.log")).unwrap())
@@ -514,12 +514,12 @@ fn spawn(world: &World, args: &[&str]) -> std::process::Child {
     c.spawn().unwrap()
 }
 
-fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+pub(crate) fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     rustix::process::kill_process(pid, sig).unwrap();
 }
 
-fn wait(mut child: std::process::Child, limit: Duration) -> i32 {
+pub(crate) fn wait(mut child: std::process::Child, limit: Duration) -> i32 {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -531,13 +531,13 @@ fn wait(mut child: std::process::Child, limit: Duration) -> i32 {
 }
 
 /// Credentials in the store besides the imported one, as `list` sees them.
-fn extra_rows(world: &World) -> usize {
+pub(crate) fn extra_rows(world: &World) -> usize {
     let r = world.run(&["--mode", "list", "--format", "json"]);
     r.assert_code(0);
     r.json()["credentials"].as_array().unwrap().len() - 1
 }
 
-fn until_rows_appear(world: &World) {
+pub(crate) fn until_rows_appear(world: &World) {
     let started = Instant::now();
     while extra_rows(world) == 0 {
         assert!(

@@ -115,10 +115,10 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
     import(&db, &key);
     let r = doctor(&db, Some(&key), &["-vvv"]);
     r.assert_code(0);
-    assert_finding(&r, "key", "ok", "current key");
-    assert_finding(&r, "database", "ok", "is reachable");
-    assert_finding(&r, "migrations", "ok", "current: 2 of 2 applied");
-    assert_finding(&r, "credentials", "ok", "2 of 2 credentials decrypt");
+    assert_finding(&r, "key", "pass", "current key");
+    assert_finding(&r, "database", "pass", "is reachable");
+    assert_finding(&r, "migrations", "pass", "current: 2 of 2 applied");
+    assert_finding(&r, "credentials", "pass", "2 of 2 credentials decrypt");
     assert_finding(&r, "token_endpoint", "skip", "--check-endpoint");
     // A warning (no OAUTHTEST_ENV) does not fail the run.
     assert_finding(&r, "environment", "warn", "OAUTHTEST_ENV is not set");
@@ -143,7 +143,7 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
             .lines()
             .last()
             .unwrap()
-            .starts_with("doctor: 4 ok, 1 warning, 0 failed, 2 skipped"),
+            .starts_with("doctor: 5 ok, 1 warning, 0 failed, 2 skipped"),
         "{text}"
     );
     assert_no_secrets(&format!("{}{}", text.stdout, text.stderr), &[&key]);
@@ -158,7 +158,7 @@ async fn healthy_store_passes_every_check_and_no_key_or_token_is_printed(db: Tes
     assert_finding(
         &r,
         "credentials",
-        "ok",
+        "pass",
         "2 of 2 credentials decrypt with the configured keys; 1 need reconnecting",
     );
 }
@@ -293,7 +293,12 @@ fn staging_sharing_the_production_key_fails_however_it_is_given() {
         &staging,
         &["--production-key-id", &id.to_uppercase()],
     );
-    assert_finding(&r, "production_key", "ok", "differ from the production key");
+    assert_finding(
+        &r,
+        "production_key",
+        "pass",
+        "differ from the production key",
+    );
 }
 
 #[test]
@@ -375,7 +380,7 @@ async fn a_database_without_a_store_fails_migrations_and_doctor_does_not_create_
     for _ in 0..2 {
         let r = doctor(&db, Some(&key), &[]);
         r.assert_code(1);
-        assert_finding(&r, "database", "ok", "is reachable");
+        assert_finding(&r, "database", "pass", "is reachable");
         let f = assert_finding(&r, "migrations", "fail", "no oauthtest store");
         assert!(f["fix"].as_str().unwrap().contains("--mode init"), "{f}");
         assert_finding(&r, "credentials", "skip", "no oauthtest store yet");
@@ -556,7 +561,7 @@ fn token_endpoint_check_sends_no_credential_and_reports_what_answered() {
         &["--check-endpoint", "--token-url", &url],
     );
     let request = server.join().unwrap();
-    assert_finding(&r, "token_endpoint", "ok", "answered HTTP 404");
+    assert_finding(&r, "token_endpoint", "pass", "answered HTTP 404");
     assert!(request.starts_with("GET /token HTTP/1.1\r\n"), "{request}");
     assert!(
         !request.to_ascii_lowercase().contains("authorization"),
@@ -592,10 +597,15 @@ fn environment_finding_says_what_the_production_guard_will_do() {
         "warn",
         "not set",
     );
-    assert_finding(&with_env("staging", &[]), "environment", "ok", "staging: ");
+    assert_finding(
+        &with_env("staging", &[]),
+        "environment",
+        "pass",
+        "staging: ",
+    );
     // Doctor changes nothing, so production runs it without the override.
     let r = with_env("production", &[]);
-    let f = assert_finding(&r, "environment", "ok", "production: the guard refuses");
+    let f = assert_finding(&r, "environment", "pass", "production: the guard refuses");
     for mode in ["import", "rekey", "real", "force-expire", "copy", "scrub"] {
         assert!(f["message"].as_str().unwrap().contains(mode), "{f}");
     }

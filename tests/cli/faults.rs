@@ -8,11 +8,10 @@
 //! still works) is a separate `oauthtest --mode serve` in its `success` scenario (no rotation, as
 //! Google does).
 
-use crate::serve::{admin_get, mint_authorized_user, refresh, Serve};
+use crate::support::serve::{admin_get, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
-use secrecy::ExposeSecret;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! Under CI (`CI` set) a missing library fails the test; elsewhere it is skipped with a
 //! `SKIPPED:` line. `.ci/run` installs them.
 
-use crate::serve::{admin_get, admin_post, http, Serve};
+use crate::support::serve::{admin_get, admin_post, http, Serve};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -55,7 +55,13 @@ fn node_ready() -> bool {
 }
 
 /// Runs one checker script against `base` and asserts every named check passed.
-fn run_checks(program: &str, file: &str, base: &str, env: &[(&str, &str)], checks: &[&str]) {
+pub(crate) fn run_checks(
+    program: &str,
+    file: &str,
+    base: &str,
+    env: &[(&str, &str)],
+    checks: &[&str],
+) {
     let out = Command::new(program)
         .arg(script(file))
         .arg(base)
@@ -360,7 +366,7 @@ async fn consent_flag_chooses_the_account_or_refuses_and_a_bad_value_is_refused(
         format!(
             "{}?client_id={}&redirect_uri=http://127.0.0.1:9/cb&response_type=code&scope=openid&state=s",
             serve.url("/o/oauth2/v2/auth"),
-            crate::serve::CLIENT_ID
+            crate::support::serve::CLIENT_ID
         )
     };
     let refusing = Serve::start(&["--consent", "deny"]);

@@ -8,27 +8,23 @@ use crate::support::*;
 use chrono::{TimeDelta, Utc};
 use mock_server::{ClientRegistration, MockConfig, MockGoogle, DEFAULT_CLIENT_ID};
 use oauthtest::credential::GoogleCredential;
-use oauthtest::crypto::{EncryptionKey, Keyring};
+use oauthtest::crypto::EncryptionKey;
+use oauthtest::secret::{AccessToken, ClientSecret, RefreshToken};
 use oauthtest::store::{HistoryEntry, LeaseOwner, NewCredential, Store};
-use secrecy::SecretString;
 use std::time::Duration;
 
 const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
 
-fn keyring(b64: &str) -> Keyring {
-    Keyring::new(EncryptionKey::from_base64(b64).unwrap(), vec![])
-}
-
 /// A credential holding the planted tokens, for `client`.
 fn planted(client: &str, refresh: &str, expires_in: TimeDelta) -> GoogleCredential {
     GoogleCredential {
-        access_token: Some(SecretString::from(PLANTED_ACCESS)),
-        refresh_token: Some(SecretString::from(refresh.to_owned())),
+        access_token: Some(AccessToken::from(PLANTED_ACCESS)),
+        refresh_token: Some(RefreshToken::from(refresh.to_owned())),
         expiry: Some(Utc::now() + expires_in),
         scopes: vec![GMAIL_READONLY.into()],
         token_type: "Bearer".into(),
         client_id: Some(client.into()),
-        client_secret: Some(SecretString::from(PLANTED_CLIENT_SECRET)),
+        client_secret: Some(ClientSecret::from(PLANTED_CLIENT_SECRET)),
         id_token: None,
     }
 }
@@ -503,7 +499,7 @@ async fn envelopes_sealed_before_store_binding_are_still_read_and_rekey_binds_th
     assert!(after.starts_with("otv2."), "{after}");
     let r = with_key(&db, &key, &["--mode", "doctor", "--format", "json"]);
     r.assert_code(0);
-    assert_eq!(finding(&r.json(), "credentials")["status"], "ok", "{r}");
+    assert_eq!(finding(&r.json(), "credentials")["status"], "pass", "{r}");
 }
 
 // Item 11 -------------------------------------------------------------------------------------

@@ -18,14 +18,13 @@
 //! The long version, every format at every log level and every mode on both backends, is
 //! `scripts/leak_audit.sh` (the same test with `OAUTHTEST_LEAK_AUDIT_FULL` set).
 
-use crate::serve::{admin_post, refresh, str_of, Serve};
+use crate::support::serve::{admin_post, refresh, str_of, Serve};
 use crate::support::*;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use mock_server::wire::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
-use secrecy::ExposeSecret;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -414,12 +413,9 @@ async fn stored_tokens(world: &World) -> Vec<String> {
         let Ok(secrets) = row.decrypt(&ring) else {
             continue;
         };
-        for t in [&secrets.access_token, &secrets.refresh_token]
-            .into_iter()
-            .flatten()
-        {
-            tokens.push(t.expose_secret().to_owned());
-        }
+        let access = secrets.access_token.as_ref().map(|t| t.expose_secret());
+        let refresh = secrets.refresh_token.as_ref().map(|t| t.expose_secret());
+        tokens.extend([access, refresh].into_iter().flatten().map(str::to_owned));
     }
     store.close().await;
     tokens

@@ -4,8 +4,10 @@
 //! for one answer). After each, serve must still refresh a token that then works, and its
 //! memory stay under a stated bound. The long version is `scripts/serve_abuse.sh`.
 
-use crate::serve::{admin_get, admin_post, api_status, raw_exchange, refresh, rss_kib, str_of};
-use crate::serve::{Serve, CLIENT_ID, CLIENT_SECRET};
+use crate::support::serve::{
+    admin_get, admin_post, api_status, raw_exchange, refresh, rss_kib, str_of,
+};
+use crate::support::serve::{Serve, CLIENT_ID, CLIENT_SECRET};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::io::Write;

@@ -2,13 +2,8 @@
 
 use crate::on_both_backends;
 use crate::support::*;
-use oauthtest::crypto::{EncryptionKey, Keyring};
+use oauthtest::crypto::EncryptionKey;
 use oauthtest::store::Store;
-use secrecy::ExposeSecret;
-
-fn keyring(b64: &str) -> Keyring {
-    Keyring::new(EncryptionKey::from_base64(b64).unwrap(), vec![])
-}
 
 async fn set_column(db: &TestDb, sql: &'static str, value: &str, id: i64) {
     let store = Store::connect(&db.url).await.unwrap();
@@ -294,7 +289,7 @@ async fn stored_ciphertext_faults_are_detected(db: TestDb) {
             .unwrap()
             .decrypt(&ring)
             .unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(oauthtest::Error::from(err).exit_code(), 2);
     }
 }
 

@@ -1,9 +1,18 @@
 //! Shared test helpers: a fresh store per test (a temp SQLite file, or a PostgreSQL database
-//! named by UUID), the real binary run with a clean environment, and planted secrets to scan for.
+//! named by UUID), the real binary run with a clean environment, planted secrets to scan for, the
+//! keyring of a key; and ([`serve`]) a running `--mode serve` with the calls tests make to it.
 
+use oauthtest::crypto::{EncryptionKey, Keyring};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+pub mod serve;
+
+/// The keyring of one base64 key, as the binary builds it from `OAUTHTEST_ENCRYPTION_KEY`.
+pub fn keyring(b64: &str) -> Keyring {
+    Keyring::new(EncryptionKey::from_base64(b64).unwrap(), vec![])
+}
 
 /// The PostgreSQL server the tests use; override with OAUTHTEST_TEST_POSTGRES_URL.
 pub fn postgres_admin_url() -> String {

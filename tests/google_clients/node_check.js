@@ -10,7 +10,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { OAuth2Client } = require('google-auth-library');
+const { adminOf, clientOf } = require('./serve_api');
 
 const BASE = process.argv[2].replace(/\/$/, '');
 const CLIENT_ID = 'mock-client-id.apps.googleusercontent.com';
@@ -19,31 +19,10 @@ const GMAIL = 'https://www.googleapis.com/auth/gmail.readonly';
 const EMAIL_SCOPE = 'https://www.googleapis.com/auth/userinfo.email';
 const REDIRECT = 'http://127.0.0.1:8765/callback';
 
-async function admin(method, path, body) {
-  const response = await fetch(`${BASE}/__admin/${path}`, {
-    method,
-    // The admin API takes JSON only (a cross-origin page cannot send it without a preflight).
-    headers: { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `admin ${path}: ${response.status}`);
-  return response.json();
-}
+const admin = adminOf(BASE);
 
 function client() {
-  return new OAuth2Client({
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    redirectUri: REDIRECT,
-    endpoints: {
-      oauth2AuthBaseUrl: `${BASE}/o/oauth2/v2/auth`,
-      oauth2TokenUrl: `${BASE}/token`,
-      tokenInfoUrl: `${BASE}/tokeninfo`,
-      oauth2RevokeUrl: `${BASE}/revoke`,
-      oauth2FederatedSignonPemCertsUrl: `${BASE}/oauth2/v1/certs`,
-      oauth2FederatedSignonJwkCertsUrl: `${BASE}/oauth2/v3/certs`,
-    },
-  });
+  return clientOf(BASE, { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: REDIRECT });
 }
 
 async function check_id_token_verifies_with_verifyIdToken() {

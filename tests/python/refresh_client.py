@@ -9,7 +9,8 @@ is missing or expired, retries what is temporary (5xx, 408, 429 honouring Retry-
 refreshes once on a 401. Exit 0 only when the API call worked.
 
 With --retry-everything it is the classic bug instead: every failure is retried, invalid_grant
-included.
+included. With --trust-expiry it is another: a token that is not expired by its stored expiry is
+trusted, so a 401 is not answered with a refresh (and a revoked grant goes unnoticed).
 """
 import json
 import os
@@ -24,6 +25,7 @@ TIMEOUT_S = 5.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 RETRY_ERRORS = {"internal_failure", "server_error", "temporarily_unavailable"}
 RETRY_EVERYTHING = "--retry-everything" in sys.argv[1:]
+TRUST_EXPIRY = "--trust-expiry" in sys.argv[1:]
 
 
 class Final(Exception):
@@ -109,7 +111,7 @@ def main():
         if not state["access_token"] or expires_at <= time.time() + 60:
             refresh(state)
         status = call_api(state["access_token"])
-        if status == 401:
+        if status == 401 and not TRUST_EXPIRY:
             refresh(state)
             status = call_api(state["access_token"])
     except Final as reason:

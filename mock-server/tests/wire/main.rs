@@ -6,10 +6,13 @@
 
 mod concurrency;
 mod detached;
+mod device;
 mod endpoints;
+mod family;
 mod front;
 mod helpers;
 mod identity;
 mod journal;
+mod revocation;
 mod scripts;
 mod token;

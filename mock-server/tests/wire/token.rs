@@ -12,7 +12,7 @@ use mock_server::{
 
 use crate::helpers::*;
 
-fn reference_body(case: &str) -> String {
+pub(crate) fn reference_body(case: &str) -> String {
     reference_errors()
         .into_iter()
         .find(|row| row.case == case)

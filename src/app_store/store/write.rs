@@ -227,6 +227,21 @@ impl AppStore {
         new: &NewAppCredential,
         secrets: &GoogleCredential,
     ) -> Result<AppCredential, AppStoreError> {
+        self.insert_marked(cipher, new, secrets, false).await
+    }
+
+    /// [`AppStore::insert`], with the row marked "must reconnect" when `needs_reconnect` (a
+    /// copy of a credential whose refresh token is dead).
+    ///
+    /// # Errors
+    /// As [`AppStore::insert`].
+    pub async fn insert_marked(
+        &self,
+        cipher: &Cipher,
+        new: &NewAppCredential,
+        secrets: &GoogleCredential,
+        needs_reconnect: bool,
+    ) -> Result<AppCredential, AppStoreError> {
         let c = &self.cfg;
         let mut payload = payload::skeleton(&c.payload);
         payload::apply(
@@ -237,7 +252,7 @@ impl AppStore {
             Utc::now(),
         )
         .map_err(|e| self.payload_error(&RowId::new("(new)"), e))?;
-        self.insert_payload(cipher, new, payload, secrets.expiry, false)
+        self.insert_payload(cipher, new, payload, secrets.expiry, needs_reconnect)
             .await
     }
 
@@ -357,6 +372,29 @@ impl AppStore {
             .map(|r| self.row(r))
             .ok_or_else(|| unsupported("the insert returned no row".into()))?;
         self.mapped(row, payload)
+    }
+}
+
+impl AppStore {
+    /// Deletes rows by id: only the temporary rows oauthtest inserted itself (`mock` and
+    /// `mock-all --target-cmd` seed one per scenario), never one of the application's own.
+    /// Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`AppStoreError::Database`].
+    pub async fn delete(&self, ids: &[RowId]) -> Result<usize, AppStoreError> {
+        let c = &self.cfg;
+        let mut deleted = 0;
+        for id in ids {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1 RETURNING {}",
+                c.table.quoted(),
+                self.db.read_expr(&c.id_column),
+                self.db.read_expr(&c.id_column)
+            );
+            deleted += self.db.fetch(sql, &[Some(id.to_string())]).await?.len();
+        }
+        Ok(deleted)
     }
 }
 

@@ -30,7 +30,7 @@ fn an_invalid_token_url_is_refused_up_front() {
 #[test]
 fn outcome_codes_are_the_documented_names() {
     let grant = TokenGrant {
-        access_token: SecretString::from(ACCESS_TOKEN),
+        access_token: AccessToken::from(ACCESS_TOKEN),
         expires_in: Duration::from_secs(1),
         scopes: Vec::new(),
         token_type: "Bearer".to_owned(),

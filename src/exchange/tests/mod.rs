@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::prelude::*;
-use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 
 mod config;
 mod errors;
@@ -57,15 +57,15 @@ seconds. <ins>That's all we know.</ins></html>";
 
 /// The caller's secrets, owned by the test so a [`RefreshRequest`] can borrow them.
 struct Secrets {
-    client_secret: SecretString,
-    refresh_token: SecretString,
+    client_secret: ClientSecret,
+    refresh_token: RefreshToken,
 }
 
 impl Secrets {
     fn new() -> Self {
         Self {
-            client_secret: SecretString::from(CLIENT_SECRET),
-            refresh_token: SecretString::from(REFRESH_TOKEN),
+            client_secret: ClientSecret::from(CLIENT_SECRET),
+            refresh_token: RefreshToken::from(REFRESH_TOKEN),
         }
     }
 
