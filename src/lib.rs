@@ -3,6 +3,7 @@
 //! The library holds everything; the `oauthtest` binary parses flags, sets up logging, calls
 //! [`run`] and maps the outcome to an exit code ([`exit_code`]).
 
+pub mod app_command;
 pub mod app_store;
 pub mod check;
 pub mod cli;

@@ -31,7 +31,6 @@ use super::run::{check_retry_spacing, describe_entry, ScenarioResult};
 use super::{setup, Scenario};
 use crate::app_store::RowId;
 use mock_server::{fingerprint, Endpoint, JournalEntry, MockGoogle, TokenStatus};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
@@ -83,14 +82,9 @@ fn target_env(
     mock: &MockGoogle,
     seeded: &setup::SeededCredential,
 ) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("OAUTHTEST_SCENARIO", scenario.name.clone()),
-        ("OAUTHTEST_BASE_URL", mock.uri()),
-        ("OAUTHTEST_TOKEN_URL", mock.token_url()),
-        ("OAUTHTEST_TOKENINFO_URL", mock.tokeninfo_url()),
-        ("OAUTHTEST_REVOKE_URL", mock.revoke_url()),
-        ("OAUTHTEST_API_URL", mock.api_url()),
-        ("OAUTHTEST_DISCOVERY_URL", mock.discovery_url()),
+    let mut env = vec![("OAUTHTEST_SCENARIO", scenario.name.clone())];
+    env.extend(crate::app_command::endpoint_env(mock));
+    env.extend([
         ("OAUTHTEST_CLIENT_ID", seeded.client_id.clone()),
         (
             "OAUTHTEST_CLIENT_SECRET",
@@ -101,7 +95,7 @@ fn target_env(
             seeded.refresh_token.expose_secret().to_owned(),
         ),
         ("OAUTHTEST_SCOPES", seeded.scopes.join(" ")),
-    ];
+    ]);
     if let Some(token) = &seeded.access_token {
         env.push(("OAUTHTEST_ACCESS_TOKEN", token.expose_secret().to_owned()));
         if let Some(expiry) = seeded.expiry {
@@ -319,25 +313,10 @@ pub(crate) async fn run_cmd(
     options: &TargetOptions,
     env: &[(&'static str, String)],
 ) -> Result<Finished, String> {
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(&options.cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Its own process group, so that a timeout kills whatever CMD started too.
-        .process_group(0);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OAUTHTEST_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start `sh -c CMD`: {e}"))?;
+    let mut child =
+        crate::app_command::sh_command(&options.cmd, env.iter().map(|(k, v)| (*k, v.as_str())))
+            .spawn()
+            .map_err(|e| format!("cannot start `sh -c CMD`: {e}"))?;
     let pid = child.id();
     let stdout = child.stdout.take().map(|out| tokio::spawn(read_tail(out)));
     let stderr = child.stderr.take().map(|err| tokio::spawn(read_tail(err)));

@@ -61,7 +61,7 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
                 "--mode force-expire needs --credential-id ID (the application's row id; see --mode list)",
             )?,
             no_refresh: cli.no_refresh,
-            trigger: super::tasks::trigger_args(cli)?,
+            trigger: super::trigger::trigger_args(cli)?,
         }),
         Mode::Doctor => AppTask::Doctor(DoctorArgs {
             check_endpoint: cli.check_endpoint,

@@ -6,6 +6,7 @@
 
 mod app_tasks;
 mod tasks;
+mod trigger;
 
 use crate::app_store::{process_env, AppStore, Cipher, StoreConfig};
 use crate::cli::{Cli, Environment, Format, Mode};

@@ -74,7 +74,7 @@ pub(super) fn required_id(cli: &Cli, why: &str) -> Result<CredentialId> {
     }
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+pub(super) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     flag: &str,
     value: T,
     min: T,
@@ -127,57 +127,6 @@ fn nonempty(value: Option<&String>) -> Option<String> {
 
 fn database_url_if_named(cli: &Cli) -> Option<String> {
     nonempty(cli.database_url.as_ref())
-}
-
-/// `--trigger-cmd` / `--trigger-url` / `--trigger-timeout` (force-expire's step 3).
-pub(super) fn trigger_args(cli: &Cli) -> Result<Option<TriggerArgs>> {
-    if cli.trigger_cmd.is_none() && cli.trigger_url.is_none() {
-        if cli.was_given("trigger_timeout") {
-            return Err(Error::Usage(
-                "--trigger-timeout goes with --trigger-cmd CMD or --trigger-url URL".into(),
-            ));
-        }
-        return Ok(None);
-    }
-    if cli.no_refresh {
-        return Err(Error::Usage(
-            "--no-refresh and --trigger-cmd/--trigger-url contradict each other: --no-refresh \
-             stops after step 2, the trigger is step 3"
-                .into(),
-        ));
-    }
-    let cmd =
-        match &cli.trigger_cmd {
-            Some(cmd) if cmd.trim().is_empty() => return Err(Error::Usage(
-                "--trigger-cmd is empty; give the command that runs your application's workflow"
-                    .into(),
-            )),
-            other => other.clone(),
-        };
-    let url = cli
-        .trigger_url
-        .as_deref()
-        .map(|u| {
-            url::Url::parse(u)
-                .ok()
-                .filter(|p| matches!(p.scheme(), "http" | "https") && p.has_host())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "--trigger-url: expected an http:// or https:// URL with a host".into(),
-                    )
-                })
-        })
-        .transpose()?;
-    Ok(Some(TriggerArgs {
-        cmd,
-        url,
-        timeout: Duration::from_secs(in_range(
-            "--trigger-timeout",
-            cli.trigger_timeout,
-            1,
-            MAX_COMMAND_TIMEOUT_SECS,
-        )?),
-    }))
 }
 
 fn mock_args(cli: &Cli, mode: Mode, app_store: bool) -> Result<MockArgs> {
@@ -465,7 +414,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             })
         }
         Mode::ForceExpire => {
-            if trigger_args(cli)?.is_some() {
+            if super::trigger::trigger_args(cli)?.is_some() {
                 return Err(Error::Usage(
                     "--trigger-cmd/--trigger-url work on your application's own store: give \
                      --store-config FILE (or ./oauthtest.toml, OAUTHTEST_STORE_CONFIG), so that \

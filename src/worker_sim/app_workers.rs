@@ -140,32 +140,27 @@ fn env_for(
     seeded: &[Seeded],
 ) -> Vec<(String, String)> {
     let ids: Vec<&str> = seeded.iter().map(|s| s.id.as_str()).collect();
-    let mut env: Vec<(String, String)> = [
-        ("OAUTHTEST_SCENARIO", args.scenario.clone()),
-        ("OAUTHTEST_BASE_URL", mock.uri()),
-        ("OAUTHTEST_TOKEN_URL", mock.token_url()),
-        ("OAUTHTEST_TOKENINFO_URL", mock.tokeninfo_url()),
-        ("OAUTHTEST_REVOKE_URL", mock.revoke_url()),
-        ("OAUTHTEST_API_URL", mock.api_url()),
-        ("OAUTHTEST_DISCOVERY_URL", mock.discovery_url()),
-        ("OAUTHTEST_CREDENTIAL_IDS", ids.join(",")),
-        ("OAUTHTEST_JOBS", config.jobs.to_string()),
-        ("OAUTHTEST_CONCURRENCY", config.workers.to_string()),
-        ("OAUTHTEST_RUN_ID", crate::temp_rows::run_mark().to_owned()),
-        (
-            "OAUTHTEST_TOKEN_TTL_SECS",
-            config.token_ttl.as_secs().to_string(),
-        ),
-        (
-            "OAUTHTEST_REFRESH_MARGIN_MS",
-            margin_for(config.token_ttl).as_millis().to_string(),
-        ),
-        ("OAUTHTEST_TIMEOUT_SECS", args.timeout.as_secs().to_string()),
-        ("DATABASE_URL", settings.database_url.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env: Vec<(String, String)> = [("OAUTHTEST_SCENARIO", args.scenario.clone())]
+        .into_iter()
+        .chain(crate::app_command::endpoint_env(mock))
+        .chain([
+            ("OAUTHTEST_CREDENTIAL_IDS", ids.join(",")),
+            ("OAUTHTEST_JOBS", config.jobs.to_string()),
+            ("OAUTHTEST_CONCURRENCY", config.workers.to_string()),
+            ("OAUTHTEST_RUN_ID", crate::temp_rows::run_mark().to_owned()),
+            (
+                "OAUTHTEST_TOKEN_TTL_SECS",
+                config.token_ttl.as_secs().to_string(),
+            ),
+            (
+                "OAUTHTEST_REFRESH_MARGIN_MS",
+                margin_for(config.token_ttl).as_millis().to_string(),
+            ),
+            ("OAUTHTEST_TIMEOUT_SECS", args.timeout.as_secs().to_string()),
+            ("DATABASE_URL", settings.database_url.clone()),
+        ])
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     if seeded.len() == 1 {
         env.push(("OAUTHTEST_CREDENTIAL_ID".into(), seeded[0].id.to_string()));
     }

@@ -18,7 +18,6 @@ use crate::scenarios::target::{read_tail, redact};
 use rustix::process::{kill_process_group, Pid, Signal};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -77,24 +76,10 @@ impl Ended {
 /// # Errors
 /// Why `sh` could not be started.
 pub fn spawn(what: String, cmd: &str, env: &[(String, String)]) -> Result<Running, String> {
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OAUTHTEST_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {what} (`sh -c CMD`): {e}"))?;
+    let mut child =
+        crate::app_command::sh_command(cmd, env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .spawn()
+            .map_err(|e| format!("cannot start {what} (`sh -c CMD`): {e}"))?;
     let pgid = child
         .id()
         .and_then(|p| i32::try_from(p).ok())

@@ -170,7 +170,7 @@ async fn copy_goes_between_application_stores_and_oauthtests_own_sealed_with_the
         .find(|f| f["check"] == "credentials")
         .unwrap()
         .clone();
-    assert_eq!(creds["status"], "ok", "{creds}");
+    assert_eq!(creds["status"], "pass", "{creds}");
     assert!(
         creds["message"].as_str().unwrap().starts_with("2 of 2"),
         "{creds}"

@@ -110,7 +110,9 @@ fn sim_on(
         "--credentials",
         credentials,
         "--token-ttl-secs",
-        if scenario == "invalid_grant_mid_run" {
+        // Tokens that expire several times during the run: a naive worker then presents the
+        // refresh token it failed to replace (rotation) or the revoked one (invalid_grant).
+        if scenario == "invalid_grant_mid_run" || scenario == "rotation" {
             "1"
         } else {
             "2"
@@ -199,7 +201,7 @@ async fn rotation_the_naive_workers_lose_the_rotated_token(db: TestDb) {
     let r = sim(&app, "right", "rotation", Pool::Own, "120");
     r.assert_code(0);
     assert!(broken(&r.json()).is_empty(), "{r}");
-    let r = sim(&app, "naive", "rotation", Pool::Own, "120");
+    let r = sim(&app, "naive", "rotation", Pool::Own, "400");
     r.assert_code(1);
     let b = broken(&r.json());
     for name in [

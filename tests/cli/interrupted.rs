@@ -149,13 +149,13 @@ async fn rows_a_killed_run_left_are_named_by_doctor_and_removed_by_cleanup_and_a
         .iter()
         .find(|f| f["message"].as_str().unwrap().contains(&live_run))
         .unwrap();
-    assert_eq!(for_live["status"], "ok", "{for_live}");
+    assert_eq!(for_live["status"], "pass", "{for_live}");
     assert!(for_live["message"]
         .as_str()
         .unwrap()
         .contains("still running"));
     let credentials = found.iter().find(|f| f["check"] == "credentials").unwrap();
-    assert_eq!(credentials["status"], "ok", "{credentials}");
+    assert_eq!(credentials["status"], "pass", "{credentials}");
 
     // The preview removes nothing; naming the live run is refused.
     let preview = world.run(&["--mode", "cleanup", "--format", "json"]);

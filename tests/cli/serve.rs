@@ -807,5 +807,7 @@ fn target_cmd_outside_mock_modes_is_a_usage_error() {
         None,
     );
     r.assert_code(2).assert_one_line_error();
-    r.assert_stderr_has("--target-cmd works with --mode mock or --mode mock-all, not --mode");
+    r.assert_stderr_has(
+        "--target-cmd works with --mode mock, --mode mock-all or --mode worker-sim, not --mode",
+    );
 }
