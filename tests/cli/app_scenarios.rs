@@ -322,6 +322,43 @@ async fn store_config_without_target_cmd_and_production_are_refused() {
     assert_eq!(app.rows().await, before);
 }
 
+/// The writing paths of this round on an application's store (its workers seeded with rows, its
+/// workflow triggered after an expiry) and `cleanup --yes` are refused in production like every
+/// other write: exit 2, the application's command never run, its table unchanged.
+#[tokio::test]
+async fn the_application_loop_and_cleanup_are_refused_in_production() {
+    let Some(app) = AppDb::new(TestDb::sqlite()).await else {
+        return;
+    };
+    let before = app.rows().await;
+    let ran = app.db.path().join("ran");
+    let touch = format!("touch '{}'", ran.display());
+    for args in [
+        vec!["--mode", "celery-sim", "--target-cmd", touch.as_str()],
+        vec![
+            "--mode",
+            "force-expire",
+            "--credential-id",
+            "7",
+            "--trigger-cmd",
+            touch.as_str(),
+        ],
+        vec!["--mode", "cleanup", "--yes"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--env", "production", "--format", "json"]);
+        let r = run(app.cmd(), &all, None);
+        r.assert_code(2);
+        assert_eq!(
+            r.json()["error"]["kind"],
+            "production_guard",
+            "{args:?}: {r}"
+        );
+        assert!(!ran.exists(), "{args:?} ran the application's command");
+        assert_eq!(app.rows().await, before, "{args:?} changed the table");
+    }
+}
+
 #[test]
 fn an_interrupted_run_removes_its_temporary_rows() {
     let rt = tokio::runtime::Runtime::new().unwrap();
