@@ -67,23 +67,7 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
             check_endpoint: cli.check_endpoint,
             production_override: cli.i_know_this_is_production,
         }),
-        Mode::Scrub => {
-            if cli.yes && cli.dry_run {
-                return Err(Error::Usage(
-                    "--yes and --dry-run contradict each other: --yes wipes, --dry-run (the \
-                     default without --yes) only shows what would be wiped"
-                        .into(),
-                ));
-            }
-            AppTask::Scrub(ScrubArgs {
-                keep: cli
-                    .keep
-                    .iter()
-                    .map(|v| row_id("--keep", v))
-                    .collect::<Result<_>>()?,
-                apply: cli.yes,
-            })
-        }
+        Mode::Scrub => AppTask::Scrub(super::tasks::scrub_args(cli, row_id)?),
         Mode::Import => AppTask::Import(ImportArgs {
             file: cli.file.clone().ok_or_else(|| {
                 Error::Usage("--mode import needs --file PATH (or --file - to read stdin)".into())

@@ -54,6 +54,29 @@ fn refuse_untaken(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// `--mode scrub`'s arguments, for either store: `id` reads a `--keep` value (oauthtest's integer
+/// ids, or the application's row ids as text).
+pub(super) fn scrub_args<I>(
+    cli: &Cli,
+    id: impl Fn(&str, &str) -> Result<I>,
+) -> Result<ScrubArgs<I>> {
+    if cli.yes && cli.dry_run {
+        return Err(Error::Usage(
+            "--yes and --dry-run contradict each other: --yes wipes, --dry-run (the default \
+             without --yes) only shows what would be wiped"
+                .into(),
+        ));
+    }
+    Ok(ScrubArgs {
+        keep: cli
+            .keep
+            .iter()
+            .map(|v| id("--keep", v))
+            .collect::<Result<_>>()?,
+        apply: cli.yes,
+    })
+}
+
 fn credential_id(flag: &str, value: &str) -> Result<CredentialId> {
     let value = value.trim();
     value
@@ -432,23 +455,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             })
         }
         Mode::Copy => Task::Copy(copy_args(cli)?),
-        Mode::Scrub => {
-            if cli.yes && cli.dry_run {
-                return Err(Error::Usage(
-                    "--yes and --dry-run contradict each other: --yes wipes, --dry-run (the \
-                     default without --yes) only shows what would be wiped"
-                        .into(),
-                ));
-            }
-            Task::Scrub(ScrubArgs {
-                keep: cli
-                    .keep
-                    .iter()
-                    .map(|v| credential_id("--keep", v))
-                    .collect::<Result<_>>()?,
-                apply: cli.yes,
-            })
-        }
+        Mode::Scrub => Task::Scrub(scrub_args(cli, credential_id)?),
         Mode::Cleanup => {
             let run = cli.run.as_deref().map(str::trim);
             if let Some(run) = run {
