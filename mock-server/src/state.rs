@@ -138,7 +138,8 @@ impl State {
 
 /// What the front end's service and the handle share.
 pub(crate) struct Shared {
-    /// The configuration the mock started with; [`MockGoogle::reset`] returns to it.
+    /// The configuration the mock started with;
+    /// [`MockGoogle::reset`](crate::MockGoogle::reset) returns to it.
     pub(crate) initial: MockConfig,
     pub(crate) started: Instant,
     pub(crate) base_url: String,
