@@ -112,7 +112,7 @@ impl Check {
         passed(checks.iter().map(|c| c.status))
     }
 
-    /// [`exit_code`] for a run's checks.
+    /// [`exit_code()`] for a run's checks.
     pub fn exit_code(checks: &[Check]) -> u8 {
         exit_code(checks.iter().map(|c| c.status))
     }
