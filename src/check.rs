@@ -1,7 +1,7 @@
-//! The one vocabulary of checks: how a check ended ([`Status`]), and the one rule that turns a
-//! run's checks into its exit code ([`exit_code`]). `doctor`, `real`, `force-expire` and the
-//! application-store variants of them all judge with it, so a run fails (exit 1) exactly when
-//! one of its checks is [`Status::Fail`], whatever the mode.
+//! The one vocabulary of checks: one check's result ([`Check`]), how it ended ([`Status`]),
+//! and the one rule that turns a run's checks into its exit code ([`exit_code`]). `doctor`,
+//! `real`, `force-expire` and the application-store variants of them all report with it, so a
+//! run fails (exit 1) exactly when one of its checks is [`Status::Fail`], whatever the mode.
 
 use crate::exit_code;
 use serde::Serialize;
@@ -52,7 +52,8 @@ pub fn exit_code(statuses: impl IntoIterator<Item = Status>) -> u8 {
     }
 }
 
-/// One named check and what it found (never a secret).
+/// One named check and what it found (never a secret). Serialized as `name`, `status`,
+/// `detail`, and `fix` when there is one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// What was checked.
@@ -61,6 +62,9 @@ pub struct Check {
     pub status: Status,
     /// What was found, in words.
     pub detail: String,
+    /// How to fix it, when there is something to fix (doctor says so for each problem).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 impl Check {
@@ -70,7 +74,32 @@ impl Check {
             name: name.into(),
             status,
             detail: detail.into(),
+            fix: None,
         }
+    }
+
+    /// The same check, with how to fix what it found.
+    #[must_use]
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// Folds several checks into one named `name` (a step made of checks): it fails when any
+    /// of them fails, and its detail lists the failed ones (all of them when none failed).
+    pub fn fold(name: &str, checks: &[Check]) -> Check {
+        let status = if checks.iter().any(Check::failed) {
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+        let detail = checks
+            .iter()
+            .filter(|c| status == Status::Pass || c.failed())
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Check::new(name, status, detail)
     }
 
     /// Whether it failed.
@@ -83,13 +112,18 @@ impl Check {
         passed(checks.iter().map(|c| c.status))
     }
 
-    /// [`exit_code`] for a run's checks.
+    /// [`exit_code()`] for a run's checks.
     pub fn exit_code(checks: &[Check]) -> u8 {
         exit_code(checks.iter().map(|c| c.status))
     }
+
+    /// How many of `checks` ended as `status`.
+    pub fn count(checks: &[Check], status: Status) -> usize {
+        checks.iter().filter(|c| c.status == status).count()
+    }
 }
 
-/// Writes checks as `PASS name  detail` lines.
+/// Writes checks as `PASS name  detail` lines (and a `fix:` line under a check that has one).
 ///
 /// # Errors
 /// The writer's I/O errors.
@@ -103,6 +137,9 @@ pub fn write_checks(out: &mut dyn Write, checks: &[Check]) -> io::Result<()> {
             c.name,
             c.detail
         )?;
+        if let Some(fix) = &c.fix {
+            writeln!(out, "       {:<width$}  fix: {fix}", "")?;
+        }
     }
     Ok(())
 }
@@ -118,6 +155,33 @@ mod tests {
         assert_eq!(exit_code([]), exit_code::SUCCESS);
         assert_eq!(exit_code([Pass, Fail, Skip]), exit_code::CHECK_FAILED);
         assert!(!passed([Warn, Fail]));
+    }
+
+    #[test]
+    fn a_fix_is_serialized_only_when_there_is_one() {
+        let plain = serde_json::to_value(Check::new("key", Status::Pass, "loads")).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"name": "key", "status": "pass", "detail": "loads"})
+        );
+        let fixed = Check::new("key", Status::Fail, "unset").with_fix("run keygen");
+        assert_eq!(serde_json::to_value(fixed).unwrap()["fix"], "run keygen");
+    }
+
+    #[test]
+    fn a_folded_step_fails_when_one_of_its_checks_fails() {
+        let pass = Check::new("a", Status::Pass, "fine");
+        let fail = Check::new("b", Status::Fail, "broken");
+        let step = Check::fold("step", &[pass.clone(), fail]);
+        assert_eq!(
+            (step.status, step.detail.as_str()),
+            (Status::Fail, "b: broken")
+        );
+        let step = Check::fold("step", &[pass.clone(), pass]);
+        assert_eq!(
+            (step.status, step.detail.as_str()),
+            (Status::Pass, "a: fine; a: fine")
+        );
     }
 
     #[test]

@@ -87,6 +87,15 @@ pub fn count_u64(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Ids or versions, comma-separated: `3, 5, 8`.
+pub fn join_numbers(numbers: &[i64]) -> String {
+    numbers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A signed number of seconds as a short human span: `52m`, `3h 5m`, `2d 4h`, `40s`.
 pub fn human_span(seconds: i64) -> String {
     let s = seconds.unsigned_abs();

@@ -155,6 +155,15 @@ impl TemporaryRun {
             None => "a process the mark does not name".to_owned(),
         }
     }
+
+    /// The `--mode cleanup` command that removes these rows once the run is gone (doctor's
+    /// fix): naming the run when this machine cannot judge it.
+    pub fn cleanup_command(&self) -> String {
+        match self.liveness() {
+            Liveness::Unknown => format!("oauthtest --mode cleanup --run {} --yes", self.mark.run),
+            _ => "oauthtest --mode cleanup --yes".to_owned(),
+        }
+    }
 }
 
 /// The liveness of a run, as a word: `gone`, `rebooted`, `running` or `unknown`.

@@ -16,7 +16,7 @@
 //!
 //! Codes are stored as SHA-256 digests, as tokens are.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,69 +25,19 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ClientRegistration;
-use crate::device::DeviceCodes;
-use crate::google::{ms, Ctx, Reply, TokenSuccess};
+use crate::handler::{ms, Ctx, Reply, TokenSuccess};
 use crate::incoming::Incoming;
 use crate::oidc::{self, IdTokenFor};
+use crate::sign_in::{key, CodeRecord};
 use crate::tokens::Account;
 use crate::wire;
 
 /// How long a code can be exchanged, on the mock clock.
 const CODE_TTL_MS: i64 = 10 * 60 * 1000;
-/// Codes kept at most; expired ones are dropped first.
-const MAX_CODES: usize = 10_000;
 /// Scopes the consent screen never lets a user untick.
 const BASIC_SCOPES: [&str; 3] = ["openid", EMAIL_SCOPE, PROFILE_SCOPE];
 const EMAIL_SCOPE: &str = "https://www.googleapis.com/auth/userinfo.email";
 const PROFILE_SCOPE: &str = "https://www.googleapis.com/auth/userinfo.profile";
-
-type Key = [u8; 32];
-
-fn key(code: &str) -> Key {
-    Sha256::digest(code.as_bytes()).into()
-}
-
-struct CodeRecord {
-    client_id: String,
-    redirect_uri: String,
-    scopes: Vec<String>,
-    account: Account,
-    offline: bool,
-    prompt_consent: bool,
-    nonce: Option<String>,
-    /// `(method, challenge)`.
-    challenge: Option<(String, String)>,
-    expires_at_ms: i64,
-    used: bool,
-}
-
-/// What one account granted one client before.
-#[derive(Default)]
-struct PriorConsent {
-    scopes: Vec<String>,
-    refresh_token_issued: bool,
-}
-
-/// Codes issued and consents given, forgotten by [`reset`](crate::MockGoogle::reset).
-#[derive(Default)]
-pub(crate) struct SignIn {
-    codes: HashMap<Key, CodeRecord>,
-    consents: HashMap<(String, String), PriorConsent>,
-    /// The device flow's codes.
-    pub(crate) devices: DeviceCodes,
-}
-
-impl SignIn {
-    fn insert(&mut self, code: &str, record: CodeRecord, now_ms: i64) {
-        if self.codes.len() >= MAX_CODES {
-            self.codes
-                .retain(|_, r| !r.used && r.expires_at_ms > now_ms);
-        }
-        if self.codes.len() < MAX_CODES {
-            self.codes.insert(key(code), record);
-        }
-    }
-}
 
 /// Google's short scope names as its token endpoint spells them back.
 pub(crate) fn expand_scope(scope: &str) -> &str {

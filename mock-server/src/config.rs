@@ -10,6 +10,13 @@ use std::time::Duration;
 
 use crate::error::MockError;
 
+/// The most the mock clock may run ahead of the real one: 100 years. Further advances are
+/// refused by [`MockGoogle::try_advance_clock`](crate::MockGoogle::try_advance_clock) and cut
+/// to this by [`MockGoogle::advance_clock`](crate::MockGoogle::advance_clock), so every time
+/// the mock computes stays far inside `i64` milliseconds.
+pub const MAX_CLOCK_OFFSET: Duration =
+    Duration::from_secs(100 * 365 * 24 * 60 * 60 + 25 * 24 * 60 * 60);
+
 /// The client id registered by [`MockConfig::default`].
 pub const DEFAULT_CLIENT_ID: &str = "mock-client-id.apps.googleusercontent.com";
 /// The client secret registered by [`MockConfig::default`].
@@ -206,7 +213,7 @@ impl MockConfig {
                 "access_token_ttl must be at least one second".to_string(),
             ));
         }
-        let limit = crate::MAX_CLOCK_OFFSET;
+        let limit = MAX_CLOCK_OFFSET;
         for (name, ttl) in [
             ("access_token_ttl", Some(self.access_token_ttl)),
             ("refresh_token_ttl", self.refresh_token_ttl),

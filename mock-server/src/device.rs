@@ -16,19 +16,18 @@
 //! - `400 expired_token`: the 30 minutes are over;
 //! - `400 invalid_grant`: unknown code, another client's, or exchanged already.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::{Rng as _, RngCore as _};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::authorize::{authenticate_client, expand_scope};
-use crate::google::{ms, Ctx, Reply, TokenSuccess};
+use crate::handler::{ms, Ctx, Reply, TokenSuccess};
 use crate::incoming::Incoming;
 use crate::oidc::{self, IdTokenFor};
+use crate::sign_in::{key, DeviceRecord, MAX_DEVICE_CODES};
 use crate::tokens::Account;
 use crate::wire;
 
@@ -36,37 +35,10 @@ use crate::wire;
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// How long a device code lives, as Google's: 30 minutes.
 const DEVICE_CODE_TTL_SECS: i64 = 1800;
-/// Codes kept at most.
-const MAX_DEVICE_CODES: usize = 10_000;
 /// The polling interval a code starts with, seconds, as Google's.
 const DEVICE_POLL_INTERVAL_SECS: i64 = 5;
 /// How much `slow_down` adds to a code's interval, seconds (RFC 8628 section 3.5).
 const SLOW_DOWN_STEP_SECS: i64 = 5;
-
-struct DeviceRecord {
-    client_id: String,
-    scopes: Vec<String>,
-    /// `None`: the user refused.
-    account: Option<Account>,
-    expires_at_ms: i64,
-    used: bool,
-    /// Polls still to be answered `authorization_pending` before the user's answer.
-    pending_polls: u32,
-    /// Seconds a device must wait between polls.
-    interval_secs: i64,
-    /// The last poll, on the mock clock.
-    last_poll_ms: Option<i64>,
-}
-
-/// Device codes issued, by digest.
-#[derive(Default)]
-pub(crate) struct DeviceCodes {
-    codes: HashMap<[u8; 32], DeviceRecord>,
-}
-
-fn key(code: &str) -> [u8; 32] {
-    Sha256::digest(code.as_bytes()).into()
-}
 
 #[derive(Serialize)]
 struct DeviceCodeAnswer<'a> {

@@ -41,8 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::request::Request;
-use crate::server::Answer;
+use crate::request::{Answer, Request};
 
 /// What one connection may cost.
 #[derive(Debug, Clone)]

@@ -2,104 +2,25 @@
 //!
 //! This is the part of the mock that must be right for the tool's verdicts to mean anything. It
 //! is plain logic over the token store (no HTTP server, no locking), so each rule reads as the
-//! reference document states it.
+//! reference document states it. [`answer`] is the dispatch: the refresh grant, revocation and
+//! the API call are here; sign-in ([`crate::authorize`]), the device flow ([`crate::device`]),
+//! OpenID Connect ([`crate::oidc`]) and service accounts ([`crate::service_account`]) are
+//! handlers of their own below it, all taking a [`Ctx`] and giving a [`Reply`]
+//! ([`crate::handler`]).
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::authorize::{self, SignIn};
-use crate::config::{ClientRegistration, MockConfig};
+use crate::authorize;
 use crate::device;
+use crate::handler::{ms, Ctx, Reply, TokenSuccess};
 use crate::incoming::Incoming;
 use crate::journal::{Endpoint, DEVICE_CODE_PATH};
 use crate::oidc::{self, IdTokenFor};
-use crate::service_account::{self, ServiceAccounts};
-use crate::signing::Keys;
-use crate::tokens::{TokenStatus, TokenStore};
+use crate::service_account;
+use crate::tokens::TokenStatus;
 use crate::wire::{self, to_json};
-
-/// An answer, before it becomes an HTTP response.
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: String,
-    /// What the journal records as the error code.
-    pub(crate) error: Option<String>,
-}
-
-impl Reply {
-    pub(crate) fn new(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-            error: None,
-        }
-    }
-
-    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    pub(crate) fn error(mut self, code: &str) -> Self {
-        self.error = Some(code.to_string());
-        self
-    }
-
-    /// A JSON answer with the token endpoint's headers.
-    pub(crate) fn token_json(status: u16, body: String) -> Self {
-        let mut reply = Self::new(status, body);
-        for (name, value) in wire::token_endpoint_headers() {
-            reply = reply.header(name, value);
-        }
-        reply
-    }
-
-    pub(crate) fn token_error(status: u16, error: &str, description: &str) -> Self {
-        Self::token_json(status, wire::error_body(error, description)).error(error)
-    }
-
-    pub(crate) fn method_not_allowed(allow: &str) -> Self {
-        Self::new(405, "")
-            .header("allow", allow)
-            .error("method_not_allowed")
-    }
-
-    /// A canned answer from a script step, journaled with the `error` its body names, if any.
-    pub(crate) fn canned(status: u16, headers: &[(String, String)], body: &str) -> Self {
-        let error = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|json| match &json["error"] {
-                serde_json::Value::String(code) => Some(code.clone()),
-                serde_json::Value::Object(api) => api["status"].as_str().map(str::to_string),
-                _ => None,
-            });
-        Self {
-            status,
-            headers: headers.to_vec(),
-            body: body.to_string(),
-            error,
-        }
-    }
-}
-
-/// Everything the Google logic reads or changes.
-pub(crate) struct Ctx<'a> {
-    pub(crate) config: &'a MockConfig,
-    pub(crate) clients: &'a [ClientRegistration],
-    pub(crate) tokens: &'a mut TokenStore,
-    pub(crate) now_ms: i64,
-    /// The mock's own base URL, for the discovery document.
-    pub(crate) base_url: &'a str,
-    /// The keys that sign id_tokens.
-    pub(crate) keys: &'a Keys,
-    /// Authorization codes and past consents.
-    pub(crate) sign_in: &'a mut SignIn,
-    /// Service accounts created through the mock's owner.
-    pub(crate) service_accounts: &'a ServiceAccounts,
-}
 
 /// Answers `request` as Google would.
 pub(crate) fn answer(ctx: &mut Ctx<'_>, request: &Incoming) -> Reply {
@@ -130,23 +51,6 @@ pub(crate) fn revoke_presented_token(ctx: &mut Ctx<'_>, request: &Incoming) {
     if let Some(token) = token {
         ctx.tokens.revoke(token, ctx.now_ms);
     }
-}
-
-pub(crate) fn ms(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A token endpoint success body, keys in Google's order.
-#[derive(Serialize)]
-pub(crate) struct TokenSuccess<'a> {
-    pub(crate) access_token: &'a str,
-    pub(crate) expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) refresh_token: Option<&'a str>,
-    pub(crate) scope: &'a str,
-    pub(crate) token_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) id_token: Option<&'a str>,
 }
 
 /// `POST /token` with `grant_type=refresh_token`, checked in Google's order; the other grant

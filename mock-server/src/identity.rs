@@ -1,15 +1,15 @@
 //! What the mock's owner controls about identity: the consent step, the signing keys, and
 //! service accounts. Kept beside the server so its methods read in one place.
 
+use crate::accounts::{ServiceAccountSpec, ServiceAccounts};
 use crate::config::{Consent, MockConfig};
 use crate::error::MockError;
 use crate::server::MockGoogle;
-use crate::service_account::{ServiceAccountSpec, ServiceAccounts};
 
 /// The parts of the mock's state these methods change, borrowed under its lock.
-pub(crate) struct Identity<'a> {
-    pub(crate) config: &'a mut MockConfig,
-    pub(crate) service_accounts: &'a mut ServiceAccounts,
+struct Identity<'a> {
+    config: &'a mut MockConfig,
+    service_accounts: &'a mut ServiceAccounts,
 }
 
 /// A service-account JSON key file. `Debug` shows the account, never the private key.
@@ -33,6 +33,16 @@ impl std::fmt::Debug for ServiceAccountKey {
 }
 
 impl MockGoogle {
+    /// Runs `f` on what the sign-in, signing-key and service-account methods change.
+    fn with_identity<R>(&self, f: impl FnOnce(Identity<'_>) -> R) -> R {
+        self.with_state(|state| {
+            f(Identity {
+                config: &mut state.config,
+                service_accounts: &mut state.service_accounts,
+            })
+        })
+    }
+
     /// Sets what the consent step of `/o/oauth2/v2/auth` does from now on, until
     /// [`reset`](Self::reset).
     pub fn set_consent(&self, consent: Consent) {

@@ -57,7 +57,17 @@
 //! The mock never writes a raw token into its journal or into any `Debug` output: tokens are
 //! identified by [`fingerprint`] (the first 12 hex characters of their SHA-256), and the token
 //! store itself is keyed by digests.
+//!
+//! # Layers
+//! Modules import one way, top to bottom (`tests/cli/layers.rs` in `oauthtest` fails on a
+//! circle): the handle ([`MockGoogle`] in `server`, with its method groups `identity`, `family`,
+//! `revocation`); `state` (the lock, the scripts and the journal around each request); `google`,
+//! the dispatch, over its handlers `device`, `authorize`, `service_account`, `oidc` (each may use
+//! the ones after it); `handler` (the context a handler takes, the reply it gives); the stores
+//! `sign_in`, `accounts`, `tokens`, `config`, `signing`, and the journal and scripts; and at the
+//! bottom the wire: [`front`] (HTTP), `incoming`, `request`, [`wire`], `tls`, `error`.
 
+mod accounts;
 mod authorize;
 mod config;
 mod device;
@@ -65,6 +75,7 @@ mod error;
 mod family;
 pub mod front;
 mod google;
+mod handler;
 mod identity;
 mod incoming;
 mod journal;
@@ -74,16 +85,18 @@ mod revocation;
 mod script;
 mod server;
 mod service_account;
+mod sign_in;
 mod signing;
 mod state;
 mod tls;
 mod tokens;
 pub mod wire;
 
+pub use accounts::ServiceAccountSpec;
 pub use config::{
     ClientRegistration, Consent, MockConfig, SigningKeyPem, DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_EMAIL, DEFAULT_JOURNAL_CAPACITY,
-    DEFAULT_SUBJECT, TESTING_APP_REFRESH_TOKEN_TTL,
+    DEFAULT_SUBJECT, MAX_CLOCK_OFFSET, TESTING_APP_REFRESH_TOKEN_TTL,
 };
 pub use error::MockError;
 pub use front::Limits;
@@ -91,11 +104,9 @@ pub use identity::ServiceAccountKey;
 pub use journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
-pub use request::Request;
+pub use request::{Answer, Request};
 pub use script::{Action, Step};
-pub use server::{Answer, Answered, MockBuilder, MockGoogle};
-pub use service_account::ServiceAccountSpec;
-pub use state::MAX_CLOCK_OFFSET;
+pub use server::{Answered, MockBuilder, MockGoogle};
 pub use tls::ThrowawayTls;
 pub use tokens::{
     fingerprint, TokenStatus, MAX_LIVE_REFRESH_TOKENS, MAX_TOKENS_PER_GRANT,

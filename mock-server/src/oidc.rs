@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::google::{Ctx, Reply};
+use crate::handler::{Ctx, Reply};
 use crate::incoming::Incoming;
 use crate::journal::{
     AUTHORIZE_PATH, CERTS_PATH, DEVICE_CODE_PATH, PEM_CERTS_PATH, REVOKE_PATH, TOKEN_PATH,

@@ -1,4 +1,5 @@
-//! The request the mock reads: what its HTTP front end received, already within its limits.
+//! The request the mock reads (what its HTTP front end received, already within its limits)
+//! and the [`Answer`] it gives back.
 //!
 //! The mock's logic needs four things of a request: its method, its path and query, its headers
 //! and its whole body. [`Request`] holds exactly those (and the address it arrived on), so the
@@ -7,6 +8,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -95,6 +97,44 @@ impl fmt::Debug for Request {
             .field("body", &format_args!("[{} bytes]", self.body.len()))
             .field("local_addr", &self.local_addr)
             .finish()
+    }
+}
+
+/// How the mock answers one request given to [`MockGoogle::answer`](crate::MockGoogle::answer) (or a [`Service`](crate::front::Service)).
+pub enum Answer {
+    /// Send this response, `delay` from now.
+    Respond {
+        /// The status.
+        status: http::StatusCode,
+        /// The headers, in order.
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        /// The body. It may hold a freshly issued token: do not log it.
+        body: String,
+        /// How long to hold the answer back (a scripted delay).
+        delay: Duration,
+    },
+    /// Close the connection without any response (a scripted [`Action::Drop`](crate::Action::Drop)).
+    Drop,
+}
+
+impl fmt::Debug for Answer {
+    /// Bodies may hold tokens: shown by length only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Respond {
+                status,
+                headers,
+                body,
+                delay,
+            } => f
+                .debug_struct("Respond")
+                .field("status", status)
+                .field("headers", &headers.len())
+                .field("body", &format_args!("[{} bytes]", body.len()))
+                .field("delay", delay)
+                .finish(),
+            Self::Drop => f.write_str("Drop"),
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::google::ms;
+use crate::handler::ms;
 use crate::server::MockGoogle;
 
 impl MockGoogle {

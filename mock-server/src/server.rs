@@ -15,54 +15,16 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::config::{ClientRegistration, MockConfig};
+use crate::config::{ClientRegistration, MockConfig, MAX_CLOCK_OFFSET};
 use crate::error::MockError;
 use crate::front::{self, Limits};
 use crate::journal::{
     JournalEntry, API_PATH, DISCOVERY_PATH, REVOKE_PATH, TOKENINFO_PATH, TOKEN_PATH,
 };
-use crate::request::Request;
+use crate::request::{Answer, Request};
 use crate::script::Step;
-use crate::state::{Shared, State, MAX_CLOCK_OFFSET};
+use crate::state::{Shared, State};
 use crate::tokens::TokenStatus;
-
-/// How the mock answers one request given to [`MockGoogle::answer`].
-pub enum Answer {
-    /// Send this response, `delay` from now.
-    Respond {
-        /// The status.
-        status: http::StatusCode,
-        /// The headers, in order.
-        headers: Vec<(http::HeaderName, http::HeaderValue)>,
-        /// The body. It may hold a freshly issued token: do not log it.
-        body: String,
-        /// How long to hold the answer back (a scripted delay).
-        delay: Duration,
-    },
-    /// Close the connection without any response (a scripted [`Action::Drop`](crate::Action::Drop)).
-    Drop,
-}
-
-impl fmt::Debug for Answer {
-    /// Bodies may hold tokens: shown by length only.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Respond {
-                status,
-                headers,
-                body,
-                delay,
-            } => f
-                .debug_struct("Respond")
-                .field("status", status)
-                .field("headers", &headers.len())
-                .field("body", &format_args!("[{} bytes]", body.len()))
-                .field("delay", delay)
-                .finish(),
-            Self::Drop => f.write_str("Drop"),
-        }
-    }
-}
 
 /// What [`MockGoogle::answer`] returns: the answer, and the journal entry recorded for it (safe
 /// to log: it holds fingerprints, never tokens).
@@ -553,16 +515,6 @@ impl MockGoogle {
     pub fn access_token_status(&self, token: &str) -> TokenStatus {
         let state = self.shared.state.lock();
         state.tokens.access_status(token, state.now_ms())
-    }
-
-    /// Runs `f` on what the sign-in, signing-key and service-account methods change.
-    pub(crate) fn with_identity<R>(&self, f: impl FnOnce(crate::identity::Identity<'_>) -> R) -> R {
-        let mut state = self.shared.state.lock();
-        let state = &mut *state;
-        f(crate::identity::Identity {
-            config: &mut state.config,
-            service_accounts: &mut state.service_accounts,
-        })
     }
 
     /// Runs `f` on the mock's state, under its lock.

@@ -10,25 +10,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::authorize::SignIn;
-use crate::config::MockConfig;
-use crate::google::{self, Ctx, Reply};
+use crate::accounts::ServiceAccounts;
+use crate::config::{MockConfig, MAX_CLOCK_OFFSET};
+use crate::google;
+use crate::handler::{Ctx, Reply};
 use crate::incoming::Incoming;
 use crate::journal::{
     ClientAuth, Endpoint, JournalEntry, ACTION_DROPPED, ACTION_GOOGLE, ACTION_SCRIPTED,
 };
 use crate::request::Request;
 use crate::script::{Action, Step};
-use crate::service_account::ServiceAccounts;
+use crate::sign_in::SignIn;
 use crate::signing::Keys;
 use crate::tokens::{fingerprint, TokenStore};
-
-/// The most the mock clock may run ahead of the real one: 100 years. Further advances are
-/// refused by [`MockGoogle::try_advance_clock`](crate::MockGoogle::try_advance_clock) and cut
-/// to this by [`MockGoogle::advance_clock`](crate::MockGoogle::advance_clock), so every time
-/// the mock computes stays far inside `i64` milliseconds.
-pub const MAX_CLOCK_OFFSET: Duration =
-    Duration::from_secs(100 * 365 * 24 * 60 * 60 + 25 * 24 * 60 * 60);
 
 /// Everything that changes while the mock runs.
 pub(crate) struct State {
@@ -144,7 +138,8 @@ impl State {
 
 /// What the front end's service and the handle share.
 pub(crate) struct Shared {
-    /// The configuration the mock started with; [`MockGoogle::reset`] returns to it.
+    /// The configuration the mock started with;
+    /// [`MockGoogle::reset`](crate::MockGoogle::reset) returns to it.
     pub(crate) initial: MockConfig,
     pub(crate) started: Instant,
     pub(crate) base_url: String,

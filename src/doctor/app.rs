@@ -3,10 +3,10 @@
 //! Read-only: the store is opened so that nothing can be written.
 
 use crate::app_store::{AppStoreError, RowId};
+use crate::check::{write_checks, Check, Status};
 use crate::error::Result;
 use crate::report::Report;
 use crate::settings::Settings;
-use crate::staging::{self, Check, Status};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -113,7 +113,7 @@ impl Report for AppDoctorReport {
             "doctor: application store {} ({}), {} Google row(s), config {}",
             self.table, self.cipher, self.rows, self.config
         )?;
-        staging::write_checks(out, &self.checks)?;
+        write_checks(out, &self.checks)?;
         writeln!(out, "{}", if self.passed() { "PASS" } else { "FAIL" })
     }
 

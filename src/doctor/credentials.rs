@@ -1,8 +1,9 @@
 //! The `credentials` check: every stored row reads, decrypts with the configured keys, and agrees
 //! with what its envelope says (counts and ids only, never a value).
 
-use super::{join, Finding, Status};
+use crate::check::{Check, Status};
 use crate::crypto::{CryptoError, EnvelopeFormat, Keyring};
+use crate::report::join_numbers;
 use crate::settings::OLD_KEYS_VAR;
 use crate::store::{CredentialState, DecryptError, MigrationStatus, Store, StoreError};
 use std::collections::BTreeMap;
@@ -12,22 +13,22 @@ pub(super) async fn check_credentials(
     store: Option<&Store>,
     status: Option<&Result<MigrationStatus, StoreError>>,
     keyring: Option<&Keyring>,
-) -> Finding {
+) -> Check {
     const CHECK: &str = "credentials";
     let Some(store) = store else {
-        return Finding::new(CHECK, Status::Skip, "not checked: no database");
+        return Check::new(CHECK, Status::Skip, "not checked: no database");
     };
     if matches!(status, Some(Ok(s)) if !s.ledger_exists) {
-        return Finding::new(CHECK, Status::Skip, "not checked: no oauthtest store yet");
+        return Check::new(CHECK, Status::Skip, "not checked: no oauthtest store yet");
     }
     let Some(keyring) = keyring else {
-        return Finding::new(CHECK, Status::Skip, "not checked: the key did not load");
+        return Check::new(CHECK, Status::Skip, "not checked: the key did not load");
     };
     let listing = match store.list_all().await {
         Ok(listing) => listing,
         Err(e) => {
-            return Finding::new(CHECK, Status::Fail, e.to_string())
-                .fix("make the migrations current first (see migrations)")
+            return Check::new(CHECK, Status::Fail, e.to_string())
+                .with_fix("make the migrations current first (see migrations)")
         }
     };
     // Temporary rows are sealed with their run's throwaway key: the temporary_rows check's.
@@ -38,7 +39,7 @@ pub(super) async fn check_credentials(
         .collect();
     let total = rows.len() + listing.bad.len();
     if total == 0 {
-        return Finding::new(CHECK, Status::Pass, "no credentials stored");
+        return Check::new(CHECK, Status::Pass, "no credentials stored");
     }
     let mut failed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut disagree: Vec<String> = Vec::new();
@@ -113,7 +114,7 @@ pub(super) async fn check_credentials(
         if undecryptable > 0 {
             let detail: Vec<_> = failed
                 .iter()
-                .map(|(why, list)| format!("{} ({why})", join(list)))
+                .map(|(why, list)| format!("{} ({why})", join_numbers(list)))
                 .collect();
             problems.push(format!(
                 "{undecryptable} of {total} credentials do not decrypt with the configured keys: {}",
@@ -142,7 +143,7 @@ pub(super) async fn check_credentials(
                 disagree.join("; ")
             ));
         }
-        return Finding::new(CHECK, Status::Fail, problems.join("; ")).fix(format!(
+        return Check::new(CHECK, Status::Fail, problems.join("; ")).with_fix(format!(
             "if you still have the key that sealed them, add it to {OLD_KEYS_VAR} and run \
              `oauthtest --mode rekey`; otherwise their users must reconnect; rows restored from \
              production: `oauthtest --mode scrub`; a row that cannot be read or disagrees with \
@@ -162,7 +163,7 @@ pub(super) async fn check_credentials(
         message.push_str(&format!(
             "; {} still sealed with a previous key: {}",
             on_previous_key.len(),
-            join(&on_previous_key)
+            join_numbers(&on_previous_key)
         ));
         fixes.push(format!(
             "run `oauthtest --mode rekey`, then drop the old key from {OLD_KEYS_VAR}"
@@ -172,14 +173,14 @@ pub(super) async fn check_credentials(
         message.push_str(&format!(
             "; {} sealed before store binding (otv1, a rollback would not be detected): {}",
             row_bound.len(),
-            join(&row_bound)
+            join_numbers(&row_bound)
         ));
         if on_previous_key.is_empty() {
             fixes.push("run `oauthtest --mode rekey` to bind them to this store".to_owned());
         }
     }
     if fixes.is_empty() {
-        return Finding::new(CHECK, Status::Pass, message);
+        return Check::new(CHECK, Status::Pass, message);
     }
-    Finding::new(CHECK, Status::Warn, message).fix(fixes.join("; "))
+    Check::new(CHECK, Status::Warn, message).with_fix(fixes.join("; "))
 }

@@ -4,8 +4,9 @@
 //! A pipeline runs doctor before it trusts anything else (`scripts/pre_deploy_check.sh` does):
 //! a missing or malformed key, a staging store that shares the production key, an unreachable
 //! database, migrations that are not current, credentials that no longer decrypt, an endpoint
-//! that cannot be reached, a production guard that is off. Each is a [`Finding`] with a status
-//! and a fix, so one run says everything that is wrong rather than stopping at the first.
+//! that cannot be reached, a production guard that is off. Each is a [`Check`] (the one check
+//! type of every judging mode) with a status and, for a problem, its fix, so one run says
+//! everything that is wrong rather than stopping at the first.
 //!
 //! # Security
 //! Doctor never writes: the store is opened read-only and never migrated
@@ -14,16 +15,15 @@
 
 pub mod app;
 
-use crate::check::{self, Status};
+use crate::check::{Check, Status};
 use crate::cli::{Environment, Mode};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
-use crate::report::Report;
+use crate::report::{join_numbers, Report};
 use crate::settings::{Settings, OLD_KEYS_VAR};
 use crate::store::{redact_url, BackendKind, MigrationStatus, Store, StoreError, MIGRATIONS_TABLE};
 use crate::task::DoctorArgs;
 use clap::ValueEnum;
-use serde::Serialize;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -44,76 +44,47 @@ fn label(status: Status) -> &'static str {
     }
 }
 
-/// One check's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// Which check: `key`, `production_key`, `database`, `migrations`, `credentials`,
-    /// `token_endpoint`, `environment`.
-    pub check: &'static str,
-    /// Its verdict.
-    pub status: Status,
-    /// What was found (never a secret).
-    pub message: String,
-    /// How to fix it, when there is something to fix.
-    pub fix: Option<String>,
-}
-
-impl Finding {
-    fn new(check: &'static str, status: Status, message: impl Into<String>) -> Self {
-        Self {
-            check,
-            status,
-            message: message.into(),
-            fix: None,
-        }
-    }
-
-    fn fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-}
-
-/// Everything doctor found, in check order.
+/// Everything doctor found, in check order: `key`, `production_key`, `database`, `migrations`,
+/// `credentials`, `temporary_rows` (one per run), `token_endpoint`, `environment`.
 #[derive(Debug)]
 pub struct DoctorReport {
-    findings: Vec<Finding>,
+    checks: Vec<Check>,
 }
 
 impl DoctorReport {
     fn count(&self, status: Status) -> usize {
-        self.findings.iter().filter(|f| f.status == status).count()
+        Check::count(&self.checks, status)
     }
 }
 
-/// Runs every check. Problems are findings, not errors: the report always comes back.
+/// Runs every check. Problems are failed checks, not errors: the report always comes back.
 ///
 /// # Errors
 /// None today; the signature is every mode's.
 pub async fn run(settings: &Settings, args: &DoctorArgs) -> Result<DoctorReport> {
-    let mut findings = Vec::new();
+    let mut checks = Vec::new();
     let (key, keyring) = check_key(settings);
-    findings.push(key);
-    findings.push(check_production_key(settings, keyring.as_ref()));
+    checks.push(key);
+    checks.push(check_production_key(settings, keyring.as_ref()));
     let (database, store) = check_database(settings).await;
-    findings.push(database);
+    checks.push(database);
     let status = match &store {
         Some(store) => Some(store.migration_status().await),
         None => None,
     };
-    findings.push(check_migrations(status.as_ref()));
-    findings.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
-    findings.extend(temporary::check_temporary_rows(store.as_ref(), status.as_ref()).await);
-    findings.push(check_endpoint(settings, args.check_endpoint).await);
-    findings.push(check_environment(settings, args.production_override));
+    checks.push(check_migrations(status.as_ref()));
+    checks.push(check_credentials(store.as_ref(), status.as_ref(), keyring.as_ref()).await);
+    checks.extend(temporary::check_temporary_rows(store.as_ref(), status.as_ref()).await);
+    checks.push(check_endpoint(settings, args.check_endpoint).await);
+    checks.push(check_environment(settings, args.production_override));
     if let Some(store) = store {
         store.close().await;
     }
-    Ok(DoctorReport { findings })
+    Ok(DoctorReport { checks })
 }
 
 /// The current key loads (and the previous ones, if any).
-fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
+fn check_key(settings: &Settings) -> (Check, Option<Keyring>) {
     match settings.keyring() {
         Ok(keyring) => {
             let previous: Vec<_> = keyring.previous().iter().map(|k| k.id()).collect();
@@ -126,7 +97,7 @@ fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
                 keyring.current().id(),
                 settings.key_source()
             );
-            (Finding::new("key", Status::Pass, message), Some(keyring))
+            (Check::new("key", Status::Pass, message), Some(keyring))
         }
         Err(e) => {
             let fix = match &e {
@@ -140,7 +111,7 @@ fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
                     .to_owned(),
             };
             (
-                Finding::new("key", Status::Fail, e.to_string()).fix(fix),
+                Check::new("key", Status::Fail, e.to_string()).with_fix(fix),
                 None,
             )
         }
@@ -148,19 +119,19 @@ fn check_key(settings: &Settings) -> (Finding, Option<Keyring>) {
 }
 
 /// Staging's keys are not production's.
-fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Finding {
+fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Check {
     const CHECK: &str = "production_key";
     let production = match settings.production_key_id() {
         Ok(p) => p,
         Err(e) => {
-            return Finding::new(CHECK, Status::Fail, e.to_string()).fix(
+            return Check::new(CHECK, Status::Fail, e.to_string()).with_fix(
                 "give the production key's id with --production-key-id or \
                  OAUTHTEST_PRODUCTION_KEY_ID (16 hex digits; doctor run in production prints it)",
             )
         }
     };
     if settings.environment == Some(Environment::Production) {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Skip,
             "this is production (--env / OAUTHTEST_ENV): there is no production key to keep apart",
@@ -170,19 +141,19 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
         let message = "not checked: no production key id given (--production-key-id or \
                        OAUTHTEST_PRODUCTION_KEY_ID)";
         return if settings.environment == Some(Environment::Staging) {
-            Finding::new(CHECK, Status::Warn, message).fix(
+            Check::new(CHECK, Status::Warn, message).with_fix(
                 "set OAUTHTEST_PRODUCTION_KEY_ID to the production key's id (not a secret), so \
                  every run proves staging does not share production's key",
             )
         } else {
-            Finding::new(CHECK, Status::Skip, message)
+            Check::new(CHECK, Status::Skip, message)
         };
     };
     let Some(keyring) = keyring else {
-        return Finding::new(CHECK, Status::Skip, "not checked: the key did not load");
+        return Check::new(CHECK, Status::Skip, "not checked: the key did not load");
     };
     if keyring.current().id() == production.id {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Fail,
             format!(
@@ -191,7 +162,7 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
                 production.id, production.source
             ),
         )
-        .fix(
+        .with_fix(
             "generate a key of this store's own with `oauthtest --mode keygen` and make it \
              OAUTHTEST_ENCRYPTION_KEY; re-seal your test credentials with `oauthtest --mode rekey` \
              (the production key in OAUTHTEST_OLD_ENCRYPTION_KEYS for that one run), and wipe \
@@ -199,7 +170,7 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
         );
     }
     if keyring.previous().iter().any(|k| k.id() == production.id) {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Fail,
             format!(
@@ -208,12 +179,12 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
                 production.id, production.source
             ),
         )
-        .fix(format!(
+        .with_fix(format!(
             "remove the production key from {OLD_KEYS_VAR}; wipe credentials sealed with it with \
              `oauthtest --mode scrub`"
         ));
     }
-    Finding::new(
+    Check::new(
         CHECK,
         Status::Pass,
         format!(
@@ -224,7 +195,7 @@ fn check_production_key(settings: &Settings, keyring: Option<&Keyring>) -> Findi
 }
 
 /// The store answers (opened read-only, never migrated).
-async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
+async fn check_database(settings: &Settings) -> (Check, Option<Store>) {
     const CHECK: &str = "database";
     let shown = redact_url(&settings.database_url);
     match Store::connect_without_migrating(&settings.database_url).await {
@@ -243,10 +214,10 @@ async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
                     settings.environment,
                     Some(Environment::Staging | Environment::Production)
                 ) {
-                Finding::new(CHECK, Status::Warn, message)
-                    .fix("set DATABASE_URL (or --database-url) to this environment's store")
+                Check::new(CHECK, Status::Warn, message)
+                    .with_fix("set DATABASE_URL (or --database-url) to this environment's store")
             } else {
-                Finding::new(CHECK, Status::Pass, message)
+                Check::new(CHECK, Status::Pass, message)
             };
             (finding, Some(store))
         }
@@ -265,7 +236,7 @@ async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
                 }
             };
             (
-                Finding::new(CHECK, Status::Fail, e.to_string()).fix(fix),
+                Check::new(CHECK, Status::Fail, e.to_string()).with_fix(fix),
                 None,
             )
         }
@@ -273,19 +244,19 @@ async fn check_database(settings: &Settings) -> (Finding, Option<Store>) {
 }
 
 /// The store's applied migrations are exactly the ones this binary carries.
-fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Finding {
+fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Check {
     const CHECK: &str = "migrations";
     let status = match status {
-        None => return Finding::new(CHECK, Status::Skip, "not checked: no database"),
+        None => return Check::new(CHECK, Status::Skip, "not checked: no database"),
         Some(Err(e)) => {
-            return Finding::new(CHECK, Status::Fail, e.to_string()).fix(format!(
+            return Check::new(CHECK, Status::Fail, e.to_string()).with_fix(format!(
                 "check that the database user may read {MIGRATIONS_TABLE}"
             ))
         }
         Some(Ok(status)) => status,
     };
     if status.is_current() {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Pass,
             format!(
@@ -300,12 +271,12 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
         );
     }
     if !status.ledger_exists {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Fail,
             format!("no oauthtest store in this database yet (no {MIGRATIONS_TABLE} table)"),
         )
-        .fix(
+        .with_fix(
             "create it: `oauthtest --mode init` applies the migrations (and changes no \
              credential)",
         );
@@ -322,7 +293,7 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if !status.modified.is_empty() {
         problems.push(format!(
             "applied from a different file than this binary carries: {}",
-            join(&status.modified)
+            join_numbers(&status.modified)
         ));
         fixes.push(
             "a migration file was edited after it was applied: restore it (add a new \
@@ -333,17 +304,17 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
     if !status.unknown.is_empty() {
         problems.push(format!(
             "applied by a newer oauthtest: {}",
-            join(&status.unknown)
+            join_numbers(&status.unknown)
         ));
         fixes.push("use the oauthtest version that migrated this store (or newer)".to_owned());
     }
     if !status.pending.is_empty() {
-        problems.push(format!("pending: {}", join(&status.pending)));
+        problems.push(format!("pending: {}", join_numbers(&status.pending)));
         fixes.push(
             "apply them: `oauthtest --mode init` does (and changes no credential)".to_owned(),
         );
     }
-    Finding::new(
+    Check::new(
         CHECK,
         Status::Fail,
         format!(
@@ -353,15 +324,15 @@ fn check_migrations(status: Option<&Result<MigrationStatus, StoreError>>) -> Fin
             problems.join("; ")
         ),
     )
-    .fix(fixes.join("; "))
+    .with_fix(fixes.join("; "))
 }
 
 /// The token endpoint answers an HTTP request (no credential in it).
-async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
+async fn check_endpoint(settings: &Settings, asked: bool) -> Check {
     const CHECK: &str = "token_endpoint";
     let shown = redact_url(settings.token_url.as_str());
     if !asked {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Skip,
             format!("not checked (pass --check-endpoint to try {shown})"),
@@ -369,7 +340,7 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
     }
     let http = match settings.http_client() {
         Ok(http) => http,
-        Err(e) => return Finding::new(CHECK, Status::Fail, e.to_string()),
+        Err(e) => return Check::new(CHECK, Status::Fail, e.to_string()),
     };
     let started = Instant::now();
     let answer = http
@@ -379,7 +350,7 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
         .await;
     let ms = started.elapsed().as_millis();
     match answer {
-        Ok(response) if response.status().is_server_error() => Finding::new(
+        Ok(response) if response.status().is_server_error() => Check::new(
             CHECK,
             Status::Warn,
             format!(
@@ -387,8 +358,8 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
                 response.status().as_u16()
             ),
         )
-        .fix("check the endpoint's health; refreshes will be retried, then fail"),
-        Ok(response) => Finding::new(
+        .with_fix("check the endpoint's health; refreshes will be retried, then fail"),
+        Ok(response) => Check::new(
             CHECK,
             Status::Pass,
             format!(
@@ -405,12 +376,12 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
                 reason.push_str(&cause.to_string());
                 source = cause.source();
             }
-            Finding::new(
+            Check::new(
                 CHECK,
                 Status::Fail,
                 format!("{shown} cannot be reached: {reason}"),
             )
-            .fix(
+            .with_fix(
                 "check network access to it (DNS, proxy, firewall), or point --token-url / \
                  OAUTHTEST_TOKEN_URL at the right endpoint",
             )
@@ -418,17 +389,8 @@ async fn check_endpoint(settings: &Settings, asked: bool) -> Finding {
     }
 }
 
-/// Ids or versions, comma-separated.
-pub(crate) fn join(numbers: &[i64]) -> String {
-    numbers
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// What the production guard will do in this environment.
-fn check_environment(settings: &Settings, production_override: bool) -> Finding {
+fn check_environment(settings: &Settings, production_override: bool) -> Check {
     const CHECK: &str = "environment";
     let guarded: Vec<_> = Mode::value_variants()
         .iter()
@@ -437,7 +399,7 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
         .collect();
     let guarded = guarded.join(", ");
     let Some(env) = settings.environment else {
-        return Finding::new(
+        return Check::new(
             CHECK,
             Status::Warn,
             format!(
@@ -445,13 +407,13 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
                  anything else, so the modes that change credentials ({guarded}) run anywhere"
             ),
         )
-        .fix("set OAUTHTEST_ENV (or --env) to development, test, staging or production");
+        .with_fix("set OAUTHTEST_ENV (or --env) to development, test, staging or production");
     };
     let name = env
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_owned());
     match env {
-        Environment::Production if production_override => Finding::new(
+        Environment::Production if production_override => Check::new(
             CHECK,
             Status::Warn,
             format!(
@@ -459,8 +421,8 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
                  would run"
             ),
         )
-        .fix("drop --i-know-this-is-production once the maintenance is done"),
-        Environment::Production => Finding::new(
+        .with_fix("drop --i-know-this-is-production once the maintenance is done"),
+        Environment::Production => Check::new(
             CHECK,
             Status::Pass,
             format!(
@@ -468,7 +430,7 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
                  previews and read-only modes run"
             ),
         ),
-        _ => Finding::new(
+        _ => Check::new(
             CHECK,
             Status::Pass,
             format!(
@@ -481,9 +443,9 @@ fn check_environment(settings: &Settings, production_override: bool) -> Finding 
 
 impl Report for DoctorReport {
     fn render_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for f in &self.findings {
-            writeln!(out, "{:<5} {:<15} {}", label(f.status), f.check, f.message)?;
-            if let Some(fix) = &f.fix {
+        for c in &self.checks {
+            writeln!(out, "{:<5} {:<15} {}", label(c.status), c.name, c.detail)?;
+            if let Some(fix) = &c.fix {
                 writeln!(out, "{:<22}fix: {fix}", "")?;
             }
         }
@@ -501,18 +463,18 @@ impl Report for DoctorReport {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": "doctor",
-            "ok": check::passed(self.findings.iter().map(|f| f.status)),
+            "ok": Check::all_passed(&self.checks),
             "counts": {
                 "pass": self.count(Status::Pass),
                 "warn": self.count(Status::Warn),
                 "fail": self.count(Status::Fail),
                 "skip": self.count(Status::Skip),
             },
-            "findings": self.findings,
+            "checks": self.checks,
         })
     }
 
     fn exit_code(&self) -> u8 {
-        check::exit_code(self.findings.iter().map(|f| f.status))
+        Check::exit_code(&self.checks)
     }
 }

@@ -1,23 +1,22 @@
 //! The `temporary_rows` check: rows a `mock`, `mock-all` or `worker-sim` run put into this store
-//! and could not remove because it was killed (`kill -9`), one finding per run, each with the
-//! command that removes them ([`crate::manage::cleanup`]).
+//! and could not remove because it was killed (`kill -9`), one check per run, each with the
+//! command that removes them (`--mode cleanup`).
 
-use super::{Finding, Status};
-use crate::manage::cleanup::command_for;
-use crate::report::human_span;
+use crate::check::{Check, Status};
+use crate::report::{human_span, join_numbers};
 use crate::store::{Liveness, MigrationStatus, Store, StoreError};
 use crate::temp_rows;
 use chrono::Utc;
 
 const CHECK: &str = "temporary_rows";
 
-/// One finding per run whose temporary rows are in the store: `warn` for a run that is gone (or
+/// One check per run whose temporary rows are in the store: `warn` for a run that is gone (or
 /// that this machine cannot check), `ok` for one still running; a single `ok` when there are
 /// none. Nothing when the store could not be read (the credentials check says why).
 pub(super) async fn check_temporary_rows(
     store: Option<&Store>,
     status: Option<&Result<MigrationStatus, StoreError>>,
-) -> Vec<Finding> {
+) -> Vec<Check> {
     let Some(store) = store else {
         return Vec::new();
     };
@@ -29,7 +28,7 @@ pub(super) async fn check_temporary_rows(
     };
     let runs = temp_rows::by_run(&listing.rows);
     if runs.is_empty() {
-        return vec![Finding::new(CHECK, Status::Pass, "no temporary rows")];
+        return vec![Check::new(CHECK, Status::Pass, "no temporary rows")];
     }
     let now = Utc::now();
     runs.iter()
@@ -38,17 +37,17 @@ pub(super) async fn check_temporary_rows(
                 "{} temporary row(s) of run {} ({}), written {} ago by {}",
                 run.ids.len(),
                 run.mark.run,
-                super::join(&run.ids),
+                join_numbers(&run.ids),
                 human_span((now - run.oldest).num_seconds()),
                 run.writer()
             );
             match run.liveness() {
-                Liveness::Running => Finding::new(
+                Liveness::Running => Check::new(
                     CHECK,
                     Status::Pass,
                     format!("{what}, which is still running: it removes them when it ends"),
                 ),
-                l @ (Liveness::Gone | Liveness::Rebooted) => Finding::new(
+                l @ (Liveness::Gone | Liveness::Rebooted) => Check::new(
                     CHECK,
                     Status::Warn,
                     format!(
@@ -60,15 +59,15 @@ pub(super) async fn check_temporary_rows(
                         }
                     ),
                 )
-                .fix(format!("`{}` removes them", command_for(run))),
-                Liveness::Unknown => Finding::new(
+                .with_fix(format!("`{}` removes them", run.cleanup_command())),
+                Liveness::Unknown => Check::new(
                     CHECK,
                     Status::Warn,
                     format!("{what}, which this machine cannot check"),
                 )
-                .fix(format!(
+                .with_fix(format!(
                     "once that run is gone, `{}` removes them",
-                    command_for(run)
+                    run.cleanup_command()
                 )),
             }
         })

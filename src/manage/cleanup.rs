@@ -10,7 +10,7 @@
 //! Without `--yes` it only shows what it would remove.
 
 use crate::error::{Error, Result};
-use crate::report::{human_span, Report};
+use crate::report::{human_span, join_numbers, Report};
 use crate::settings::Settings;
 use crate::store::{redact_url, Liveness};
 use crate::task::CleanupArgs;
@@ -61,14 +61,6 @@ fn removable(run: &TemporaryRun, named: bool) -> std::result::Result<(), String>
             run.writer(),
             run.mark.run
         )),
-    }
-}
-
-/// The command that removes the rows of the dead runs among `runs` (doctor's fix).
-pub fn command_for(run: &TemporaryRun) -> String {
-    match run.liveness() {
-        Liveness::Unknown => format!("oauthtest --mode cleanup --run {} --yes", run.mark.run),
-        _ => "oauthtest --mode cleanup --yes".to_owned(),
     }
 }
 
@@ -151,7 +143,7 @@ impl Report for CleanupReport {
                 "run {}: {} row(s) ({}), written {} ago by {} ({}): {what}",
                 r.run,
                 r.rows.len(),
-                crate::doctor::join(&r.rows),
+                join_numbers(&r.rows),
                 human_span(r.age_secs),
                 r.writer,
                 r.alive

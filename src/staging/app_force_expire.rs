@@ -33,7 +33,7 @@ pub async fn force_expire(
     o.report.trigger = args.trigger.as_ref().map(TriggerArgs::describe);
     let pre = usability(&o.report.before);
     let failed = pre.iter().any(Check::failed);
-    o.report.checks.push(fold(STEP_VALID, &pre));
+    o.report.checks.push(Check::fold(STEP_VALID, &pre));
     if failed {
         o.report.step_skipped("step 1 failed");
         o.store.close().await;
@@ -97,11 +97,13 @@ pub async fn force_expire(
     let (refresh_checks, works): (Vec<_>, Vec<_>) = checks
         .into_iter()
         .partition(|c| c.name == "refresh" || c.name == "stored");
-    o.report.checks.push(fold(STEP_REFRESH, &refresh_checks));
+    o.report
+        .checks
+        .push(Check::fold(STEP_REFRESH, &refresh_checks));
     if works.is_empty() {
         o.report.step_skipped("the refresh failed");
     } else {
-        o.report.checks.push(fold(STEP_WORKS, &works));
+        o.report.checks.push(Check::fold(STEP_WORKS, &works));
     }
     o.report.action = action;
     o.report.after = Some(after);
@@ -119,12 +121,12 @@ async fn triggered(
     let secrets = trigger::secrets_of(o);
     let ran = trigger::run(settings, args, o.cred.row.id.as_str(), &secrets).await;
     let (step, output): (Vec<_>, Vec<_>) = ran.into_iter().partition(|c| c.status != Status::Note);
-    o.report.checks.push(fold(STEP_TRIGGER, &step));
+    o.report.checks.push(Check::fold(STEP_TRIGGER, &step));
     o.report.checks.extend(output);
     let after_cred = o.store.load(&o.cipher, &o.cred.row.id).await?;
     let after = snapshot(&after_cred, &o.cipher, settings);
     let works = trigger::verify(settings, o, expired, &after_cred, &after).await;
-    o.report.checks.push(fold(STEP_WORKS, &works));
+    o.report.checks.push(Check::fold(STEP_WORKS, &works));
     if after.state == "needs_reconnect" {
         o.report.action = Some(
             "The user must reconnect: the application marked the credential after its refresh \
@@ -134,22 +136,6 @@ async fn triggered(
     }
     o.report.after = Some(after);
     Ok(())
-}
-
-/// Folds several checks into one step: it fails when any of them fails.
-fn fold(name: &str, checks: &[Check]) -> Check {
-    let status = if checks.iter().any(Check::failed) {
-        Status::Fail
-    } else {
-        Status::Pass
-    };
-    let detail = checks
-        .iter()
-        .filter(|c| status == Status::Pass || c.failed())
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Check::new(name, status, detail)
 }
 
 impl AppStagingReport {

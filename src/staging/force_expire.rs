@@ -56,22 +56,6 @@ impl ForceExpireReport {
     }
 }
 
-/// Folds several checks into one step: it fails when any of them fails.
-fn fold(name: &str, checks: &[Check]) -> Check {
-    let status = if checks.iter().any(Check::failed) {
-        Status::Fail
-    } else {
-        Status::Pass
-    };
-    let detail = checks
-        .iter()
-        .filter(|c| status == Status::Pass || c.failed())
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Check::new(name, status, detail)
-}
-
 /// Runs the four steps on `--credential-id` (two with `--no-refresh`).
 ///
 /// # Errors
@@ -91,7 +75,10 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
         credential_id: id,
         name: row.name.clone(),
         no_refresh: args.no_refresh,
-        steps: vec![fold(STEP_VALID, &staging::usability_checks(&row, &before))],
+        steps: vec![Check::fold(
+            STEP_VALID,
+            &staging::usability_checks(&row, &before),
+        )],
         before,
         after: None,
         action: None,
@@ -164,7 +151,9 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
                 format!("saw the expired token and refreshed it: new access token {new_fp}"),
             );
             let stored = staging::stored_check(&expired_snapshot, &after, &new_fp);
-            report.steps.push(fold(STEP_REFRESH, &[worker, stored]));
+            report
+                .steps
+                .push(Check::fold(STEP_REFRESH, &[worker, stored]));
             Some(usable)
         }
         Ok(_) => {
@@ -200,7 +189,7 @@ pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExp
         &report.before.scopes,
     )
     .await;
-    report.steps.push(fold(STEP_WORKS, &proof));
+    report.steps.push(Check::fold(STEP_WORKS, &proof));
     store.close().await;
     Ok(report)
 }

@@ -163,16 +163,16 @@ async fn copy_goes_between_application_stores_and_oauthtests_own_sealed_with_the
     );
     let doctor = run(to_native(), &["--mode", "doctor", "--format", "json"], None);
     let found = doctor.json();
-    let creds = found["findings"]
+    let creds = found["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["check"] == "credentials")
+        .find(|f| f["name"] == "credentials")
         .unwrap()
         .clone();
     assert_eq!(creds["status"], "pass", "{creds}");
     assert!(
-        creds["message"].as_str().unwrap().starts_with("2 of 2"),
+        creds["detail"].as_str().unwrap().starts_with("2 of 2"),
         "{creds}"
     );
 

@@ -312,16 +312,16 @@ fn check_doctor(db: &TestDb, key: &str, tally: &mut Tally) {
     let r = run(cmd, &["--mode", "doctor", "--format", "json"], None);
     let v = r.json();
     for check in ["migrations", "credentials"] {
-        let finding = v["findings"]
+        let finding = v["checks"]
             .as_array()
-            .expect("findings")
+            .expect("checks")
             .iter()
-            .find(|f| f["check"] == check)
+            .find(|f| f["name"] == check)
             .unwrap_or_else(|| panic!("doctor has no {check} finding\n{r}"));
         if finding["status"] != "pass" {
             tally.violations.push(format!(
                 "doctor after a kill: {check}: {}",
-                finding["message"]
+                finding["detail"]
             ));
         }
     }

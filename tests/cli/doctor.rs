@@ -28,11 +28,11 @@ fn doctor(db: &TestDb, key: Option<&str>, args: &[&str]) -> Run {
 /// The finding named `check` in a doctor JSON report.
 #[track_caller]
 fn finding(r: &Run, check: &str) -> Value {
-    r.json()["findings"]
+    r.json()["checks"]
         .as_array()
-        .expect("findings")
+        .expect("checks")
         .iter()
-        .find(|f| f["check"] == check)
+        .find(|f| f["name"] == check)
         .unwrap_or_else(|| panic!("no {check} finding\n{r}"))
         .clone()
 }
@@ -41,7 +41,7 @@ fn finding(r: &Run, check: &str) -> Value {
 fn assert_finding(r: &Run, check: &str, status: &str, message_has: &str) -> Value {
     let f = finding(r, check);
     assert_eq!(f["status"], status, "{check}: {f}\n{r}");
-    let message = f["message"].as_str().unwrap();
+    let message = f["detail"].as_str().unwrap();
     assert!(
         message.contains(message_has),
         "{check} message lacks {message_has:?}: {message}"
@@ -82,7 +82,7 @@ fn import(db: &TestDb, key: &str) -> i64 {
 /// The id `--mode keygen` gives a key: doctor's `key` finding names it.
 fn key_id(db: &TestDb, key: &str) -> String {
     let r = doctor(db, Some(key), &[]);
-    let message = finding(&r, "key")["message"].as_str().unwrap().to_owned();
+    let message = finding(&r, "key")["detail"].as_str().unwrap().to_owned();
     message
         .split_whitespace()
         .nth(2)
@@ -243,7 +243,7 @@ fn staging_sharing_the_production_key_fails_however_it_is_given() {
         "fail",
         "the current key is the production key",
     );
-    assert!(f["message"].as_str().unwrap().contains(&id), "{f}");
+    assert!(f["detail"].as_str().unwrap().contains(&id), "{f}");
     assert!(f["fix"].as_str().unwrap().contains("--mode keygen"), "{f}");
 
     // By the key itself, in the variable or a file: only its id is compared or shown.
@@ -607,7 +607,7 @@ fn environment_finding_says_what_the_production_guard_will_do() {
     let r = with_env("production", &[]);
     let f = assert_finding(&r, "environment", "pass", "production: the guard refuses");
     for mode in ["import", "rekey", "real", "force-expire", "copy", "scrub"] {
-        assert!(f["message"].as_str().unwrap().contains(mode), "{f}");
+        assert!(f["detail"].as_str().unwrap().contains(mode), "{f}");
     }
     assert_finding(
         &with_env("production", &["--i-know-this-is-production"]),

@@ -76,11 +76,11 @@ fn with_key(db: &TestDb, key: &str, args: &[&str]) -> Run {
 }
 
 fn finding<'a>(doctor: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
-    doctor["findings"]
+    doctor["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["check"] == check)
+        .find(|f| f["name"] == check)
         .unwrap_or_else(|| panic!("no {check} finding in {doctor}"))
 }
 
@@ -202,7 +202,7 @@ fn bad_rows_are_named_and_the_rest_goes_on(db: &TestDb, key: &str, bad: &[(i64, 
     doctor.assert_code(1);
     let f = finding(&doctor.json(), "credentials").clone();
     assert_eq!(f["status"], "fail", "{doctor}");
-    let message = f["message"].as_str().unwrap();
+    let message = f["detail"].as_str().unwrap();
     assert!(message.contains("cannot be read"), "{message}");
     for (id, column) in bad {
         assert!(message.contains(&format!("{id} ({column}")), "{message}");
@@ -378,7 +378,7 @@ async fn an_older_envelope_put_back_or_one_from_another_store_is_refused(db: Tes
     r.assert_code(1);
     let f = finding(&r.json(), "credentials").clone();
     assert!(
-        f["message"]
+        f["detail"]
             .as_str()
             .unwrap()
             .contains(&format!("{id} (failed authentication")),
@@ -406,7 +406,7 @@ async fn an_older_envelope_put_back_or_one_from_another_store_is_refused(db: Tes
     let r = doctor(&db);
     r.assert_code(1);
     assert!(
-        finding(&r.json(), "credentials")["message"]
+        finding(&r.json(), "credentials")["detail"]
             .as_str()
             .unwrap()
             .contains(&format!("{id} (failed authentication")),
@@ -447,7 +447,7 @@ async fn doctor_compares_key_id_and_has_refresh_token_with_the_envelope(db: Test
     .await;
     let r = with_key(&db, &key, &["--mode", "doctor", "--format", "json"]);
     r.assert_code(1);
-    let message = finding(&r.json(), "credentials")["message"]
+    let message = finding(&r.json(), "credentials")["detail"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -489,7 +489,7 @@ async fn envelopes_sealed_before_store_binding_are_still_read_and_rekey_binds_th
     let f = finding(&r.json(), "credentials").clone();
     assert_eq!(f["status"], "warn", "{r}");
     assert!(
-        f["message"].as_str().unwrap().contains(&format!(
+        f["detail"].as_str().unwrap().contains(&format!(
             "1 sealed before store binding (otv1, a rollback would not be detected): {id}"
         )),
         "{r}"

@@ -63,14 +63,14 @@ fn poll(what: &str, mut done: impl FnMut() -> bool) {
 
 fn findings(world: &World) -> Vec<Value> {
     let r = world.run(&["--mode", "doctor", "--format", "json"]);
-    r.json()["findings"].as_array().unwrap().clone()
+    r.json()["checks"].as_array().unwrap().clone()
 }
 
 /// Each finding's check and verdict.
 fn verdicts(found: &[Value]) -> Vec<(String, String)> {
     found
         .iter()
-        .map(|f| (f["check"].to_string(), f["status"].to_string()))
+        .map(|f| (f["name"].to_string(), f["status"].to_string()))
         .collect()
 }
 
@@ -123,16 +123,16 @@ async fn rows_a_killed_run_left_are_named_by_doctor_and_removed_by_cleanup_and_a
     let found = findings(&world);
     let temp: Vec<&Value> = found
         .iter()
-        .filter(|f| f["check"] == "temporary_rows")
+        .filter(|f| f["name"] == "temporary_rows")
         .collect();
     let for_dead: Vec<&&Value> = temp
         .iter()
-        .filter(|f| f["message"].as_str().unwrap().contains(&dead_run))
+        .filter(|f| f["detail"].as_str().unwrap().contains(&dead_run))
         .collect();
     assert_eq!(for_dead.len(), 1, "{found:#?}");
     let f = for_dead[0];
     assert_eq!(f["status"], "warn", "{f}");
-    let message = f["message"].as_str().unwrap();
+    let message = f["detail"].as_str().unwrap();
     assert!(
         message.starts_with("3 temporary row(s) of run"),
         "{message}"
@@ -147,14 +147,14 @@ async fn rows_a_killed_run_left_are_named_by_doctor_and_removed_by_cleanup_and_a
     assert_eq!(f["fix"], "`oauthtest --mode cleanup --yes` removes them");
     let for_live = temp
         .iter()
-        .find(|f| f["message"].as_str().unwrap().contains(&live_run))
+        .find(|f| f["detail"].as_str().unwrap().contains(&live_run))
         .unwrap();
     assert_eq!(for_live["status"], "pass", "{for_live}");
-    assert!(for_live["message"]
+    assert!(for_live["detail"]
         .as_str()
         .unwrap()
         .contains("still running"));
-    let credentials = found.iter().find(|f| f["check"] == "credentials").unwrap();
+    let credentials = found.iter().find(|f| f["name"] == "credentials").unwrap();
     assert_eq!(credentials["status"], "pass", "{credentials}");
 
     // The preview removes nothing; naming the live run is refused.

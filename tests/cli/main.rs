@@ -20,6 +20,7 @@ mod fuzz_regressions;
 mod google_clients;
 mod hostile;
 mod interrupted;
+mod layers;
 mod leak_audit;
 #[path = "../../build/probe.rs"]
 mod probe;
