@@ -50,7 +50,7 @@ pub async fn run(
     let rows = AppRows::new(store, cipher).await?;
     let engine = Arc::new(engine_on(
         rows,
-        &settings.token_url.to_string(),
+        settings.token_url.as_str(),
         settings.api.clone(),
         &config,
         (settings.client_id.clone(), settings.client_secret.clone()),

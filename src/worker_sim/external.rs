@@ -93,7 +93,7 @@ pub async fn run_external(
     let engine = Arc::new(engine_for(
         store.clone(),
         keyring,
-        &settings.token_url.to_string(),
+        settings.token_url.as_str(),
         settings.api.clone(),
         &config,
     )?);
