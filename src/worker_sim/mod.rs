@@ -10,6 +10,11 @@
 //!
 //! `--processes P` starts P-1 more processes of this binary against the same store and the same
 //! mock, so coordination is proven across processes, not only across tasks.
+//!
+//! With `--token-url` the same workers run on stored credentials against that endpoint
+//! ([`external`]): oauthtest's own rows, or with a store config the application's
+//! ([`app_rows`]). With `--target-cmd` the application's own workers run instead
+//! ([`app_workers`]).
 
 pub mod app_rows;
 pub mod app_workers;

@@ -322,3 +322,114 @@ async fn a_bad_application_row_id_is_exit_2_naming_it_and_nothing_is_written() {
     );
     r.assert_code(2).assert_stderr_has("--token-url");
 }
+
+/// The engine's write-back on the application's row, step by step through the library: a row
+/// the application changed meanwhile is re-read, never overwritten blindly.
+#[tokio::test]
+async fn a_write_back_keeps_what_the_application_changed_meanwhile_and_never_its_newer_tokens() {
+    use oauthtest::app_store::{AppStore, Cipher, RowId, StoreConfig};
+    use oauthtest::refresh::{AppRows, RefreshStore};
+    use oauthtest::secret::AccessToken;
+    use oauthtest::store::{CredentialState, HistoryEntry, RefreshWrite};
+    use std::time::Duration;
+
+    if !available(Lib::Fernet) {
+        return;
+    }
+    let db = TestDb::sqlite();
+    let key = fernet_key();
+    let app = App::new(Lib::Fernet, &[("APP_ENCRYPTION_KEY", &key)]);
+    fastapi_table(&db).await;
+    fastapi_row(
+        &db,
+        7,
+        "gmailOAuth2",
+        "Gmail",
+        &app.seal(&fastapi_payload()),
+    )
+    .await;
+    let cfg = StoreConfig::load(&db.write("app.toml", FASTAPI_CONFIG)).unwrap();
+    let lookup = |name: &str| (name == "APP_ENCRYPTION_KEY").then(|| key.clone());
+    let cipher = Cipher::from_config(&cfg, &lookup).unwrap();
+    let store = AppStore::connect(cfg, &db.url).await.unwrap();
+    let rows = AppRows::new(store, cipher).await.unwrap();
+    let (id, owner, ttl) = (RowId::from(1), "worker-a", Duration::from_secs(30));
+    let history = HistoryEntry::new("worker-sim", "refresh", "refreshed", None);
+    let stored = || async {
+        let sealed = column(&db, "SELECT encrypted_data FROM credentials WHERE id = 1")
+            .await
+            .unwrap();
+        app.open(&sealed)
+    };
+    let application_writes = |payload: Value| {
+        let sealed = app.seal(&payload);
+        let db = &db;
+        async move {
+            crate::app_store::sql(
+                db,
+                &format!(
+                    "UPDATE credentials SET encrypted_data = {} WHERE id = 1",
+                    crate::app_store::lit(&sealed)
+                ),
+            )
+            .await;
+        }
+    };
+    let ours = |read: &_, token: &str| {
+        let mut new = rows.secrets(read).unwrap();
+        new.access_token = Some(AccessToken::from(token));
+        new.expiry = Some(Utc::now() + chrono::Duration::hours(1));
+        new
+    };
+    let write = |new| RefreshWrite {
+        secrets: Some(new),
+        state: CredentialState::Active,
+        outcome: "refreshed",
+        failed: false,
+        cooldown_until_ms: None,
+    };
+
+    // The application renames the account during the refresh: the result is written over the
+    // row as it is now, the rename kept.
+    let read = rows.load(&id).await.unwrap();
+    assert!(rows.try_acquire_lease(&id, owner, ttl).await.unwrap());
+    assert!(!rows.try_acquire_lease(&id, "worker-b", ttl).await.unwrap());
+    let mut theirs = stored().await;
+    theirs["account"]["email"] = json!("renamed@example.com");
+    application_writes(theirs).await;
+    let new = ours(&read, "ya29.OURS-1");
+    assert!(rows
+        .complete_refresh(&id, &read, owner, write(&new), &history)
+        .await
+        .unwrap());
+    let now = stored().await;
+    assert_eq!(now["access_token"], "ya29.OURS-1");
+    assert_eq!(now["account"]["email"], "renamed@example.com");
+    assert!(
+        rows.try_acquire_lease(&id, "worker-b", ttl).await.unwrap(),
+        "released"
+    );
+    rows.release_lease(&id, "worker-b").await.unwrap();
+
+    // The application refreshed the row itself meanwhile: its tokens stay, ours is discarded.
+    let read = rows.load(&id).await.unwrap();
+    assert!(rows.try_acquire_lease(&id, owner, ttl).await.unwrap());
+    let mut theirs = stored().await;
+    theirs["access_token"] = json!("ya29.THE-APPLICATIONS-OWN");
+    application_writes(theirs.clone()).await;
+    let new = ours(&read, "ya29.OURS-2");
+    assert!(!rows
+        .complete_refresh(&id, &read, owner, write(&new), &history)
+        .await
+        .unwrap());
+    assert_eq!(stored().await, theirs);
+
+    // A worker that no longer holds the lease writes nothing.
+    let read = rows.load(&id).await.unwrap();
+    let new = ours(&read, "ya29.OURS-3");
+    assert!(!rows
+        .complete_refresh(&id, &read, owner, write(&new), &history)
+        .await
+        .unwrap());
+    assert_eq!(stored().await, theirs);
+}
