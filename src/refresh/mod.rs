@@ -13,6 +13,10 @@
 //!    machines: it holds no connection, lapses by itself, and every write-back is fenced on it;
 //! 3. the row is re-read after each wait and after taking the lease, and the refresh is skipped
 //!    when another worker already did it.
+//!
+//! The engine works over a [`RefreshStore`]: oauthtest's own store ([`Native`]), or the
+//! application's rows ([`AppRows`]: the lease in oauthtest's own table, compare-and-swap
+//! write-backs the application's way).
 
 pub mod app_rows;
 mod backend;
