@@ -23,17 +23,15 @@ pub(super) fn app_task(cli: &Cli) -> Result<AppTask> {
         )?),
         Mode::Doctor => AppTask::Doctor(shared::doctor_args(cli)),
         Mode::Scrub => AppTask::Scrub(shared::scrub_args(cli, &THEIRS)?),
-        Mode::Import => AppTask::Import(ImportArgs {
-            file: shared::import_file(cli)?,
-            user_id: cli.user_id,
-            // Unset: the first of store.google_types.
-            credential_type: if cli.was_given("credential_type") {
+        // --type unset: the first of store.google_types.
+        Mode::Import => AppTask::Import(shared::import_args(
+            cli,
+            if cli.was_given("credential_type") {
                 cli.credential_type.clone()
             } else {
                 String::new()
             },
-            name: cli.name.clone(),
-        }),
+        )?),
         Mode::WorkerSim if cli.target_cmd.is_none() && cli.enqueue_cmd.is_none() => {
             if cli.worker_child {
                 return Err(Error::Usage(

@@ -6,7 +6,6 @@ use super::tasks::{admin_token, flag_of, in_range};
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::task::*;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a store's credential ids are read from the command line.
@@ -118,10 +117,15 @@ pub(super) fn force_expire_args<I>(
     })
 }
 
-/// `--mode import`'s `--file`.
-pub(super) fn import_file(cli: &Cli) -> Result<PathBuf> {
-    cli.file.clone().ok_or_else(|| {
-        Error::Usage("--mode import needs --file PATH (or --file - to read stdin)".into())
+/// `--mode import`, the new row's type being `credential_type`.
+pub(super) fn import_args(cli: &Cli, credential_type: String) -> Result<ImportArgs> {
+    Ok(ImportArgs {
+        file: cli.file.clone().ok_or_else(|| {
+            Error::Usage("--mode import needs --file PATH (or --file - to read stdin)".into())
+        })?,
+        user_id: cli.user_id,
+        credential_type,
+        name: cli.name.clone(),
     })
 }
 

@@ -306,12 +306,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
     }
     Ok(match cli.mode {
         Mode::List => Task::List(shared::list_args(cli, &OURS)?),
-        Mode::Import => Task::Import(ImportArgs {
-            file: shared::import_file(cli)?,
-            user_id: cli.user_id,
-            credential_type: cli.credential_type.clone(),
-            name: cli.name.clone(),
-        }),
+        Mode::Import => Task::Import(shared::import_args(cli, cli.credential_type.clone())?),
         Mode::Init => Task::Init,
         Mode::Keygen => Task::Keygen,
         Mode::Rekey => Task::Rekey(RekeyArgs {
