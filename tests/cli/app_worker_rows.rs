@@ -152,7 +152,7 @@ async fn coordinated_run(db: TestDb) {
     assert_eq!(v["jobs_succeeded"], 200, "{v}");
     assert_eq!(token_requests(&serve).await, (2, 2), "one per row: {v}");
 
-    let mut seen = format!("{}{}", r.stdout, r.stderr);
+    let mut new_tokens = Vec::new();
     for (n, before) in rows.payloads.iter().enumerate() {
         let now = stored(&db, &rows, n as i64 + 1).await;
         let access = now["access_token"].as_str().unwrap();
@@ -171,8 +171,7 @@ async fn coordinated_run(db: TestDb) {
         let client = before["client_id"].as_str().unwrap();
         let (status, body) = refresh(&serve, refresh_token, client, PLANTED_CLIENT_SECRET).await;
         assert_eq!(status, 200, "{body}");
-        seen.push_str(access);
-        seen.push_str(refresh_token);
+        new_tokens.extend([access.to_owned(), refresh_token.to_owned()]);
     }
     assert_eq!(
         column(&db, "SELECT user_id || '|' || type || '|' || name || '|' || status FROM credentials WHERE id = 2").await.as_deref(),
@@ -196,10 +195,10 @@ async fn coordinated_run(db: TestDb) {
         .payloads
         .iter()
         .map(|p| p["refresh_token"].as_str().unwrap())
+        .chain(new_tokens.iter().map(String::as_str))
         .chain([rows.key.as_str()])
         .collect();
     assert_no_secrets(&printed, &secrets);
-    assert!(!seen.is_empty());
 }
 
 on_both_backends!(a_refresh_storm_on_the_applications_rows_is_caught, storm);
