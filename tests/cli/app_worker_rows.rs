@@ -74,6 +74,31 @@ async fn rows(db: &TestDb, serve: &Serve, tokens: Option<&[&str]>) -> Option<Row
     Some(Rows { app, key, payloads })
 }
 
+/// serve answering every token request as Google does, after `delay_ms`: long enough that every
+/// worker reads the expired row before the first refresh is written back, so that without
+/// coordination they all refresh it, however fast a database connection opens.
+fn slow_serve(dir: &TestDb, delay_ms: u32, rotate: bool) -> Serve {
+    let scenarios = dir.path().join("serve-scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(
+        scenarios.join("slow_token_endpoint.toml"),
+        format!(
+            "description = \"Google's answers, each after {delay_ms} ms.\"\n\
+             [mock]\nrotate_refresh_tokens = {rotate}\n\
+             [[token]]\naction = \"google\"\ndelay_ms = {delay_ms}\nrepeat = 1000\n\
+             [expect]\noutcome = \"refreshed\"\ntoken_requests = 1\nstate = \"active\"\n\
+             api_call = \"succeeded\"\n"
+        ),
+    )
+    .unwrap();
+    Serve::start(&[
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--scenario",
+        "slow_token_endpoint",
+    ])
+}
+
 fn sim(db: &TestDb, rows: &Rows, serve: &Serve, ids: &str, extra: &[&str]) -> Command {
     let mut c = db.cmd();
     c.env("APP_ENCRYPTION_KEY", &rows.key)
@@ -118,8 +143,8 @@ on_both_backends!(
 );
 async fn coordinated_run(db: TestDb) {
     // Rotation: a refresh token that is not written back is lost, and the journal would show
-    // the superseded one presented again.
-    let serve = Serve::start(&["--scenario", "rotation"]);
+    // the superseded one presented again. Slow answers: the workers really wait on each other.
+    let serve = slow_serve(&db, 200, true);
     let Some(rows) = rows(&db, &serve, None).await else {
         return;
     };
@@ -203,7 +228,7 @@ async fn coordinated_run(db: TestDb) {
 
 on_both_backends!(a_refresh_storm_on_the_applications_rows_is_caught, storm);
 async fn storm(db: TestDb) {
-    let serve = Serve::start(&[]);
+    let serve = slow_serve(&db, 200, false);
     let Some(rows) = rows(&db, &serve, None).await else {
         return;
     };
