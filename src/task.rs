@@ -177,9 +177,9 @@ pub struct WorkerSimAppArgs {
 /// `--mode worker-sim --token-url URL`: workers on stored credentials against a real (or
 /// `serve`'s) token endpoint; also what a worker-sim child process runs.
 #[derive(Debug, Clone)]
-pub struct WorkerSimExternalArgs {
+pub struct WorkerSimExternalArgs<I = CredentialId> {
     /// The stored credentials to work on.
-    pub credential_ids: Vec<CredentialId>,
+    pub credential_ids: Vec<I>,
     /// Concurrent workers.
     pub workers: usize,
     /// Jobs in all.
@@ -375,6 +375,8 @@ pub enum AppTask {
     Import(ImportArgs),
     /// `--mode worker-sim --target-cmd`: the application's workers on temporary rows.
     WorkerSim(WorkerSimAppArgs),
+    /// `--mode worker-sim --credential-id`: oauthtest's workers on the application's rows.
+    WorkerSimRows(WorkerSimExternalArgs<RowId>),
 }
 
 impl AppTask {
@@ -385,9 +387,11 @@ impl AppTask {
             AppTask::WorkerSim(_) => Effect::TemporaryRows,
             AppTask::Real(a) if a.dry_run => Effect::ReadOnly,
             AppTask::Scrub(a) if !a.apply => Effect::ReadOnly,
-            AppTask::Real(_) | AppTask::ForceExpire(_) | AppTask::Scrub(_) | AppTask::Import(_) => {
-                Effect::Writes
-            }
+            AppTask::Real(_)
+            | AppTask::ForceExpire(_)
+            | AppTask::Scrub(_)
+            | AppTask::Import(_)
+            | AppTask::WorkerSimRows(_) => Effect::Writes,
         }
     }
 }

@@ -37,6 +37,7 @@ mod cipher;
 mod config;
 mod db;
 mod error;
+mod lease;
 mod payload;
 mod sql;
 mod store;
@@ -48,6 +49,7 @@ pub use config::{
     PayloadMap, ReconnectMark, ReconnectWhere, StoreConfig, CONFIG_ENV, CONFIG_FILE_NAME, PRESETS,
 };
 pub use error::AppStoreError;
+pub use lease::{AppLease, LEASE_TABLE};
 pub use payload::ExpiryFormat;
 pub use sql::{Ident, TableName};
 pub use store::{AppCredential, AppRow, AppStore, NewAppCredential, ScrubResult};

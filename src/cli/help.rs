@@ -91,6 +91,7 @@ fn examples(mode: Mode) -> &'static [&'static str] {
             "oauthtest --mode celery-sim --scenario rotation --processes 3 --report sim.html",
             "oauthtest --mode celery-sim --store-config oauthtest.toml --concurrency 12 --jobs 1000 \\\n    --target-cmd 'python -m refapp worker --concurrency 1 --queue \"$OAUTHTEST_RUN_ID\"' \\\n    --enqueue-cmd 'python -m refapp enqueue --queue \"$OAUTHTEST_RUN_ID\" --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\"'",
             "oauthtest --mode worker-sim --token-url http://127.0.0.1:8080/token --credential-id 3",
+            "oauthtest --mode worker-sim --store-config oauthtest.toml --token-url http://127.0.0.1:8080/token --credential-ids 1,2",
         ],
         Mode::Real => &[
             "oauthtest --mode real --credential-id 3 --dry-run --check-token",

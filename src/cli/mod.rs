@@ -170,8 +170,10 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub worker_child: bool,
 
-    /// Internal: the credentials a worker-sim child works on.
-    #[arg(long, hide = true)]
+    /// worker-sim with --token-url: the stored credentials to work on, comma-separated (one:
+    /// --credential-id). With a store config, the application's row ids: oauthtest's workers on
+    /// its rows, written back its way.
+    #[arg(long, value_name = "IDS", help_heading = "worker-sim")]
     pub credential_ids: Option<String>,
     /// mock-all: judge your own refresh code: for each scenario, run CMD with `sh -c` against
     /// its own mock (URLs and the stored credential in OAUTHTEST_* variables, see the README),

@@ -21,7 +21,7 @@ pub async fn dispatch(settings: &Settings, task: Task) -> Result<Box<dyn Report>
         Task::MockAll(args) => Box::new(scenarios::mode::run_all(settings, &args).await?),
         Task::WorkerSim(args) => Box::new(worker_sim::mode::run(settings, &args).await?),
         Task::WorkerSimExternal(args) => {
-            Box::new(worker_sim::mode::run_external(settings, &args).await?)
+            Box::new(worker_sim::external::run_external(settings, &args).await?)
         }
         Task::Real(args) => Box::new(staging::real::run(settings, &args).await?),
         Task::ForceExpire(args) => Box::new(staging::force_expire::run(settings, &args).await?),
@@ -46,5 +46,6 @@ async fn app(settings: &Settings, task: AppTask) -> Result<Box<dyn Report>> {
         AppTask::Scrub(args) => Box::new(staging::app_scrub::run(settings, &args).await?),
         AppTask::Doctor(_) => Box::new(doctor::app::run(settings).await?),
         AppTask::WorkerSim(args) => Box::new(worker_sim::app_workers::run(settings, &args).await?),
+        AppTask::WorkerSimRows(args) => Box::new(worker_sim::app_rows::run(settings, &args).await?),
     })
 }

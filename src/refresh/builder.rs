@@ -2,7 +2,7 @@
 //! mock-all, worker-sim) builds its engine here, from the store, the keys, the token endpoint
 //! and what differs between them (timeouts, retries, margin, leases, the mode's name).
 
-use super::{Engine, EngineConfig, EngineParts};
+use super::{Engine, EngineConfig, EngineParts, Native, RefreshStore};
 use crate::crypto::Keyring;
 use crate::exchange::{
     build_http_client, ExchangeConfig, ExchangeError, RetryPolicy, TokenExchanger,
@@ -15,9 +15,8 @@ use std::time::Duration;
 
 /// Builds an [`Engine`]; start from [`EngineBuilder::new`], change what differs, [`build`](Self::build).
 #[must_use]
-pub struct EngineBuilder {
-    store: Arc<Store>,
-    keyring: Arc<Keyring>,
+pub struct EngineBuilder<S = Native> {
+    store: S,
     exchange: ExchangeConfig,
     api: ApiEndpoints,
     http: Option<reqwest::Client>,
@@ -26,18 +25,26 @@ pub struct EngineBuilder {
     config: EngineConfig,
 }
 
-impl EngineBuilder {
-    /// An engine on `store` with `keyring`, refreshing at `exchange`'s token endpoint and proving
-    /// tokens at `api`; Google-like retries and the default [`EngineConfig`] until told otherwise.
+impl EngineBuilder<Native> {
+    /// An engine on oauthtest's `store` with `keyring`, refreshing at `exchange`'s token
+    /// endpoint and proving tokens at `api`; Google-like retries and the default
+    /// [`EngineConfig`] until told otherwise.
     pub fn new(
         store: Arc<Store>,
         keyring: Arc<Keyring>,
         exchange: ExchangeConfig,
         api: ApiEndpoints,
     ) -> Self {
+        Self::on(Native { store, keyring }, exchange, api)
+    }
+}
+
+impl<S: RefreshStore> EngineBuilder<S> {
+    /// [`EngineBuilder::new`] on any store the engine works over (the application's:
+    /// [`super::AppRows`]).
+    pub fn on(store: S, exchange: ExchangeConfig, api: ApiEndpoints) -> Self {
         Self {
             store,
-            keyring,
             exchange,
             api,
             http: None,
@@ -83,14 +90,13 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// [`ExchangeError`] when the HTTP client cannot be built (the TLS backend fails to start).
-    pub fn build(self) -> Result<Engine, ExchangeError> {
+    pub fn build(self) -> Result<Engine<S>, ExchangeError> {
         let http = match self.http {
             Some(http) => http,
             None => build_http_client(self.exchange.request_timeout)?,
         };
         Ok(Engine::new(EngineParts {
             store: self.store,
-            keyring: self.keyring,
             exchanger: TokenExchanger::new(http.clone(), self.exchange),
             http,
             api: self.api,

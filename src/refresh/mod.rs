@@ -13,19 +13,24 @@
 //!    machines: it holds no connection, lapses by itself, and every write-back is fenced on it;
 //! 3. the row is re-read after each wait and after taking the lease, and the refresh is skipped
 //!    when another worker already did it.
+//!
+//! The engine works over a [`RefreshStore`]: oauthtest's own store ([`Native`]), or the
+//! application's rows ([`AppRows`]: the lease in oauthtest's own table, compare-and-swap
+//! write-backs the application's way).
 
+pub mod app_rows;
+mod backend;
 mod builder;
 
+pub use app_rows::AppRows;
+pub use backend::{Native, RefreshStore, RowView};
 pub use builder::EngineBuilder;
 
 use crate::credential::GoogleCredential;
-use crate::crypto::Keyring;
 use crate::exchange::{code, Outcome, RefreshRequest, TokenExchanger};
 use crate::google_api::{self, ApiEndpoints};
 use crate::secret::{AccessToken, ClientSecret};
-use crate::store::{
-    CredentialRow, CredentialState, HistoryEntry, LeaseOwner, Liveness, RefreshWrite, Store,
-};
+use crate::store::{CredentialState, HistoryEntry, LeaseOwner, Liveness, RefreshWrite, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,10 +79,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// The refresh engine, shared by every worker of a process.
-pub struct Engine {
-    store: Arc<Store>,
-    keyring: Arc<Keyring>,
+/// The refresh engine, shared by every worker of a process, over oauthtest's own store
+/// ([`Native`]) or the application's ([`AppRows`]).
+pub struct Engine<S: RefreshStore = Native> {
+    store: S,
     exchanger: TokenExchanger,
     http: reqwest::Client,
     api: ApiEndpoints,
@@ -86,11 +91,11 @@ pub struct Engine {
     owner: String,
     here: LeaseOwner,
     config: EngineConfig,
-    flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    flights: Mutex<HashMap<S::Id, Arc<tokio::sync::Mutex<()>>>>,
     token_attempts: AtomicU64,
 }
 
-impl std::fmt::Debug for Engine {
+impl<S: RefreshStore> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("owner", &self.owner)
@@ -100,11 +105,9 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Everything an [`Engine`] is built from.
-pub struct EngineParts {
-    /// The store.
-    pub store: Arc<Store>,
-    /// Keys.
-    pub keyring: Arc<Keyring>,
+pub struct EngineParts<S> {
+    /// The store (with its keys).
+    pub store: S,
     /// The token exchange.
     pub exchanger: TokenExchanger,
     /// The HTTP client for API calls.
@@ -119,14 +122,20 @@ pub struct EngineParts {
     pub config: EngineConfig,
 }
 
-impl Engine {
+impl Engine<Native> {
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Store {
+        &self.store.store
+    }
+}
+
+impl<S: RefreshStore> Engine<S> {
     /// Builds an engine; its lease owner id is unique to this process and engine, and names
     /// this host and pid so that a lease left by a killed process can be recognised.
-    pub fn new(parts: EngineParts) -> Self {
+    pub fn new(parts: EngineParts<S>) -> Self {
         let here = LeaseOwner::this_process();
         Self {
             store: parts.store,
-            keyring: parts.keyring,
             exchanger: parts.exchanger,
             http: parts.http,
             api: parts.api,
@@ -140,56 +149,56 @@ impl Engine {
         }
     }
 
+    /// The store it works over.
+    pub fn backend(&self) -> &S {
+        &self.store
+    }
+
     /// Token-endpoint requests this engine has made (every attempt, retries included).
     pub fn token_attempts(&self) -> u64 {
         self.token_attempts.load(Ordering::Relaxed)
     }
 
-    /// The store this engine writes to.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    fn is_fresh(&self, row: &CredentialRow, now: DateTime<Utc>) -> bool {
+    fn is_fresh(&self, row: &RowView, now: DateTime<Utc>) -> bool {
         let margin = TimeDelta::from_std(self.config.margin).unwrap_or(TimeDelta::zero());
         row.expires_at.is_some_and(|e| e - margin > now)
     }
 
     fn usable_from(
         &self,
-        row: &CredentialRow,
+        id: &S::Id,
+        row: &S::Row,
+        view: &RowView,
         outcome: &'static str,
     ) -> Result<Usable, EngineError> {
-        let secrets = row.decrypt(&self.keyring)?;
+        let secrets = self.store.secrets(row)?;
         match secrets.access_token {
             Some(token) => Ok(Usable {
                 access_token: token,
-                expires_at: row.expires_at,
-                version: row.version,
+                expires_at: view.expires_at,
+                version: view.version,
                 outcome,
             }),
             None => Err(EngineError::ProtocolError {
-                id: row.id,
+                id: id.to_string(),
                 detail: "stored credential has an expiry but no access token".into(),
             }),
         }
     }
 
-    async fn load(&self, id: i64) -> Result<CredentialRow, EngineError> {
-        match self.store.get(id).await? {
-            Some(row) => Ok(row),
-            None => Err(EngineError::Credential(
-                crate::error::not_found(&self.store, id).await,
-            )),
-        }
+    /// The row and what it says.
+    async fn load(&self, id: &S::Id) -> Result<(S::Row, RowView), EngineError> {
+        let row = self.store.load(id).await?;
+        let view = self.store.view(&row);
+        Ok((row, view))
     }
 
-    fn reconnect_error(row: &CredentialRow) -> EngineError {
+    fn reconnect_error(id: &S::Id, view: &RowView) -> EngineError {
         EngineError::NeedsReconnect {
-            id: row.id,
+            id: id.to_string(),
             detail: format!(
                 "credential is marked needs_reconnect (last outcome: {})",
-                row.last_refresh_outcome.as_deref().unwrap_or("none")
+                view.last_outcome.as_deref().unwrap_or("none")
             ),
         }
     }
@@ -199,16 +208,16 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError`], classified.
-    #[tracing::instrument(skip(self), fields(credential = id))]
-    pub async fn ensure_fresh(&self, id: i64) -> Result<Usable, EngineError> {
-        let row = self.load(id).await?;
-        if row.state() == CredentialState::NeedsReconnect {
-            return Err(Self::reconnect_error(&row));
+    #[tracing::instrument(skip_all, fields(credential = %id))]
+    pub async fn ensure_fresh(&self, id: S::Id) -> Result<Usable, EngineError> {
+        let (row, view) = self.load(&id).await?;
+        if view.needs_reconnect {
+            return Err(Self::reconnect_error(&id, &view));
         }
-        if self.is_fresh(&row, Utc::now()) {
-            return self.usable_from(&row, code::NOT_NEEDED);
+        if self.is_fresh(&view, Utc::now()) {
+            return self.usable_from(&id, &row, &view, code::NOT_NEEDED);
         }
-        self.refresh(id, row.version).await
+        self.refresh(id, view.version).await
     }
 
     /// Refreshes credential `id` unless another worker already did since the row was read at
@@ -216,8 +225,9 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError`], classified.
-    #[tracing::instrument(skip(self), fields(credential = id))]
-    pub async fn refresh(&self, id: i64, seen_version: i64) -> Result<Usable, EngineError> {
+    #[tracing::instrument(skip_all, fields(credential = %id))]
+    pub async fn refresh(&self, id: S::Id, seen_version: i64) -> Result<Usable, EngineError> {
+        let id = &id;
         if !self.config.coordinate {
             // The refresh storm worker-sim exists to catch: no single flight, and the lease
             // taken regardless of its holder.
@@ -228,7 +238,7 @@ impl Engine {
         }
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            flights.entry(id).or_default().clone()
+            flights.entry(id.clone()).or_default().clone()
         };
         let _in_flight = flight.lock().await;
 
@@ -236,12 +246,12 @@ impl Engine {
         let deadline = started + self.config.lease_ttl * 2;
         let mut announced = false;
         loop {
-            let row = self.load(id).await?;
-            if row.state() == CredentialState::NeedsReconnect {
-                return Err(Self::reconnect_error(&row));
+            let (row, view) = self.load(id).await?;
+            if view.needs_reconnect {
+                return Err(Self::reconnect_error(id, &view));
             }
-            if row.version != seen_version && self.is_fresh(&row, Utc::now()) {
-                return self.usable_from(&row, code::NOT_NEEDED);
+            if view.version != seen_version && self.is_fresh(&view, Utc::now()) {
+                return self.usable_from(id, &row, &view, code::NOT_NEEDED);
             }
             if self
                 .store
@@ -250,20 +260,20 @@ impl Engine {
             {
                 break;
             }
-            let holder = row.lease_owner.clone().unwrap_or_else(|| "?".into());
-            if self.take_over_if_gone(&row, &holder).await? {
+            let holder = view.lease_owner.clone().unwrap_or_else(|| "?".into());
+            if self.take_over_if_gone(id, &holder).await? {
                 break;
             }
             if Instant::now() > deadline {
                 return Err(EngineError::LeaseTimeout {
-                    id,
+                    id: id.to_string(),
                     holder,
                     waited_s: started.elapsed().as_secs(),
                 });
             }
             if !announced && started.elapsed() >= LEASE_WAIT_ANNOUNCED_AFTER {
                 announced = true;
-                self.announce_wait(&row, &holder, deadline);
+                self.announce_wait(id, &view, &holder, deadline);
             }
             tokio::time::sleep(self.config.lease_poll).await;
         }
@@ -278,11 +288,7 @@ impl Engine {
 
     /// Takes over the lease of a holder that is provably gone (same host: its pid is not running,
     /// or the machine rebooted since). Returns whether it did.
-    async fn take_over_if_gone(
-        &self,
-        row: &CredentialRow,
-        holder: &str,
-    ) -> Result<bool, EngineError> {
+    async fn take_over_if_gone(&self, id: &S::Id, holder: &str) -> Result<bool, EngineError> {
         let Some(owner) = LeaseOwner::parse(holder) else {
             return Ok(false);
         };
@@ -293,11 +299,11 @@ impl Engine {
         };
         let taken = self
             .store
-            .take_over_lease(row.id, holder, &self.owner, self.config.lease_ttl)
+            .take_over_lease(id, holder, &self.owner, self.config.lease_ttl)
             .await?;
         if taken {
             tracing::warn!(
-                credential = row.id,
+                credential = %id,
                 "took over the refresh lease held by {holder}: {why}, so it was killed or exited \
                  before releasing it"
             );
@@ -306,7 +312,7 @@ impl Engine {
     }
 
     /// Says, once per wait, whose lease is waited for and until when.
-    fn announce_wait(&self, row: &CredentialRow, holder: &str, deadline: Instant) {
+    fn announce_wait(&self, id: &S::Id, row: &RowView, holder: &str, deadline: Instant) {
         let now_ms = Utc::now().timestamp_millis();
         let lapses = row
             .lease_expires_at_ms
@@ -318,7 +324,7 @@ impl Engine {
             None => "an owner written by an older oauthtest".to_owned(),
         };
         tracing::warn!(
-            credential = row.id,
+            credential = %id,
             "waiting for the refresh lease held by {holder} ({status}): it lapses in {lapses}; \
              giving up in {} s",
             deadline.saturating_duration_since(Instant::now()).as_secs()
@@ -327,29 +333,29 @@ impl Engine {
 
     async fn refresh_holding_lease(
         &self,
-        id: i64,
+        id: &S::Id,
         seen_version: i64,
     ) -> Result<Usable, EngineError> {
         // Re-read under the lease: another worker may have finished just before we took it.
-        let row = self.load(id).await?;
-        if row.state() == CredentialState::NeedsReconnect {
-            return Err(Self::reconnect_error(&row));
+        let (row, view) = self.load(id).await?;
+        if view.needs_reconnect {
+            return Err(Self::reconnect_error(id, &view));
         }
-        if row.version != seen_version && self.is_fresh(&row, Utc::now()) {
+        if view.version != seen_version && self.is_fresh(&view, Utc::now()) {
             self.store.release_lease(id, &self.owner).await?;
-            return self.usable_from(&row, code::NOT_NEEDED);
+            return self.usable_from(id, &row, &view, code::NOT_NEEDED);
         }
-        let secrets = row.decrypt(&self.keyring)?;
+        let secrets = self.store.secrets(&row)?;
         let refresh_token = secrets
             .refresh_token
             .as_ref()
-            .ok_or(EngineError::NoRefreshToken(id))?;
+            .ok_or_else(|| EngineError::NoRefreshToken(id.to_string()))?;
         let client_id = secrets
             .client_id
             .clone()
             .or_else(|| self.default_client_id.clone())
             .ok_or_else(|| EngineError::ClientMisconfigured {
-                id,
+                id: id.to_string(),
                 detail: "no client id stored with the credential and none configured \
                          (GOOGLE_CLIENT_ID / --client-id)"
                     .into(),
@@ -413,22 +419,22 @@ impl Engine {
                     .store
                     .complete_refresh(
                         id,
+                        &row,
                         &self.owner,
                         write(Some(&new), CredentialState::Active, false),
-                        &self.keyring,
                         &history(detail),
                     )
                     .await?;
                 if !done {
-                    return Err(EngineError::LeaseLost(id));
+                    return Err(EngineError::LeaseLost(id.to_string()));
                 }
-                let row = self.load(id).await?;
+                let (_, view) = self.load(id).await?;
                 Ok(Usable {
                     access_token: new
                         .access_token
                         .unwrap_or_else(|| AccessToken::from(String::new())),
                     expires_at: Some(expires_at),
-                    version: row.version,
+                    version: view.version,
                     outcome: code::REFRESHED,
                 })
             }
@@ -439,16 +445,19 @@ impl Engine {
                 self.store
                     .complete_refresh(
                         id,
+                        &row,
                         &self.owner,
                         write(Some(&secrets), CredentialState::NeedsReconnect, false),
-                        &self.keyring,
                         &history(detail.clone()),
                     )
                     .await?;
-                Err(EngineError::NeedsReconnect { id, detail })
+                Err(EngineError::NeedsReconnect {
+                    id: id.to_string(),
+                    detail,
+                })
             }
             other => {
-                let (detail, err): (String, fn(i64, String) -> EngineError) = match other {
+                let (detail, err): (String, fn(String, String) -> EngineError) = match other {
                     Outcome::ClientMisconfigured { error, description } => {
                         (describe(&error, description.as_deref()), |id, detail| {
                             EngineError::ClientMisconfigured { id, detail }
@@ -473,13 +482,13 @@ impl Engine {
                 self.store
                     .complete_refresh(
                         id,
+                        &row,
                         &self.owner,
                         write(Some(&secrets), CredentialState::Active, true),
-                        &self.keyring,
                         &history(detail.clone()),
                     )
                     .await?;
-                Err(err(id, detail))
+                Err(err(id.to_string(), detail))
             }
         }
     }
@@ -488,9 +497,9 @@ impl Engine {
     /// (unless another worker already did) and call again. A failed job says why
     /// ([`JobResult::why`]): the error, or what the API answered and how much life the token it
     /// was sent had left by this worker's clock.
-    pub async fn run_job(&self, id: i64) -> JobResult {
+    pub async fn run_job(&self, id: S::Id) -> JobResult {
         let mut refreshes = 0;
-        let usable = match self.ensure_fresh(id).await {
+        let usable = match self.ensure_fresh(id.clone()).await {
             Ok(u) => u,
             Err(e) => {
                 return JobResult {
@@ -515,12 +524,12 @@ impl Engine {
         // machine, so this is tried a few times; every refresh it makes is for a token that the
         // API has refused, never one still good.
         while api.unauthorized() && tries.len() < API_401_RETRIES {
-            tracing::info!(credential = id, "API answered 401; refreshing and retrying");
+            tracing::info!(credential = %id, "API answered 401; refreshing and retrying");
             tries.push(format!(
                 "the API answered 401 to a {sent} token sent with {} left",
                 life(left)
             ));
-            match self.refresh(id, version).await {
+            match self.refresh(id.clone(), version).await {
                 Ok(again) => {
                     refreshes += u32::from(again.outcome == code::REFRESHED);
                     outcome = again.outcome;

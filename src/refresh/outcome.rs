@@ -14,7 +14,7 @@ pub enum EngineError {
     #[error("credential {id}: the user must reconnect ({detail})")]
     NeedsReconnect {
         /// Credential.
-        id: i64,
+        id: String,
         /// Google's error, or why the credential is in that state.
         detail: String,
     },
@@ -22,7 +22,7 @@ pub enum EngineError {
     #[error("credential {id}: OAuth client misconfigured ({detail})")]
     ClientMisconfigured {
         /// Credential.
-        id: i64,
+        id: String,
         /// Google's error.
         detail: String,
     },
@@ -30,7 +30,7 @@ pub enum EngineError {
     #[error("credential {id}: token request rejected ({detail})")]
     RequestRejected {
         /// Credential.
-        id: i64,
+        id: String,
         /// Google's error.
         detail: String,
     },
@@ -38,7 +38,7 @@ pub enum EngineError {
     #[error("credential {id}: token endpoint unavailable, retry later ({detail})")]
     RetryLater {
         /// Credential.
-        id: i64,
+        id: String,
         /// The last failure.
         detail: String,
     },
@@ -46,18 +46,18 @@ pub enum EngineError {
     #[error("credential {id}: malformed token response ({detail})")]
     ProtocolError {
         /// Credential.
-        id: i64,
+        id: String,
         /// What was wrong.
         detail: String,
     },
     /// The stored credential has no refresh token.
     #[error("credential {0}: no refresh token stored; the user must reconnect")]
-    NoRefreshToken(i64),
+    NoRefreshToken(String),
     /// Another worker held the lease for longer than a refresh may take.
     #[error("credential {id}: timed out after {waited_s} s waiting for the refresh lease held by {holder}")]
     LeaseTimeout {
         /// Credential.
-        id: i64,
+        id: String,
         /// Who held it (host, pid, run; never a secret).
         holder: String,
         /// How long this worker waited, in seconds.
@@ -66,7 +66,7 @@ pub enum EngineError {
     /// The lease lapsed during the refresh, so the result was not written (another worker's
     /// newer token is kept).
     #[error("credential {0}: refresh lease lapsed before write-back; result discarded")]
-    LeaseLost(i64),
+    LeaseLost(String),
     /// The credential could not be loaded or decrypted.
     #[error(transparent)]
     Credential(#[from] Error),

@@ -5,6 +5,7 @@
 //! fills variables that are not already set, which gives the `.env` layer its place.
 
 mod app_tasks;
+mod shared;
 mod tasks;
 mod trigger;
 

@@ -4,6 +4,7 @@
 //! silently ignored (`mock --report`, `rekey --credential-id`) makes a user believe it did
 //! something. Sizes and times are range-checked here, with the limit in the message.
 
+use super::shared::{self, OURS};
 use crate::cli::{Cli, Mode, COMMON_ARGS};
 use crate::error::{Error, Result};
 use crate::task::*;
@@ -11,7 +12,7 @@ use clap::CommandFactory as _;
 use std::time::Duration;
 
 /// The `--long` spelling of the option with clap id `id`.
-fn flag_of(id: &str) -> String {
+pub(super) fn flag_of(id: &str) -> String {
     Cli::command()
         .get_arguments()
         .find(|a| a.get_id() == id)
@@ -52,49 +53,6 @@ fn refuse_untaken(cli: &Cli) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// `--mode scrub`'s arguments, for either store: `id` reads a `--keep` value (oauthtest's integer
-/// ids, or the application's row ids as text).
-pub(super) fn scrub_args<I>(
-    cli: &Cli,
-    id: impl Fn(&str, &str) -> Result<I>,
-) -> Result<ScrubArgs<I>> {
-    if cli.yes && cli.dry_run {
-        return Err(Error::Usage(
-            "--yes and --dry-run contradict each other: --yes wipes, --dry-run (the default \
-             without --yes) only shows what would be wiped"
-                .into(),
-        ));
-    }
-    Ok(ScrubArgs {
-        keep: cli
-            .keep
-            .iter()
-            .map(|v| id("--keep", v))
-            .collect::<Result<_>>()?,
-        apply: cli.yes,
-    })
-}
-
-fn credential_id(flag: &str, value: &str) -> Result<CredentialId> {
-    let value = value.trim();
-    value
-        .parse()
-        .ok()
-        .and_then(CredentialId::new)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{flag} {value}: a credential id is a positive number (see --mode list)"
-            ))
-        })
-}
-
-pub(super) fn required_id(cli: &Cli, why: &str) -> Result<CredentialId> {
-    match &cli.credential_id {
-        Some(v) => credential_id("--credential-id", v),
-        None => Err(Error::Usage(why.into())),
-    }
 }
 
 pub(super) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -233,7 +191,8 @@ pub(super) fn worker_sim_app(cli: &Cli) -> Result<WorkerSimAppArgs> {
     };
     let worker_cmd = cmd("--target-cmd", cli.target_cmd.as_ref())?.ok_or_else(|| {
         Error::Usage(
-            "worker-sim on the application's store (--store-config) runs the application's              workers: give --target-cmd CMD (see --mode worker-sim --help)"
+            "--enqueue-cmd sends the jobs to the application's workers: give them with \
+             --target-cmd CMD (see --mode worker-sim --help)"
                 .into(),
         )
     })?;
@@ -244,14 +203,17 @@ pub(super) fn worker_sim_app(cli: &Cli) -> Result<WorkerSimAppArgs> {
     ] {
         if cli.was_given(id) {
             return Err(Error::Usage(format!(
-                "{} is for oauthtest's own simulated workers; with --target-cmd the                  application's workers run (--concurrency N of them)",
+                "{} is for oauthtest's own simulated workers; with --target-cmd the \
+                 application's workers run (--concurrency N of them)",
                 flag_of(id)
             )));
         }
     }
     if cli.credential_id.is_some() {
         return Err(Error::Usage(
-            "worker-sim --target-cmd seeds its own credentials into the application's store              (--credentials N, removed afterwards); --credential-id is not taken with it"
+            "worker-sim --target-cmd seeds its own credentials into the application's store \
+             (--credentials N, removed afterwards); --credential-id is not taken with it \
+             (without --target-cmd, oauthtest's own workers run on the rows it names)"
                 .into(),
         ));
     }
@@ -281,72 +243,24 @@ pub(super) fn worker_sim_app(cli: &Cli) -> Result<WorkerSimAppArgs> {
 fn worker_sim(cli: &Cli) -> Result<Task> {
     if cli.target_cmd.is_some() || cli.enqueue_cmd.is_some() {
         return Err(Error::Usage(
-            "worker-sim --target-cmd runs the application's workers on the application's own              store: give its store config (--store-config FILE, ./oauthtest.toml or              OAUTHTEST_STORE_CONFIG) and its database (--database-url)"
+            "worker-sim --target-cmd runs the application's workers on the application's own \
+             store: give its store config (--store-config FILE, ./oauthtest.toml or \
+             OAUTHTEST_STORE_CONFIG) and its database (--database-url)"
                 .into(),
         ));
+    }
+    if cli.token_url.is_some()
+        || cli.worker_child
+        || cli.credential_id.is_some()
+        || cli.credential_ids.is_some()
+    {
+        return Ok(Task::WorkerSimExternal(shared::worker_sim_on_rows(
+            cli, &OURS,
+        )?));
     }
     let workers = in_range("--workers", cli.workers, 1, MAX_WORKERS)?;
     let jobs = in_range("--jobs", cli.jobs, 1, MAX_JOBS)?;
     let coordinate = !cli.unsafe_no_refresh_coordination;
-    if cli.token_url.is_some() || cli.worker_child {
-        if cli.token_url.is_none() {
-            return Err(Error::Usage("--worker-child needs --token-url".into()));
-        }
-        // The embedded-mock options mean nothing against a token endpoint given by URL.
-        // --token-ttl-secs says how long the endpoint's tokens live (a child: its parent's mock).
-        for id in ["scenario", "report", "processes", "credentials"] {
-            if cli.was_given(id) {
-                return Err(Error::Usage(format!(
-                    "{} is for worker-sim on the embedded mock; with --token-url worker-sim runs \
-                     on stored credentials (--credential-id) against that endpoint",
-                    flag_of(id)
-                )));
-            }
-        }
-        let credential_ids = match (&cli.credential_ids, &cli.credential_id) {
-            (Some(list), _) => list
-                .split(',')
-                .map(|s| {
-                    s.trim()
-                        .parse::<i64>()
-                        .ok()
-                        .and_then(CredentialId::new)
-                        .ok_or_else(|| {
-                            Error::Usage("--credential-ids must be comma-separated ids".into())
-                        })
-                })
-                .collect::<Result<Vec<_>>>()?,
-            (None, Some(id)) => vec![credential_id("--credential-id", id)?],
-            (None, None) => {
-                return Err(Error::Usage(
-                    "worker-sim with --token-url needs --credential-id N (a stored credential)"
-                        .into(),
-                ))
-            }
-        };
-        return Ok(Task::WorkerSimExternal(WorkerSimExternalArgs {
-            credential_ids,
-            workers,
-            jobs,
-            token_ttl: Duration::from_secs(in_range(
-                "--token-ttl-secs",
-                cli.token_ttl_secs,
-                1,
-                MAX_TOKEN_TTL_SECS,
-            )?),
-            child: cli.worker_child,
-            coordinate,
-            admin_token: admin_token(cli)?,
-        }));
-    }
-    if cli.credential_id.is_some() || cli.credential_ids.is_some() {
-        return Err(Error::Usage(
-            "--mode worker-sim --credential-id N runs against a real token endpoint: give \
-             --token-url (Google's, or a running `oauthtest --mode serve`); without it worker-sim \
-             uses --credentials synthetic credentials and the embedded mock"
-                .into(),
-        ));
-    }
     Ok(Task::WorkerSim(WorkerSimArgs {
         scenario: cli.scenario.clone().unwrap_or_else(|| "success".into()),
         workers,
@@ -383,28 +297,16 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
     let synthetic = cli.mode == Mode::WorkerSim
         && cli.target_cmd.is_none()
         && cli.enqueue_cmd.is_none()
-        && cli.credential_id.is_none();
+        && cli.credential_id.is_none()
+        && cli.credential_ids.is_none();
     // copy's destination may be either kind of store: it looks at the settings itself.
     let mock = matches!(cli.mode, Mode::Mock | Mode::MockAll);
     if app_store && cli.mode != Mode::Copy && !synthetic && !mock {
         return super::app_tasks::app_task(cli).map(Task::App);
     }
     Ok(match cli.mode {
-        Mode::List => Task::List(ListArgs {
-            credential_id: cli
-                .credential_id
-                .as_deref()
-                .map(|v| credential_id("--credential-id", v))
-                .transpose()?,
-        }),
-        Mode::Import => Task::Import(ImportArgs {
-            file: cli.file.clone().ok_or_else(|| {
-                Error::Usage("--mode import needs --file PATH (or --file - to read stdin)".into())
-            })?,
-            user_id: cli.user_id,
-            credential_type: cli.credential_type.clone(),
-            name: cli.name.clone(),
-        }),
+        Mode::List => Task::List(shared::list_args(cli, &OURS)?),
+        Mode::Import => Task::Import(shared::import_args(cli, cli.credential_type.clone())?),
         Mode::Init => Task::Init,
         Mode::Keygen => Task::Keygen,
         Mode::Rekey => Task::Rekey(RekeyArgs {
@@ -419,23 +321,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
             }
         }
         Mode::WorkerSim => worker_sim(cli)?,
-        Mode::Real => {
-            if cli.check_token && !cli.dry_run {
-                return Err(Error::Usage(
-                    "--check-token goes with --dry-run (it only reads); without --dry-run real \
-                     refreshes the credential and checks the new token anyway"
-                        .into(),
-                ));
-            }
-            Task::Real(RealArgs {
-                credential_id: required_id(
-                    cli,
-                    "--mode real needs --credential-id N (see --mode list)",
-                )?,
-                dry_run: cli.dry_run,
-                check_token: cli.check_token,
-            })
-        }
+        Mode::Real => Task::Real(shared::real_args(cli, &OURS)?),
         Mode::ForceExpire => {
             if super::trigger::trigger_args(cli)?.is_some() {
                 return Err(Error::Usage(
@@ -445,17 +331,10 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                         .into(),
                 ));
             }
-            Task::ForceExpire(ForceExpireArgs {
-                credential_id: required_id(
-                    cli,
-                    "--mode force-expire needs --credential-id N (see --mode list)",
-                )?,
-                no_refresh: cli.no_refresh,
-                trigger: None,
-            })
+            Task::ForceExpire(shared::force_expire_args(cli, &OURS, None)?)
         }
         Mode::Copy => Task::Copy(copy_args(cli)?),
-        Mode::Scrub => Task::Scrub(scrub_args(cli, credential_id)?),
+        Mode::Scrub => Task::Scrub(shared::scrub_args(cli, &OURS)?),
         Mode::Cleanup => {
             let run = cli.run.as_deref().map(str::trim);
             if let Some(run) = run {
@@ -472,10 +351,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
                 apply: cli.yes,
             })
         }
-        Mode::Doctor => Task::Doctor(DoctorArgs {
-            check_endpoint: cli.check_endpoint,
-            production_override: cli.i_know_this_is_production,
-        }),
+        Mode::Doctor => Task::Doctor(shared::doctor_args(cli)),
         Mode::Serve => Task::Serve(ServeArgs {
             host: cli.host,
             port: cli.port,
@@ -513,7 +389,7 @@ pub fn task_from(cli: &Cli, app_store: bool) -> Result<Task> {
 }
 
 /// `--admin-token`, refused when blank (a blank token would protect nothing).
-fn admin_token(cli: &Cli) -> Result<Option<secrecy::SecretString>> {
+pub(super) fn admin_token(cli: &Cli) -> Result<Option<secrecy::SecretString>> {
     use secrecy::ExposeSecret as _;
     match &cli.admin_token {
         Some(token) if token.expose_secret().trim().is_empty() => Err(Error::Usage(
@@ -550,7 +426,7 @@ fn copy_args(cli: &Cli) -> Result<CopyArgs> {
         Error::Usage("--mode copy needs --from-database-url URL (the store to copy from)".into())
     })?;
     let source = match &cli.from_store_config {
-        None => CopySource::Native(required_id(cli, ONE)?),
+        None => CopySource::Native(OURS.required_because(cli, ONE)?),
         Some(path) => {
             let id = match cli.credential_id.as_deref().map(str::trim) {
                 Some(id) if !id.is_empty() => RowId::new(id),

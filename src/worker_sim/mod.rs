@@ -10,9 +10,16 @@
 //!
 //! `--processes P` starts P-1 more processes of this binary against the same store and the same
 //! mock, so coordination is proven across processes, not only across tasks.
+//!
+//! With `--token-url` the same workers run on stored credentials against that endpoint
+//! ([`external`]): oauthtest's own rows, or with a store config the application's
+//! ([`app_rows`]). With `--target-cmd` the application's own workers run instead
+//! ([`app_workers`]).
 
+pub mod app_rows;
 pub mod app_workers;
 mod commands;
+pub mod external;
 pub mod html;
 pub mod invariants;
 pub mod mode;
@@ -23,7 +30,7 @@ use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
 use crate::exchange::{ExchangeConfig, RetryPolicy};
 use crate::google_api::ApiEndpoints;
-use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError};
+use crate::refresh::{Engine, EngineBuilder, EngineConfig, EngineError, Native, RefreshStore};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::store::{HistoryEntry, NewCredential, Store, StoreError};
 use base64::Engine as _;
@@ -130,11 +137,30 @@ pub fn engine_for(
     api: ApiEndpoints,
     config: &SimConfig,
 ) -> Result<Engine> {
+    engine_on(
+        Native { store, keyring },
+        token_url,
+        api,
+        config,
+        (None, None),
+    )
+}
+
+/// [`engine_for`] on any store the engine works over (the application's rows), with the OAuth
+/// client for rows that carry none.
+pub fn engine_on<S: RefreshStore>(
+    store: S,
+    token_url: &str,
+    api: ApiEndpoints,
+    config: &SimConfig,
+    client: (Option<String>, Option<ClientSecret>),
+) -> Result<Engine<S>> {
     let (timeout, token_ttl, coordinate) =
         (config.request_timeout, config.token_ttl, config.coordinate);
     let exchange = ExchangeConfig::with_token_url(token_url)
         .map_err(|e| Error::config("--token-url", e.to_string()))?;
-    EngineBuilder::new(store, keyring, exchange, api)
+    EngineBuilder::on(store, exchange, api)
+        .default_client(client.0, client.1)
         .request_timeout(timeout)
         .retry(RetryPolicy {
             initial_backoff: Duration::from_millis(5),
@@ -169,9 +195,9 @@ pub fn margin_for(token_ttl: Duration) -> Duration {
 /// # Errors
 /// [`Error::Store`], the first store failure of any job; [`Error::Internal`] when a worker task
 /// panicked.
-pub async fn run_workers(
-    engine: Arc<Engine>,
-    ids: Arc<Vec<i64>>,
+pub async fn run_workers<S: RefreshStore>(
+    engine: Arc<Engine<S>>,
+    ids: Arc<Vec<S::Id>>,
     workers: usize,
     jobs: u64,
     progress: bool,
@@ -224,7 +250,7 @@ pub async fn run_workers(
                         hook();
                     }
                 }
-                let id = ids[usize::try_from(j).unwrap_or(0) % ids.len()];
+                let id = ids[usize::try_from(j).unwrap_or(0) % ids.len()].clone();
                 let started = Instant::now();
                 let result = engine.run_job(id).await;
                 let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -5,14 +5,13 @@
 use crate::error::{Error, Result};
 use crate::exit_code;
 use crate::google_api::ApiEndpoints;
-use crate::report::{count, count_u64, Report};
+use crate::report::{count, Report};
 use crate::settings::Settings;
-use crate::task::{WorkerSimArgs, WorkerSimExternalArgs};
+use crate::task::WorkerSimArgs;
 use crate::worker_sim::invariants::{judge, Invariant, Judgement};
-use crate::worker_sim::served::{judge_journal, JournalError, ServedJournal};
 use crate::worker_sim::{
     build_rig, deserialize_histogram, engine_for, run_workers, spawn_child, Behaviour,
-    ProcessTotals, SimConfig, PARENT_PID_VAR, REQUEST_TIMEOUT,
+    ProcessTotals, SimConfig, REQUEST_TIMEOUT,
 };
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Serialize)]
 pub struct WorkerSimReport {
     #[serde(skip)]
-    child: Option<ProcessTotals>,
+    pub(super) child: Option<ProcessTotals>,
     behaviour: Option<Behaviour>,
     processes: usize,
     workers: usize,
@@ -35,14 +34,14 @@ pub struct WorkerSimReport {
     jobs_failed: u64,
     failures_by_outcome: std::collections::BTreeMap<String, u64>,
     failure_reasons: std::collections::BTreeMap<String, u64>,
-    token_requests: u64,
-    refreshes_per_expiry: Option<f64>,
+    pub(super) token_requests: u64,
+    pub(super) refreshes_per_expiry: Option<f64>,
     jobs_per_second: f64,
     duration_ms: u64,
     latency_ms: Latency,
     peak_memory_kb: Option<u64>,
     judged_from: &'static str,
-    invariants: Vec<crate::worker_sim::invariants::Invariant>,
+    pub(super) invariants: Vec<crate::worker_sim::invariants::Invariant>,
     /// With --target-cmd, when an invariant broke: the last lines of the commands' stderr.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     command_stderr: Vec<String>,
@@ -296,182 +295,6 @@ pub(super) fn build_report(
         invariants: judgement.map(|j| j.invariants.clone()).unwrap_or_default(),
         command_stderr: Vec::new(),
     }
-}
-
-/// Jobs on stored credentials against a token endpoint given by URL: a child process of a
-/// multi-process run, or a run against Google or a running `serve`.
-pub async fn run_external(
-    settings: &Settings,
-    args: &WorkerSimExternalArgs,
-) -> Result<WorkerSimReport> {
-    if args.child {
-        // Die with the parent: a child left running after its parent is gone would keep
-        // working on rows nobody judges. The parent may already be gone before this line runs
-        // (killed while the child started): then the child's parent is no longer the pid the
-        // parent gave it, and it stops at once.
-        let _ =
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
-        let parent = std::env::var(PARENT_PID_VAR)
-            .ok()
-            .and_then(|p| p.parse::<i32>().ok());
-        let now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
-        if parent.is_some_and(|p| now != Some(p)) {
-            return Err(Error::Interrupted { signal: "SIGTERM" });
-        }
-    }
-    let token_url = settings.token_url.to_string();
-    let ids: Vec<i64> = args.credential_ids.iter().map(|id| id.get()).collect();
-    let config = SimConfig {
-        workers: args.workers,
-        jobs: args.jobs,
-        credentials: ids.len(),
-        token_ttl: args.token_ttl,
-        behaviour: Behaviour::Success,
-        processes: 1,
-        database_url: None,
-        progress: !args.child,
-        coordinate: args.coordinate,
-        request_timeout: settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
-    };
-    let keyring = Arc::new(settings.keyring()?);
-    let store = Arc::new(settings.open_store().await?);
-    for id in &ids {
-        if store.get(*id).await?.is_none() {
-            return Err(crate::error::not_found(&store, *id).await);
-        }
-    }
-    // The mock's journal, read from where it is now: every process's requests from here on
-    // are judged (a serve's; any other endpoint keeps no journal oauthtest can read).
-    let journal = if args.child {
-        None
-    } else {
-        served_journal(settings, args).await?
-    };
-    let clients = if journal.is_some() {
-        client_ids(&store, &keyring, &ids, settings).await
-    } else {
-        HashSet::new()
-    };
-    let api = settings.api.clone();
-    let engine = Arc::new(engine_for(
-        store.clone(),
-        keyring,
-        &token_url,
-        api,
-        &config,
-    )?);
-    let started = Instant::now();
-    let totals = run_workers(
-        engine,
-        Arc::new(ids),
-        config.workers,
-        config.jobs,
-        config.progress,
-        None,
-    )
-    .await?;
-    let elapsed = started.elapsed();
-    store.close().await;
-    let hist = deserialize_histogram(&totals.latency_histogram)
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("latency histogram unreadable")))?;
-    let judged_from = if journal.is_some() {
-        "the mock's journal (/__admin/requests) and this process's counts"
-    } else {
-        "this process's own counts"
-    };
-    let mut report = build_report(&config, &totals, &hist, elapsed, None, judged_from);
-    if let Some((journal, since)) = &journal {
-        let entries = journal
-            .token_requests_since(*since)
-            .await
-            .map_err(journal_error)?;
-        let judgement = judge_journal(&entries, &clients, config.token_ttl);
-        report.token_requests = judgement.token_requests as u64;
-        report.refreshes_per_expiry = Some(judgement.refreshes_per_expiry);
-        report.invariants.extend(judgement.invariants);
-    }
-    if args.child {
-        report.child = Some(totals);
-    } else {
-        // What this process saw is judged too, and a run whose every job failed fails.
-        let failed = totals.jobs_failed;
-        report.invariants.push(Invariant {
-            name: "no job fails",
-            held: failed == 0,
-            detail: if failed == 0 {
-                format!(
-                    "{} succeeded",
-                    count_u64(totals.jobs_succeeded, "job", "jobs")
-                )
-            } else {
-                format!(
-                    "{} of {} failed: {:?}",
-                    failed,
-                    count_u64(failed + totals.jobs_succeeded, "job", "jobs"),
-                    totals.failures_by_outcome
-                )
-            },
-        });
-    }
-    Ok(report)
-}
-
-fn journal_error(e: JournalError) -> Error {
-    match e {
-        JournalError::NotServe(why) | JournalError::Refused(why) => Error::config(
-            "--token-url",
-            format!("the mock's journal cannot be read: {why}"),
-        ),
-    }
-}
-
-/// serve's journal and where it stands, or `None` (said on stderr) when the token endpoint
-/// keeps none that can be read.
-///
-/// # Errors
-/// [`Error::Config`] when serve refuses its admin API (the admin token).
-async fn served_journal(
-    settings: &Settings,
-    args: &WorkerSimExternalArgs,
-) -> Result<Option<(ServedJournal, u64)>> {
-    let journal = ServedJournal::new(
-        &settings.token_url,
-        args.admin_token.clone(),
-        settings.request_timeout.unwrap_or(REQUEST_TIMEOUT),
-    );
-    match journal.last_seq().await {
-        Ok(since) => Ok(Some((journal, since))),
-        Err(JournalError::NotServe(why)) => {
-            tracing::warn!(
-                "no mock journal to judge from ({why}): only this process's own counts are                  judged; point --token-url at a running `oauthtest --mode serve` to judge every                  process"
-            );
-            Ok(None)
-        }
-        Err(e) => Err(journal_error(e)),
-    }
-}
-
-/// The OAuth clients of the run's credentials (the configured one where a row has none).
-async fn client_ids(
-    store: &crate::store::Store,
-    keyring: &crate::crypto::Keyring,
-    ids: &[i64],
-    settings: &Settings,
-) -> HashSet<String> {
-    let mut clients = HashSet::new();
-    for id in ids {
-        if let Ok(Some(row)) = store.get(*id).await {
-            if let Some(client) = row
-                .decrypt(keyring)
-                .ok()
-                .and_then(|s| s.client_id)
-                .or_else(|| settings.client_id.clone())
-            {
-                clients.insert(client);
-            }
-        }
-    }
-    clients
 }
 
 impl WorkerSimReport {

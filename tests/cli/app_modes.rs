@@ -755,6 +755,7 @@ async fn production_runs_nothing_that_writes_to_the_applications_store() {
         ("--mode scrub --yes", false),
         ("--mode scrub --yes --keep 1", false),
         ("--mode import --file token.json", false),
+        ("--mode worker-sim --credential-id 1 --jobs 4", false),
     ] {
         let args: Vec<&str> = line.split(' ').collect();
         let before = store_snapshot(&db).await;

@@ -7,6 +7,7 @@ mod app_loop;
 mod app_modes;
 mod app_scenarios;
 mod app_store;
+mod app_worker_rows;
 mod app_workers;
 mod browser;
 mod command_line;

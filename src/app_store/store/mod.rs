@@ -22,8 +22,8 @@ use std::fmt;
 
 /// The application's credential table, connected.
 pub struct AppStore {
-    cfg: StoreConfig,
-    db: Db,
+    pub(in crate::app_store) cfg: StoreConfig,
+    pub(in crate::app_store) db: Db,
 }
 
 impl fmt::Debug for AppStore {
@@ -70,6 +70,19 @@ impl fmt::Debug for AppRow {
 }
 
 impl AppRow {
+    /// A number that changes whenever the row's stored value (or `updated_at_column`) does: what
+    /// a compare-and-swap compares, as one figure (the application keeps no version).
+    pub fn fingerprint(&self) -> i64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.sealed
+            .as_ref()
+            .map(|s| (&s.data, &s.iv, &s.tag))
+            .hash(&mut h);
+        self.updated_at_raw.hash(&mut h);
+        h.finish().cast_signed()
+    }
+
     /// Whether the stored value is empty (NULL or an empty string): nothing to decrypt.
     pub fn is_empty(&self) -> bool {
         self.sealed
