@@ -69,7 +69,7 @@ def _parse_expiry(text):
     return at
 
 
-def _credentials(payload, token_url):
+def credentials(payload, token_url):
     scopes = payload.get("scopes")
     if isinstance(scopes, str):
         scopes = scopes.split()
@@ -84,7 +84,7 @@ def _credentials(payload, token_url):
     )
 
 
-def _fresh(creds):
+def fresh(creds):
     """google-auth's ``creds.valid``, with its refresh margin (3 min 45 s before expiry) replaced
     by ``OAUTHTEST_REFRESH_MARGIN_MS`` where oauthtest hands one (a worker-sim run whose tokens
     live seconds)."""
@@ -161,8 +161,8 @@ def _right(db, credential_id, endpoints, variant, summary):
     if row.status == STATUS_NEEDS_RECONNECT:
         summary["outcome"] = "needs_reconnect"
         return None
-    creds = _credentials(decrypt_credential(row.encrypted_data), endpoints["OAUTHTEST_TOKEN_URL"])
-    if _fresh(creds):
+    creds = credentials(decrypt_credential(row.encrypted_data), endpoints["OAUTHTEST_TOKEN_URL"])
+    if fresh(creds):
         return creds
     with db.transaction(lock=True):
         row = db.load(credential_id, for_update=True)  # again, under the lock
@@ -173,8 +173,8 @@ def _right(db, credential_id, endpoints, variant, summary):
             summary["outcome"] = "needs_reconnect"
             return None
         payload = decrypt_credential(row.encrypted_data)
-        creds = _credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
-        if _fresh(creds):
+        creds = credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
+        if fresh(creds):
             return creds  # another worker refreshed it while this one waited for the lock
         summary["refresh_attempts"] += 1
         try:
@@ -198,8 +198,8 @@ def _naive(db, credential_id, endpoints, variant, summary):
         summary["outcome"] = "not_found"
         return None
     payload = decrypt_credential(row.encrypted_data)
-    creds = _credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
-    if _fresh(creds):
+    creds = credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
+    if fresh(creds):
         return creds
     for attempt in range(NAIVE_ATTEMPTS):
         summary["refresh_attempts"] += 1
