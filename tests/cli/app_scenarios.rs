@@ -470,7 +470,8 @@ async fn the_reference_application_passes_when_right_and_fails_when_naive(db: Te
     };
     let v = refapp.judge(
         "right",
-        "success,rotation,invalid_grant_revoked,malformed_json,killed_before_write_back,\
+        "success,rotation,invalid_grant_revoked,api_401_then_refresh,malformed_json,\
+         killed_before_write_back,\
          stale_snapshot_write,shared_deployments,shared_refresh_failure",
     );
     assert_eq!(v["failed"], 0, "{v}");

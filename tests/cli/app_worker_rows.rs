@@ -77,7 +77,7 @@ async fn rows(db: &TestDb, serve: &Serve, tokens: Option<&[&str]>) -> Option<Row
 /// serve answering every token request as Google does, after `delay_ms`: long enough that every
 /// worker reads the expired row before the first refresh is written back, so that without
 /// coordination they all refresh it, however fast a database connection opens.
-fn slow_serve(dir: &TestDb, delay_ms: u32, rotate: bool) -> Serve {
+pub(crate) fn slow_serve(dir: &TestDb, delay_ms: u32, rotate: bool) -> Serve {
     let scenarios = dir.path().join("serve-scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
     std::fs::write(

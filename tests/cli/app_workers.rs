@@ -80,22 +80,44 @@ enum Pool {
     Copies,
 }
 
-fn sim(app: &AppDb, variant: &str, scenario: &str, pool: Pool, jobs: &str) -> Run {
-    sim_on(app, variant, scenario, pool, jobs, "3")
+/// A run's shape, beyond the variant and the scenario.
+#[derive(Clone, Copy)]
+struct Shape {
+    pool: Pool,
+    jobs: u32,
+    credentials: u32,
+    /// The jobs go in this many rounds, each once every row's token has expired again
+    /// (`--rounds` of the application's enqueue): the run meets that many expiries however
+    /// fast or slow the machine is, and no round can overlap the next one's expiry by luck.
+    rounds: u32,
+    /// The token endpoint answers this much later (0: at once): with 300 ms, workers that do
+    /// not coordinate all read the expired row before the first refresh is written back,
+    /// however loaded the machine.
+    token_delay_ms: u32,
 }
 
-fn sim_on(
-    app: &AppDb,
-    variant: &str,
-    scenario: &str,
-    pool: Pool,
-    jobs: &str,
-    credentials: &str,
-) -> Run {
+/// Tokens live 4 s (refreshed 1 s before they expire, `OAUTHTEST_REFRESH_MARGIN_MS`): a right
+/// worker's token cannot expire between the check and the API call even on a loaded machine,
+/// which 1-2 s tokens did (a job's API call answered 401). The expiries a run must meet come
+/// from its rounds, not from its length.
+const TOKEN_TTL_SECS: &str = "4";
+
+fn shape(pool: Pool, jobs: u32, rounds: u32) -> Shape {
+    Shape {
+        pool,
+        jobs,
+        credentials: 3,
+        rounds,
+        token_delay_ms: 0,
+    }
+}
+
+fn sim(app: &AppDb, variant: &str, scenario: &str, shape: Shape) -> Run {
     let mut c = app.db.cmd();
     c.env("PYTHONPATH", refapp())
         .env("APP_ENCRYPTION_KEY", &app.key)
         .env("REFAPP_VARIANT", variant);
+    let (jobs, credentials) = (shape.jobs.to_string(), shape.credentials.to_string());
     let mut args = vec![
         "--mode",
         "celery-sim",
@@ -106,33 +128,40 @@ fn sim_on(
         "--concurrency",
         "4",
         "--jobs",
-        jobs,
+        &jobs,
         "--credentials",
-        credentials,
+        &credentials,
         "--token-ttl-secs",
-        // Tokens that expire several times during the run: a naive worker then presents the
-        // refresh token it failed to replace (rotation) or the revoked one (invalid_grant).
-        if scenario == "invalid_grant_mid_run" || scenario == "rotation" {
-            "1"
-        } else {
-            "2"
-        },
+        TOKEN_TTL_SECS,
         "--target-timeout",
         "120",
         "--format",
         "json",
     ];
-    match pool {
-        Pool::Own => args.extend([
-            "--target-cmd",
-            "python3 -m refapp run-jobs --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\"",
-        ]),
-        Pool::Copies => args.extend([
-            "--target-cmd",
-            "python3 -m refapp worker --concurrency \"$OAUTHTEST_WORKERS\" --queue \"$OAUTHTEST_RUN_ID\"",
-            "--enqueue-cmd",
-            "python3 -m refapp enqueue --queue \"$OAUTHTEST_RUN_ID\" --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\"",
-        ]),
+    let slow = if shape.token_delay_ms > 0 {
+        let relay =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/slow_token_endpoint.py");
+        format!("python3 '{}' {} ", relay.display(), shape.token_delay_ms)
+    } else {
+        String::new()
+    };
+    let rounds = shape.rounds;
+    let (target, enqueue);
+    match shape.pool {
+        Pool::Own => {
+            target = format!(
+                "{slow}python3 -m refapp run-jobs --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\" --rounds {rounds}"
+            );
+            args.extend(["--target-cmd", &target]);
+        }
+        Pool::Copies => {
+            target = "python3 -m refapp worker --concurrency \"$OAUTHTEST_WORKERS\" --queue \"$OAUTHTEST_RUN_ID\"".to_owned();
+            // The jobs carry the endpoints the enqueuing command was given.
+            enqueue = format!(
+                "{slow}python3 -m refapp enqueue --queue \"$OAUTHTEST_RUN_ID\" --credential-ids \"$OAUTHTEST_CREDENTIAL_IDS\" --jobs \"$OAUTHTEST_JOBS\" --rounds {rounds}"
+            );
+            args.extend(["--target-cmd", &target, "--enqueue-cmd", &enqueue]);
+        }
     }
     let r = run(c, &args, None);
     assert_no_secrets(&format!("{}{}", r.stdout, r.stderr), &[&app.key]);
@@ -167,19 +196,25 @@ async fn the_right_workers_keep_every_invariant_and_the_naive_ones_storm(db: Tes
     }
     let app = app_db(db);
     for pool in [Pool::Copies, Pool::Own] {
-        let r = sim(&app, "right", "success", pool, "120");
+        // Two rounds: each begins with the 3 tokens expired.
+        let r = sim(&app, "right", "success", shape(pool, 120, 2));
         r.assert_code(0);
         let v = r.json();
         assert!(broken(&v).is_empty(), "{r}");
         assert_eq!(v["jobs_succeeded"], 120, "{r}");
         assert_eq!(v["refreshes_per_expiry"], 1.0, "{r}");
-        assert!(v["token_requests"].as_u64().unwrap() >= 3, "{r}");
+        assert!(v["token_requests"].as_u64().unwrap() >= 6, "{r}");
         no_rows_left(&app).await;
     }
-    // No lock, no re-read: every worker that finds the token expired refreshes it (the pool's
-    // threads start together, so its first jobs find the same expired tokens at once).
-    // One credential: every thread's job is on it.
-    let r = sim_on(&app, "naive", "success", Pool::Own, "120", "1");
+    // No lock, no re-read: every worker that finds the token expired refreshes it. One
+    // credential: every thread's job is on it; slow token answers: every thread reads the
+    // expired row before the first refresh is written back, so the storm is certain.
+    let naive = Shape {
+        credentials: 1,
+        token_delay_ms: 300,
+        ..shape(Pool::Own, 120, 1)
+    };
+    let r = sim(&app, "naive", "success", naive);
     r.assert_code(1);
     let v = r.json();
     assert!(
@@ -198,10 +233,13 @@ async fn rotation_the_naive_workers_lose_the_rotated_token(db: TestDb) {
         return;
     }
     let app = app_db(db);
-    let r = sim(&app, "right", "rotation", Pool::Own, "120");
+    // Three rounds: each right worker's refresh presents the refresh token the previous
+    // round's rotation left in the row.
+    let r = sim(&app, "right", "rotation", shape(Pool::Own, 120, 3));
     r.assert_code(0);
     assert!(broken(&r.json()).is_empty(), "{r}");
-    let r = sim(&app, "naive", "rotation", Pool::Own, "400");
+    // Two rounds: the second presents the refresh token the first's rotation superseded.
+    let r = sim(&app, "naive", "rotation", shape(Pool::Own, 120, 2));
     r.assert_code(1);
     let b = broken(&r.json());
     for name in [
@@ -219,7 +257,10 @@ async fn invalid_grant_mid_run_the_right_workers_mark_reconnect_and_the_naive_re
         return;
     }
     let app = app_db(TestDb::sqlite());
-    let r = sim(&app, "right", "invalid_grant_mid_run", Pool::Own, "400");
+    // Four rounds of 30 jobs: the revocation comes after the 60th API call, and the fourth
+    // round (if not the third) refreshes after it.
+    let revoked_mid_run = shape(Pool::Own, 120, 4);
+    let r = sim(&app, "right", "invalid_grant_mid_run", revoked_mid_run);
     r.assert_code(0);
     let v = r.json();
     assert!(broken(&v).is_empty(), "{r}");
@@ -230,7 +271,7 @@ async fn invalid_grant_mid_run_the_right_workers_mark_reconnect_and_the_naive_re
             > 0,
         "no job met the revocation: {r}"
     );
-    let r = sim(&app, "naive", "invalid_grant_mid_run", Pool::Own, "400");
+    let r = sim(&app, "naive", "invalid_grant_mid_run", revoked_mid_run);
     r.assert_code(1);
     let b = broken(&r.json());
     for name in [

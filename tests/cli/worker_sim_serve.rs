@@ -167,8 +167,10 @@ async fn another_process_refreshing_during_the_run_breaks_the_run_and_a_storm_br
     assert_ne!(out.status.code(), Some(0), "{v}");
 
     // A storm of its own: coordination off, every worker refreshes the expired credential.
-    let serve = Serve::start(&[]);
+    // Token answers take 200 ms: every worker reads the expired credential before the first
+    // refresh is written back, however loaded the machine, so the storm is certain.
     let db2 = TestDb::sqlite();
+    let serve = crate::app_worker_rows::slow_serve(&db2, 200, false);
     let (key, ids, _) = seeded(&db2, &serve, 2).await;
     let r = run(
         sim_cmd(

@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 
 from refapp import job
-from refapp.db import ConfigError, Database
+from refapp.db import STATUS_NEEDS_RECONNECT, ConfigError, Database
 from refapp.sealing import decrypt_credential, encrypt_credential
 
 SEED_FIELDS = ("access_token", "refresh_token", "expiry", "client_id", "client_secret", "scopes")
@@ -132,8 +132,29 @@ def cmd_worker(args):
     os.execve(argv[0], argv, _worker_env())
 
 
-def _enqueue(ids, jobs, queue, timeout, variant, worker=None):
-    """Sends the jobs and waits for each; ``worker`` (a Popen) dying ends the wait early."""
+def _expired(ids, endpoints):
+    """Whether every row's access token is due for a refresh (or the row cannot be refreshed:
+    gone, or waiting for the user to reconnect), by the job's own test (``job.fresh``)."""
+    db = Database()
+    try:
+        for credential_id in ids:
+            row = db.load(credential_id)
+            if row is None or row.status == STATUS_NEEDS_RECONNECT:
+                continue
+            payload = decrypt_credential(row.encrypted_data)
+            if job.fresh(job.credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])):
+                return False
+        return True
+    finally:
+        db.close()
+
+
+def _enqueue(ids, jobs, queue, timeout, variant, worker=None, rounds=1):
+    """Sends the jobs and waits for each; ``worker`` (a Popen) dying ends the wait early.
+
+    ``rounds`` > 1: the jobs go in that many rounds, each sent once the previous one's results
+    are in and every row's access token has expired again, so that the run meets ``rounds``
+    expiries however fast or slow the machine is."""
     import gc
 
     from celery.exceptions import TimeoutError as NotYet
@@ -141,15 +162,42 @@ def _enqueue(ids, jobs, queue, timeout, variant, worker=None):
     from refapp.tasks import refresh_credential
 
     endpoints = job.endpoints_from_env()
-    sent = [
-        refresh_credential.apply_async(
-            args=[ids[n % len(ids)]],
-            kwargs={"endpoints": endpoints, "variant": variant},
-            queue=queue,
-        )
-        for n in range(jobs)
-    ]
     deadline = time.monotonic() + timeout
+    outcomes = []
+    sent_so_far = 0
+    for r in range(rounds):
+        this_round = jobs * (r + 1) // rounds - sent_so_far
+        if r > 0:
+            while not _expired(ids, endpoints) and time.monotonic() < deadline:
+                if worker is not None and worker.poll() is not None:
+                    break
+                time.sleep(0.05)
+        sent = [
+            refresh_credential.apply_async(
+                args=[ids[(sent_so_far + n) % len(ids)]],
+                kwargs={"endpoints": endpoints, "variant": variant},
+                queue=queue,
+            )
+            for n in range(this_round)
+        ]
+        sent_so_far += this_round
+        outcomes.extend(_wait(sent, deadline, timeout, worker, NotYet))
+        # Results let go of their subscriptions now, not while the interpreter shuts down.
+        sent.clear()
+        gc.collect()
+    summary = {
+        "jobs": jobs,
+        "credentials": len(ids),
+        "queue": queue,
+        "outcomes": dict(Counter(outcomes)),
+        "ok": sum(o == "ok" for o in outcomes),
+    }
+    print(json.dumps(summary))
+    return _exit_for(outcomes)
+
+
+def _wait(sent, deadline, timeout, worker, NotYet):
+    """Each result's outcome, in order."""
     outcomes = []
     for result in sent:
         outcome = None
@@ -166,22 +214,14 @@ def _enqueue(ids, jobs, queue, timeout, variant, worker=None):
                 except Exception as exc:  # the job raised
                     outcome = f"error: {type(exc).__name__}"
         outcomes.append(outcome)
-    # Results let go of their subscriptions now, not while the interpreter shuts down.
-    sent.clear()
-    gc.collect()
-    summary = {
-        "jobs": jobs,
-        "credentials": len(ids),
-        "queue": queue,
-        "outcomes": dict(Counter(outcomes)),
-        "ok": sum(o == "ok" for o in outcomes),
-    }
-    print(json.dumps(summary))
-    return _exit_for(outcomes)
+    return outcomes
 
 
 def cmd_enqueue(args):
-    return _enqueue(_ids(args.credential_ids), args.jobs, args.queue, args.timeout, args.variant)
+    return _enqueue(
+        _ids(args.credential_ids), args.jobs, args.queue, args.timeout, args.variant,
+        rounds=args.rounds,
+    )
 
 
 def cmd_run_jobs(args):
@@ -195,7 +235,7 @@ def cmd_run_jobs(args):
         env=_worker_env(),
     )
     try:
-        return _enqueue(ids, args.jobs, queue, args.timeout, args.variant, worker)
+        return _enqueue(ids, args.jobs, queue, args.timeout, args.variant, worker, args.rounds)
     finally:
         worker.terminate()  # warm shutdown: running jobs finish
         try:
@@ -237,6 +277,8 @@ def parser():
         many.add_argument("--jobs", type=int, default=None, help="default: one per id")
         many.add_argument("--timeout", type=float, default=120.0, help="seconds for all jobs")
         many.add_argument("--variant", choices=job.VARIANTS, help="default: the worker's")
+        many.add_argument("--rounds", type=int, default=1,
+                          help="send the jobs in R rounds, each once every token has expired")
         if name == "enqueue":
             many.add_argument("--queue", default=os.environ.get("REFAPP_QUEUE", "refapp"))
         else:
@@ -254,6 +296,8 @@ def main(argv=None):
             args.jobs = len(_ids(args.credential_ids))
         if getattr(args, "jobs", 1) < 1 or getattr(args, "workers", None) in (0,):
             raise ConfigError("--jobs and --workers: expected at least 1")
+        if not 1 <= getattr(args, "rounds", 1) <= getattr(args, "jobs", 1):
+            raise ConfigError("--rounds: expected from 1 to --jobs")
         return args.run(args)
     except ConfigError as exc:
         print(f"refapp: error: {exc}", file=sys.stderr)

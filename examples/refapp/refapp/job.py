@@ -8,7 +8,9 @@ Two variants, chosen by ``REFAPP_VARIANT`` (or the caller):
   still expired (another worker may have refreshed it meanwhile), writes back the new access token,
   its expiry and the refresh token Google returned (rotated or not), then commits. On
   ``invalid_grant`` it marks the row ``needs_reconnect`` and stops; a row so marked is never
-  refreshed again until the user reconnects.
+  refreshed again until the user reconnects. When the API answers 401 to a token that looked
+  valid, it refreshes the same way (unless another worker already replaced that token) and
+  retries the call once, as google-auth's ``AuthorizedSession`` does.
 - ``naive``: what such code often looks like. No lock, no re-read: every worker that finds the
   token expired refreshes it. It retries a failed refresh, ``invalid_grant`` included, and never
   marks the row. It writes back the new access token and expiry into the payload it read before
@@ -69,7 +71,7 @@ def _parse_expiry(text):
     return at
 
 
-def _credentials(payload, token_url):
+def credentials(payload, token_url):
     scopes = payload.get("scopes")
     if isinstance(scopes, str):
         scopes = scopes.split()
@@ -84,7 +86,7 @@ def _credentials(payload, token_url):
     )
 
 
-def _fresh(creds):
+def fresh(creds):
     """google-auth's ``creds.valid``, with its refresh margin (3 min 45 s before expiry) replaced
     by ``OAUTHTEST_REFRESH_MARGIN_MS`` where oauthtest hands one (a worker-sim run whose tokens
     live seconds)."""
@@ -145,6 +147,19 @@ def run(credential_id, endpoints=None, variant=None, database_url=None):
         db.close()
     if creds is not None:
         _call_api(creds, endpoints, summary)
+    if creds is not None and variant == "right" and summary["api_status"] == 401:
+        # The API refused a token that looked valid (revoked, expired early, clock skew): as
+        # google-auth's AuthorizedSession does, refresh once and retry the call once.
+        rejected = creds.token
+        db = Database(database_url)
+        try:
+            creds = _refresh_locked(
+                db, credential_id, endpoints, summary, lambda c: c.token != rejected and fresh(c)
+            )
+        finally:
+            db.close()
+        if creds is not None:
+            _call_api(creds, endpoints, summary)
     _log(
         f"credential {credential_id}: {summary['outcome']} ({variant}; "
         f"refresh attempts {summary['refresh_attempts']}, wrote back {summary['wrote_back']}, "
@@ -161,9 +176,15 @@ def _right(db, credential_id, endpoints, variant, summary):
     if row.status == STATUS_NEEDS_RECONNECT:
         summary["outcome"] = "needs_reconnect"
         return None
-    creds = _credentials(decrypt_credential(row.encrypted_data), endpoints["OAUTHTEST_TOKEN_URL"])
-    if _fresh(creds):
+    creds = credentials(decrypt_credential(row.encrypted_data), endpoints["OAUTHTEST_TOKEN_URL"])
+    if fresh(creds):
         return creds
+    return _refresh_locked(db, credential_id, endpoints, summary, fresh)
+
+
+def _refresh_locked(db, credential_id, endpoints, summary, usable):
+    """The right variant's refresh: under the row's lock, reads it again and refreshes unless
+    the token it holds now is ``usable`` (another worker refreshed it meanwhile)."""
     with db.transaction(lock=True):
         row = db.load(credential_id, for_update=True)  # again, under the lock
         if row is None:
@@ -173,8 +194,8 @@ def _right(db, credential_id, endpoints, variant, summary):
             summary["outcome"] = "needs_reconnect"
             return None
         payload = decrypt_credential(row.encrypted_data)
-        creds = _credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
-        if _fresh(creds):
+        creds = credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
+        if usable(creds):
             return creds  # another worker refreshed it while this one waited for the lock
         summary["refresh_attempts"] += 1
         try:
@@ -198,8 +219,8 @@ def _naive(db, credential_id, endpoints, variant, summary):
         summary["outcome"] = "not_found"
         return None
     payload = decrypt_credential(row.encrypted_data)
-    creds = _credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
-    if _fresh(creds):
+    creds = credentials(payload, endpoints["OAUTHTEST_TOKEN_URL"])
+    if fresh(creds):
         return creds
     for attempt in range(NAIVE_ATTEMPTS):
         summary["refresh_attempts"] += 1
