@@ -2,7 +2,9 @@
 //! here too, without their message.
 //!
 //! The filter comes from `-v` counts, else `--log` / `OAUTHTEST_LOG`, else `RUST_LOG`, else the
-//! mode's default; a filter that does not parse is an error. Colour only on a terminal, and never
+//! mode's default; a filter that does not parse is an error. A filter is a level or
+//! comma-separated `target=level` pairs ([`Targets`]: no span or field filters, and no regex
+//! engine in the build). Colour only on a terminal, and never
 //! with `NO_COLOR` set (<https://no-color.org>). A failed write to stderr is dropped: it must not
 //! turn into a panic (tracing's own "unable to write" notice would be one more failed write).
 //! Nothing logged may hold a secret: types holding tokens print redacted, and functions that take
@@ -21,7 +23,10 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::{self, IsTerminal, Write};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// Where the log filter came from, for the message when it does not parse.
 pub const FILTER_SOURCES: &str = "--log / OAUTHTEST_LOG / RUST_LOG";
@@ -51,14 +56,16 @@ pub fn colour_on_stderr() -> bool {
 /// # Errors
 /// The filter's parse error, naming where filters come from ([`FILTER_SOURCES`]).
 pub fn init(directives: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(directives)
+    let filter: Targets = directives
+        .parse()
         .map_err(|e| format!("{FILTER_SOURCES}: not a valid log filter ({e})"))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(|| Stderr)
         .with_ansi(colour_on_stderr())
         .log_internal_errors(false)
-        .with_target(true)
+        .with_target(true);
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
         .try_init();
     Ok(())
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use rsa::RsaPublicKey;
 use serde::Serialize;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand::{Rng as _, RngCore as _};
+use rand::{Rng as _, RngExt as _};
 use serde::Serialize;
 
 use crate::authorize::{authenticate_client, expand_scope};

@@ -108,7 +108,8 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Log filter for stderr (error, warn, info, debug, trace, or tracing directives).
+    /// Log filter for stderr: a level (error, warn, info, debug, trace, off) or target=level
+    /// pairs, comma-separated (warn,oauthtest=debug).
     /// [default: warn; for serve, warn,oauthtest::serve=info, which logs each request]
     #[arg(long, env = "OAUTHTEST_LOG")]
     pub log: Option<String>,

@@ -28,7 +28,7 @@ use crate::support::serve::{admin_get, admin_post, mint_authorized_user, refresh
 use crate::support::*;
 use oauthtest::crypto::{EncryptionKey, Keyring};
 use oauthtest::store::Store;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::Stdio;

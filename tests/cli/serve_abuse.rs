@@ -8,7 +8,7 @@ use crate::support::serve::{
     admin_get, admin_post, api_status, raw_exchange, refresh, rss_kib, str_of,
 };
 use crate::support::serve::{Serve, CLIENT_ID, CLIENT_SECRET};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use std::io::Write;
 use std::net::TcpStream;
