@@ -10,7 +10,7 @@ use crate::app_store::{
     FASTAPI_CONFIG,
 };
 use crate::on_both_backends;
-use crate::support::serve::{admin_get, admin_post, refresh, Serve};
+use crate::support::serve::{admin_get, admin_post, invariant, refresh, Serve};
 use crate::support::*;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -104,20 +104,9 @@ fn sim(db: &TestDb, rows: &Rows, serve: &Serve, ids: &str, extra: &[&str]) -> Co
     c.env("APP_ENCRYPTION_KEY", &rows.key)
         .args(["--mode", "worker-sim", "--store-config", "app.toml"])
         .args(["--credential-ids", ids, "--format", "json"])
-        .args(["--token-url", &serve.url("/token")])
-        .args(["--tokeninfo-url", &serve.url("/tokeninfo")])
-        .args(["--api-url", &serve.url("/gmail/v1/users/me/profile")])
+        .args(serve.endpoint_args())
         .args(extra);
     c
-}
-
-fn invariant<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["invariants"]
-        .as_array()
-        .expect("invariants")
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no invariant {name:?} in {v}"))
 }
 
 async fn stored(db: &TestDb, rows: &Rows, id: i64) -> Value {

@@ -383,9 +383,7 @@ async fn one_iteration(
             "100000000",
         ])
         .args(["--credential-ids", &ids.join(",")])
-        .args(["--token-url", &serve.url("/token")])
-        .args(["--tokeninfo-url", &serve.url("/tokeninfo")])
-        .args(["--api-url", &serve.url("/gmail/v1/users/me/profile")])
+        .args(serve.endpoint_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));

@@ -233,9 +233,7 @@ fn worker_sim_against(
         "100000000",
     ])
     .args(["--credential-id", "1"])
-    .args(["--token-url", &serve.url("/token")])
-    .args(["--tokeninfo-url", &serve.url("/tokeninfo")])
-    .args(["--api-url", &serve.url("/gmail/v1/users/me/profile")])
+    .args(serve.endpoint_args())
     .stdin(std::process::Stdio::null())
     .stdout(std::fs::File::create(dir.join("out.log")).expect("stdout file"))
     .stderr(std::fs::File::create(dir.join("err.log")).expect("stderr file"));

@@ -2,7 +2,7 @@
 //! journal, every process that used it included, and a run whose every job fails failing.
 
 use crate::on_both_backends;
-use crate::support::serve::{admin_get, http, mint_authorized_user, refresh, Serve};
+use crate::support::serve::{admin_get, http, invariant, mint_authorized_user, refresh, Serve};
 use crate::support::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -36,20 +36,9 @@ fn sim_cmd(db: &TestDb, key: &str, serve: &Serve, ids: &[String], extra: &[&str]
     c.env("OAUTHTEST_ENCRYPTION_KEY", key)
         .args(["--mode", "worker-sim", "--format", "json"])
         .args(["--credential-ids", &ids.join(",")])
-        .args(["--token-url", &serve.url("/token")])
-        .args(["--tokeninfo-url", &serve.url("/tokeninfo")])
-        .args(["--api-url", &serve.url("/gmail/v1/users/me/profile")])
+        .args(serve.endpoint_args())
         .args(extra);
     c
-}
-
-fn invariant<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["invariants"]
-        .as_array()
-        .expect("invariants")
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no invariant {name:?} in {v}"))
 }
 
 on_both_backends!(

@@ -78,6 +78,19 @@ impl Serve {
         format!("{}{path}", self.url)
     }
 
+    /// `--token-url`, `--tokeninfo-url` and `--api-url` (the Gmail profile) pointed at this
+    /// serve, for a mode that refreshes stored credentials against it.
+    pub(crate) fn endpoint_args(&self) -> [String; 6] {
+        [
+            "--token-url".into(),
+            self.url("/token"),
+            "--tokeninfo-url".into(),
+            self.url("/tokeninfo"),
+            "--api-url".into(),
+            self.url("/gmail/v1/users/me/profile"),
+        ]
+    }
+
     pub(crate) fn port(&self) -> u16 {
         self.url
             .rsplit(':')
@@ -212,6 +225,16 @@ pub(crate) async fn api_status(serve: &Serve, access_token: &str) -> u16 {
         .expect("API call")
         .status()
         .as_u16()
+}
+
+/// The invariant named `name` in a worker-sim JSON report.
+pub(crate) fn invariant<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no invariant {name:?} in {v}"))
 }
 
 pub(crate) fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
