@@ -43,18 +43,14 @@ fn credential_error(e: AppStoreError) -> EngineError {
     EngineError::Credential(Error::from(e))
 }
 
-/// Whether two credentials hold the same tokens.
+/// Whether two credentials hold the same tokens (compared in place: no copy of a token).
 fn same_tokens(a: &GoogleCredential, b: &GoogleCredential) -> bool {
-    let access = |c: &GoogleCredential| {
-        c.access_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned())
-    };
-    let refresh = |c: &GoogleCredential| {
-        c.refresh_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned())
-    };
+    fn access(c: &GoogleCredential) -> Option<&str> {
+        c.access_token.as_ref().map(|t| t.expose_secret())
+    }
+    fn refresh(c: &GoogleCredential) -> Option<&str> {
+        c.refresh_token.as_ref().map(|t| t.expose_secret())
+    }
     access(a) == access(b) && refresh(a) == refresh(b)
 }
 

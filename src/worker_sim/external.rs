@@ -69,9 +69,12 @@ pub async fn run_external(
     let config = external_config(settings, args, ids.len());
     let keyring = Arc::new(settings.keyring()?);
     let store = Arc::new(settings.open_store().await?);
+    // Every row is read once, before any job runs: a missing one is named at once.
+    let mut rows = Vec::with_capacity(ids.len());
     for id in &ids {
-        if store.get(*id).await?.is_none() {
-            return Err(crate::error::not_found(&store, *id).await);
+        match store.get(*id).await? {
+            Some(row) => rows.push(row),
+            None => return Err(crate::error::not_found(&store, *id).await),
         }
     }
     // The mock's journal, read from where it is now: every process's requests from here on
@@ -83,11 +86,9 @@ pub async fn run_external(
     };
     let mut clients = HashSet::new();
     if journal.is_some() {
-        for id in &ids {
-            if let Ok(Some(row)) = store.get(*id).await {
-                let stored = row.decrypt(&keyring).ok().and_then(|s| s.client_id);
-                clients.extend(stored.or_else(|| settings.client_id.clone()));
-            }
+        for row in &rows {
+            let stored = row.decrypt(&keyring).ok().and_then(|s| s.client_id);
+            clients.extend(stored.or_else(|| settings.client_id.clone()));
         }
     }
     let engine = Arc::new(engine_for(
