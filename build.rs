@@ -3,7 +3,7 @@
 //! missing, so that `cargo test` reports the tests needing them as ignored instead of passed.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 // Also compiled into the integration tests (tests/cli/main.rs), which test it.
 #[path = "build/probe.rs"]
@@ -84,21 +84,9 @@ fn embed_scenarios() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let dir = Path::new(&manifest_dir).join("scenarios");
     println!("cargo::rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+    let files = files_named(&dir, "toml").unwrap_or_default();
     let mut out = String::from("&[\n");
-    for path in &files {
-        println!("cargo::rerun-if-changed={}", path.display());
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (path, name) in &files {
         out.push_str(&format!(
             "    ({name:?}, include_str!({:?})),\n",
             path.display().to_string()
@@ -110,31 +98,43 @@ fn embed_scenarios() {
     fs::write(target, out).expect("write builtin_scenarios.rs");
 }
 
+/// The files in `dir` ending in `.ext`, sorted, each with its file name; cargo reruns this
+/// script when any of them changes.
+fn files_named(dir: &Path, ext: &str) -> std::io::Result<Vec<(PathBuf, String)>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            println!("cargo::rerun-if-changed={}", path.display());
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (path, name)
+        })
+        .collect())
+}
+
 /// Writes `migrations.rs` into OUT_DIR: for each backend, its migration files' versions, the rest
-/// of their names and their contents, in order. `src/store/migrations.rs` makes sqlx's `Migrator` from them at run time,
-/// exactly as `sqlx::migrate!` would, without sqlx's macros (which cost a second build of sqlx
-/// and SQLite for the compiler).
+/// of their names and their contents, in order. `src/store/migrations.rs` makes sqlx's
+/// `Migrator` from them at run time, exactly as `sqlx::migrate!` would, without sqlx's macros
+/// (which cost a second build of sqlx and SQLite for the compiler).
 fn embed_migrations() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let mut out = String::new();
     for (backend, constant) in [("sqlite", "SQLITE"), ("postgres", "POSTGRES")] {
         let dir = Path::new(&manifest_dir).join("migrations").join(backend);
         println!("cargo::rerun-if-changed={}", dir.display());
-        let mut files: Vec<_> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
-            .collect();
-        files.sort();
+        let files = files_named(&dir, "sql")
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
         out.push_str(&format!(
             "pub(super) const {constant}: &[(i64, &str, &str)] = &[\n"
         ));
-        for path in &files {
-            println!("cargo::rerun-if-changed={}", path.display());
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (path, name) in &files {
             // sqlx's rule: VERSION_DESCRIPTION.sql, VERSION an integer.
             let Some((version, rest)) = name
                 .split_once('_')
