@@ -45,8 +45,27 @@ pub async fn run(cli: &cli::Cli) -> Result<Box<dyn report::Report>> {
         return modes::dispatch(&settings, task).await;
     }
     let signals = signals::Signals::install()?;
+    let mut run = std::pin::pin!(modes::dispatch(&settings, task));
     tokio::select! {
-        report = modes::dispatch(&settings, task) => report,
-        signal = signals.wait() => Err(Error::Interrupted { signal }),
+        report = &mut run => report,
+        signal = signals.wait() => {
+            // The run goes on until the temporary rows being written are registered, so that
+            // the binary's clean-up removes them; it begins no new one.
+            let settled = tokio::select! {
+                _ = &mut run => true,
+                settled = temp_rows::settle(signal, SETTLE) => settled,
+            };
+            if !settled {
+                tracing::warn!(
+                    "a temporary row was still being written {} s after {signal}; if one is \
+                     left behind, --mode cleanup removes it",
+                    SETTLE.as_secs()
+                );
+            }
+            Err(Error::Interrupted { signal })
+        }
     }
 }
+
+/// How long a signal waits for the temporary rows being written.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);

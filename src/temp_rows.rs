@@ -20,6 +20,12 @@
 //! table without a `name_column` carries no mark: its rows are found by the ids registered, so
 //! only the instant between an insert's commit and its registration is uncovered there.)
 //!
+//! A row's insert, once begun, is seen to its end: each one is written under [`writing`], and on
+//! SIGINT or SIGTERM [`settle`] lets the writes already begun finish and register their rows
+//! before the run is dropped, and refuses new ones. (Dropping an insert's future does not undo
+//! it: the database finishes a statement already sent, and that commit could land after the
+//! clean-up looked for the run's rows.)
+//!
 //! This is process-wide state on purpose, like a signal handler: the rows must be found from
 //! `main` after the task that wrote them was cancelled or panicked.
 
@@ -28,6 +34,8 @@ use crate::store::{CredentialRow, LeaseOwner, Liveness, Store};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Default)]
 struct Registry {
@@ -241,6 +249,106 @@ pub fn release_app(url: &str, cfg: &StoreConfig, id: &RowId) {
         .retain(|(k, row)| !(k == &key && row == id));
 }
 
+/// Temporary rows being written, and the signal that stopped new ones.
+struct Gate {
+    state: Mutex<GateState>,
+    /// Woken when the last write in progress ends.
+    idle: Notify,
+}
+
+struct GateState {
+    writing: usize,
+    stopped_by: Option<&'static str>,
+}
+
+static GATE: Gate = Gate::new();
+
+/// A temporary row being written: held from before its insert until the row is registered (or
+/// the write failed). Dropping it, on any path, ends the write.
+#[must_use = "the write ends when this is dropped"]
+pub struct Writing {
+    gate: &'static Gate,
+}
+
+/// Why [`writing`] refused: the run is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} arrived: no new temporary row is written")]
+pub struct Stopping(pub &'static str);
+
+impl From<Stopping> for crate::error::Error {
+    /// A temporary row refused because a signal arrived: the run is being interrupted.
+    fn from(stopping: Stopping) -> Self {
+        crate::error::Error::Interrupted { signal: stopping.0 }
+    }
+}
+
+impl Gate {
+    const fn new() -> Self {
+        Self {
+            state: Mutex::new(GateState {
+                writing: 0,
+                stopped_by: None,
+            }),
+            idle: Notify::const_new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn begin(&'static self) -> Result<Writing, Stopping> {
+        let mut s = self.state();
+        if let Some(signal) = s.stopped_by {
+            return Err(Stopping(signal));
+        }
+        s.writing += 1;
+        Ok(Writing { gate: self })
+    }
+
+    async fn settle(&self, signal: &'static str, limit: Duration) -> bool {
+        self.state().stopped_by.get_or_insert(signal);
+        tokio::time::timeout(limit, async {
+            loop {
+                let idle = self.idle.notified();
+                let mut idle = std::pin::pin!(idle);
+                idle.as_mut().enable();
+                if self.state().writing == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut s = self.gate.state();
+        s.writing -= 1;
+        if s.writing == 0 {
+            self.gate.idle.notify_waiters();
+        }
+    }
+}
+
+/// Begins writing a temporary row: hold the guard across the insert and its [`register`] /
+/// [`register_app`].
+///
+/// # Errors
+/// [`Stopping`] once a signal has arrived ([`settle`]): the caller writes nothing.
+pub fn writing() -> Result<Writing, Stopping> {
+    GATE.begin()
+}
+
+/// On `signal`: refuses new temporary rows and waits, at most `limit`, for the writes already
+/// begun to end (their rows registered). Returns whether they all ended in time.
+pub async fn settle(signal: &'static str, limit: Duration) -> bool {
+    GATE.settle(signal, limit).await
+}
+
 /// Whether [`remove_all`] has anything to do after a run that ended normally (`normally`) or
 /// not.
 pub fn anything_to_remove(normally: bool) -> bool {
@@ -279,12 +387,13 @@ pub async fn remove_all(by_mark: bool) -> usize {
             }
         };
         if by_mark {
-            if let Ok(all) = store.list().await {
-                ids.extend(
+            match store.list().await {
+                Ok(all) => ids.extend(
                     all.iter()
                         .filter(|row| row.name.ends_with(&suffix))
                         .map(|row| row.id),
-                );
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot look for this run's temporary rows"),
             }
         }
         ids.sort_unstable();
@@ -320,12 +429,13 @@ async fn remove_app_rows(
             }
         };
         if by_mark && store.config().name_column.is_some() {
-            if let Ok(all) = store.list().await {
-                ids.extend(
+            match store.list().await {
+                Ok(all) => ids.extend(
                     all.into_iter()
                         .filter(|row| row.name.as_deref().is_some_and(|n| n.ends_with(suffix)))
                         .map(|row| row.id),
-                );
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot look for this run's temporary rows"),
             }
         }
         ids.sort();
@@ -378,5 +488,39 @@ mod tests {
             oldest: Utc::now(),
         };
         assert_eq!(far.liveness(), Liveness::Unknown);
+    }
+
+    fn new_gate() -> &'static Gate {
+        Box::leak(Box::new(Gate::new()))
+    }
+
+    #[tokio::test]
+    async fn a_signal_waits_for_the_rows_being_written_and_refuses_new_ones() {
+        let gate = new_gate();
+        let registered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = gate.begin().unwrap();
+        let done = std::sync::Arc::clone(&registered);
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(writing);
+        });
+        assert!(gate.settle("SIGINT", Duration::from_secs(30)).await);
+        assert!(registered.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(gate.begin().err(), Some(Stopping("SIGINT")));
+        // The first signal is the one named.
+        assert!(gate.settle("SIGTERM", Duration::from_secs(30)).await);
+        assert_eq!(gate.begin().err(), Some(Stopping("SIGINT")));
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_never_ends_holds_a_signal_up_only_until_the_limit() {
+        let gate = new_gate();
+        let _stuck = gate.begin().unwrap();
+        let _other = gate.begin().unwrap();
+        assert!(!gate.settle("SIGTERM", Duration::from_secs(5)).await);
+        let idle = new_gate();
+        assert!(idle.settle("SIGTERM", Duration::from_secs(5)).await);
     }
 }

@@ -139,6 +139,7 @@ impl AppTarget {
             ))),
             user_id: Some(self.user_id.clone()),
         };
+        let _writing = crate::temp_rows::writing().map_err(|e| e.to_string())?;
         crate::temp_rows::expect_app(&self.url, cfg);
         let inserted = self
             .store

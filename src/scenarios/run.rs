@@ -122,9 +122,13 @@ async fn execute(
         id_token: None,
     };
     let temporary = options.database_url.is_some();
-    if temporary {
+    let writing = if temporary {
+        let writing = crate::temp_rows::writing().map_err(|e| e.to_string())?;
         crate::temp_rows::expect(&url);
-    }
+        Some(writing)
+    } else {
+        None
+    };
     let name = format!("oauthtest scenario {}", scenario.name);
     let id = store
         .insert(
@@ -146,6 +150,7 @@ async fn execute(
     if temporary {
         crate::temp_rows::register(&url, id);
     }
+    drop(writing);
 
     let outcome = run_job_and_verify(
         scenario,

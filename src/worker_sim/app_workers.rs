@@ -113,8 +113,10 @@ async fn seed(
             ))),
             user_id: Some(i.to_string()),
         };
+        let writing = crate::temp_rows::writing()?;
         let row = store.insert(cipher, &new, &secrets).await?;
         crate::temp_rows::register_app(url, cfg, &row.row.id);
+        drop(writing);
         seeded.push(Seeded {
             id: row.row.id.clone(),
             refresh_fingerprint: fingerprint(&refresh),

@@ -483,6 +483,11 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
     for i in 0..config.credentials {
         let (secrets, refresh) = expired_credential(&mock, i, &scopes, expired);
         let client = client_id(i);
+        let writing = if temporary {
+            Some(crate::temp_rows::writing()?)
+        } else {
+            None
+        };
         let id = store
             .insert(
                 &NewCredential {
@@ -502,6 +507,7 @@ pub async fn build_rig(config: &SimConfig) -> Result<Rig> {
         if temporary {
             crate::temp_rows::register(&url, id);
         }
+        drop(writing);
         credentials.push(SimCredential {
             id,
             client_id: client,
