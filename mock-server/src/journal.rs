@@ -157,6 +157,10 @@ pub struct JournalEntry {
     pub refresh_token_fingerprint: Option<String>,
     /// The presented refresh token's status when the request arrived, before it was handled.
     pub refresh_token_status: Option<TokenStatus>,
+    /// Fingerprint of the refresh token a token-endpoint 200 handed out (an authorization-code
+    /// exchange, a rotation): with [`refresh_token_fingerprint`](Self::refresh_token_fingerprint)
+    /// it links a credential's requests across rotations.
+    pub issued_refresh_token_fingerprint: Option<String>,
     /// Fingerprint of the token presented to tokeninfo (`access_token`), revoke (`token`) or the
     /// API (bearer).
     pub token_fingerprint: Option<String>,

@@ -91,6 +91,7 @@ impl State {
             client_auth: ClientAuth::None,
             refresh_token_fingerprint: None,
             refresh_token_status: None,
+            issued_refresh_token_fingerprint: None,
             token_fingerprint: None,
             status: None,
             action: ACTION_GOOGLE,
@@ -225,6 +226,9 @@ impl Shared {
         entry.action = action;
         entry.status = Some(sendable.status.as_u16());
         entry.error = sendable.error.clone();
+        if incoming.endpoint == Endpoint::Token && entry.status == Some(200) {
+            entry.issued_refresh_token_fingerprint = issued_refresh_token(&sendable.body);
+        }
         state.record(entry.clone(), &self.initial);
         Decision {
             reply: Some(sendable),
@@ -232,6 +236,16 @@ impl Shared {
             entry,
         }
     }
+}
+
+/// The fingerprint of the `refresh_token` a token-endpoint answer's body hands out, if any
+/// (Google's own answer or a scripted one).
+fn issued_refresh_token(body: &str) -> Option<String> {
+    if !body.contains("\"refresh_token\"") {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_str(body).ok()?;
+    answer.get("refresh_token")?.as_str().map(fingerprint)
 }
 
 /// A reply whose status and headers are valid HTTP.

@@ -196,6 +196,7 @@ pub fn entry_json(e: &JournalEntry) -> Value {
         "client_auth": e.client_auth.name(),
         "refresh_token_fingerprint": e.refresh_token_fingerprint,
         "refresh_token_status": e.refresh_token_status.map(|s| s.name()),
+        "issued_refresh_token_fingerprint": e.issued_refresh_token_fingerprint,
         "token_fingerprint": e.token_fingerprint,
         "status": e.status,
         "action": e.action,

@@ -6,7 +6,8 @@
 //! one `serve`; each run reads serve's `GET /__admin/requests` journal from where it was when
 //! the run started to where it is when the run ends, so it judges every process that used the
 //! mock meanwhile. Token requests are told apart by the refresh token they present (its
-//! fingerprint), which is the credential's until it rotates.
+//! fingerprint), followed through rotation: a request that presents the refresh token an
+//! earlier answer issued is the same credential's.
 //!
 //! # Security
 //! The journal holds fingerprints only, never a token; the admin token is sent as a bearer
@@ -37,6 +38,10 @@ pub struct TokenEntry {
     pub refresh_token_fingerprint: Option<String>,
     /// That token's status when the request arrived (`live`, `superseded`, `revoked`, …).
     pub refresh_token_status: Option<String>,
+    /// Fingerprint of the refresh token the answer issued (a rotation); absent from the journal
+    /// of a serve older than this field.
+    #[serde(default)]
+    pub issued_refresh_token_fingerprint: Option<String>,
     /// The HTTP status answered (`None`: the connection was dropped).
     pub status: Option<u16>,
     /// The error code answered.
@@ -159,6 +164,7 @@ impl TokenEntry {
             client_id: e.client_id.clone(),
             refresh_token_fingerprint: e.refresh_token_fingerprint.clone(),
             refresh_token_status: e.refresh_token_status.map(|s| s.name().to_owned()),
+            issued_refresh_token_fingerprint: e.issued_refresh_token_fingerprint.clone(),
             status: e.status,
             error: e.error.clone(),
         }
@@ -167,7 +173,9 @@ impl TokenEntry {
 
 /// The verdict the journal gives on the token requests of `clients` (all requests when
 /// empty), tokens living `token_ttl`: one refresh per expiry, none after `invalid_grant`, no
-/// superseded refresh token presented.
+/// superseded refresh token presented. A credential is the refresh token it first presented
+/// and every token rotation issued it since, so a refresh made with a token rotated a moment
+/// ago is a duplicate too.
 pub fn judge_journal(
     entries: &[TokenEntry],
     clients: &HashSet<String>,
@@ -183,9 +191,15 @@ pub fn judge_journal(
     let fresh_ms = u64::try_from(fresh_for.as_millis()).unwrap_or(u64::MAX);
     let mut last_success: HashMap<&str, u64> = HashMap::new();
     let mut refused: HashSet<&str> = HashSet::new();
+    // Each refresh token a rotation issued, to the first token of its credential.
+    let mut credential_of: HashMap<&str, &str> = HashMap::new();
+    // The credential of each of `ours`, for the timeline.
+    let mut credentials = Vec::with_capacity(ours.len());
     let (mut successes, mut duplicates, mut after_invalid, mut superseded) = (0, 0, 0, 0);
     for e in &ours {
         let presented = e.refresh_token_fingerprint.as_deref().unwrap_or("");
+        let credential = credential_of.get(presented).copied().unwrap_or(presented);
+        credentials.push(credential);
         if refused.contains(presented) {
             after_invalid += 1;
         }
@@ -194,12 +208,17 @@ pub fn judge_journal(
         }
         if e.status == Some(200) {
             successes += 1;
-            if let Some(prev) = last_success.get(presented) {
+            if let Some(prev) = last_success.get(credential) {
                 if e.elapsed_ms.saturating_sub(*prev) < fresh_ms {
                     duplicates += 1;
                 }
             }
-            last_success.insert(presented, e.elapsed_ms);
+            last_success.insert(credential, e.elapsed_ms);
+            if let Some(issued) = e.issued_refresh_token_fingerprint.as_deref() {
+                if !presented.is_empty() && issued != presented {
+                    credential_of.insert(issued, credential);
+                }
+            }
         }
         if e.error.as_deref() == Some("invalid_grant") {
             refused.insert(presented);
@@ -210,13 +229,13 @@ pub fn judge_journal(
     let step = (ours.len() / 5000).max(1);
     let timeline = ours
         .iter()
+        .zip(&credentials)
         .step_by(step)
-        .map(|e| {
+        .map(|(e, credential)| {
             let next = index.len();
-            let token = e.refresh_token_fingerprint.as_deref().unwrap_or("");
             TimelinePoint {
                 at_ms: e.elapsed_ms,
-                credential: *index.entry(token).or_insert(next),
+                credential: *index.entry(credential).or_insert(next),
                 status: e.status.unwrap_or(0),
             }
         })
@@ -273,6 +292,7 @@ mod tests {
             client_id: Some("c".into()),
             refresh_token_fingerprint: Some(token.into()),
             refresh_token_status: Some(if status == 200 { "live" } else { "revoked" }.into()),
+            issued_refresh_token_fingerprint: None,
             status: Some(status),
             error: error.map(str::to_owned),
         }
@@ -314,5 +334,39 @@ mod tests {
         // Another client's storm is not this run's.
         let others: HashSet<String> = ["d".to_owned()].into();
         assert!(broken(&judge_journal(&storm, &others, ttl)).is_empty());
+    }
+
+    fn rotated(mut e: TokenEntry, issued: &str) -> TokenEntry {
+        e.issued_refresh_token_fingerprint = Some(issued.into());
+        e
+    }
+
+    #[test]
+    fn under_rotation_a_refresh_with_the_token_just_issued_is_a_duplicate() {
+        let ttl = Duration::from_secs(60);
+        // Each refresh presents the token the previous one issued.
+        let storm = [
+            rotated(entry(1, 0, "a", 200, None), "b"),
+            rotated(entry(2, 30, "b", 200, None), "c"),
+            rotated(entry(3, 60, "c", 200, None), "d"),
+        ];
+        let judged = judge_journal(&storm, &HashSet::new(), ttl);
+        assert_eq!(broken(&judged), ["one refresh per credential per expiry"]);
+        assert_eq!(judged.duplicate_refreshes, 2);
+        // One credential in the timeline, not three tokens.
+        assert!(judged.timeline.iter().all(|p| p.credential == 0));
+        // The same chain, once per token lifetime: each refresh is the expiry's one.
+        let spaced = [
+            rotated(entry(1, 0, "a", 200, None), "b"),
+            rotated(entry(2, 59_000, "b", 200, None), "c"),
+            rotated(entry(3, 118_000, "c", 200, None), "d"),
+        ];
+        assert!(broken(&judge_journal(&spaced, &HashSet::new(), ttl)).is_empty());
+        // Two credentials rotating at the same moment are two refreshes, not a duplicate.
+        let two = [
+            rotated(entry(1, 0, "a", 200, None), "b"),
+            rotated(entry(2, 5, "x", 200, None), "y"),
+        ];
+        assert!(broken(&judge_journal(&two, &HashSet::new(), ttl)).is_empty());
     }
 }

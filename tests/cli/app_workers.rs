@@ -238,6 +238,17 @@ async fn rotation_the_naive_workers_lose_the_rotated_token(db: TestDb) {
     let r = sim(&app, "right", "rotation", shape(Pool::Own, 120, 3));
     r.assert_code(0);
     assert!(broken(&r.json()).is_empty(), "{r}");
+    // Every job refreshes, under the lock, and writes back what the rotation returned: nothing
+    // is lost and no superseded token is presented, and each refresh presents the token the one
+    // before issued. The journal follows each credential through its rotations, so the refreshes
+    // made while its token was fresh are still its duplicates.
+    let r = sim(&app, "eager", "rotation", shape(Pool::Own, 30, 1));
+    r.assert_code(1);
+    let v = r.json();
+    assert_eq!(broken(&v), ["one refresh per credential per expiry"], "{r}");
+    assert_eq!(v["jobs_succeeded"], 30, "{r}");
+    assert_eq!(v["token_requests"], 30, "{r}");
+    assert!(v["refreshes_per_expiry"].as_f64().unwrap() > 1.0, "{r}");
     // Two rounds: the second presents the refresh token the first's rotation superseded.
     let r = sim(&app, "naive", "rotation", shape(Pool::Own, 120, 2));
     r.assert_code(1);

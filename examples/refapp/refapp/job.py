@@ -1,7 +1,7 @@
 """The refresh job: load a credential, refresh it with google-auth when it has expired, call the
 Gmail profile with the token, and (in the right variant) write the result back.
 
-Two variants, chosen by ``REFAPP_VARIANT`` (or the caller):
+The variants, chosen by ``REFAPP_VARIANT`` (or the caller):
 
 - ``right``: reads the row; when the token has expired, takes the lock (``BEGIN IMMEDIATE`` on
   SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL), reads the row again and refreshes only if it is
@@ -11,6 +11,9 @@ Two variants, chosen by ``REFAPP_VARIANT`` (or the caller):
   refreshed again until the user reconnects. When the API answers 401 to a token that looked
   valid, it refreshes the same way (unless another worker already replaced that token) and
   retries the call once, as google-auth's ``AuthorizedSession`` does.
+- ``eager``: the right variant's lock, re-read and write-back, but it refreshes on every job,
+  whether the token has expired or not ("refresh before each call, to be safe"): nothing is lost,
+  but every job costs a token request, a storm of refreshes nobody needed.
 - ``naive``: what such code often looks like. No lock, no re-read: every worker that finds the
   token expired refreshes it. It retries a failed refresh, ``invalid_grant`` included, and never
   marks the row. It writes back the new access token and expiry into the payload it read before
@@ -37,7 +40,7 @@ from google.oauth2.credentials import Credentials
 from refapp.db import STATUS_NEEDS_RECONNECT, ConfigError, Database
 from refapp.sealing import decrypt_credential, encrypt_credential
 
-VARIANTS = ("right", "naive", "no-writeback")
+VARIANTS = ("right", "eager", "naive", "no-writeback")
 NAIVE_ATTEMPTS = 3
 
 # Exit codes of ``refresh``: the job's outcome.
@@ -141,7 +144,7 @@ def run(credential_id, endpoints=None, variant=None, database_url=None):
     summary = Summary(credential_id, variant)
     db = Database(database_url)
     try:
-        job = _right if variant == "right" else _naive
+        job = _right if variant in ("right", "eager") else _naive
         creds = job(db, credential_id, endpoints, variant, summary)
     finally:
         db.close()
@@ -177,6 +180,8 @@ def _right(db, credential_id, endpoints, variant, summary):
         summary["outcome"] = "needs_reconnect"
         return None
     creds = credentials(decrypt_credential(row.encrypted_data), endpoints["OAUTHTEST_TOKEN_URL"])
+    if variant == "eager":
+        return _refresh_locked(db, credential_id, endpoints, summary, lambda c: False)
     if fresh(creds):
         return creds
     return _refresh_locked(db, credential_id, endpoints, summary, fresh)

@@ -158,3 +158,41 @@ fn unix_now() -> i64 {
         .expect("after 1970")
         .as_secs() as i64
 }
+
+#[tokio::test]
+async fn a_rotation_journals_the_refresh_token_it_issued_and_a_plain_refresh_none() {
+    let google = google_with(MockConfig {
+        rotate_refresh_tokens: true,
+        ..MockConfig::default()
+    })
+    .await;
+    let first = google.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes(&[GMAIL]));
+    let answer = refresh(&google, &first).await;
+    let second = answer.json()["refresh_token"]
+        .as_str()
+        .expect("a rotated refresh_token")
+        .to_owned();
+    refresh(&google, &second).await;
+    google.set_rotate_refresh_tokens(false);
+    let third = google.journal()[1]
+        .issued_refresh_token_fingerprint
+        .clone()
+        .expect("the second rotation's token");
+    let plain = google.issue_refresh_token(DEFAULT_CLIENT_ID, &scopes(&[GMAIL]));
+    refresh(&google, &plain).await;
+
+    let journal = google.journal();
+    // Each refresh presents the token the one before issued: the journal links them.
+    assert_eq!(
+        journal[0].issued_refresh_token_fingerprint,
+        Some(fingerprint(&second))
+    );
+    assert_eq!(
+        journal[1].refresh_token_fingerprint,
+        journal[0].issued_refresh_token_fingerprint
+    );
+    assert_ne!(Some(third), journal[1].refresh_token_fingerprint);
+    // Without rotation Google's answer carries no refresh token, and the journal none.
+    assert_eq!(journal[2].status, Some(200));
+    assert_eq!(journal[2].issued_refresh_token_fingerprint, None);
+}
