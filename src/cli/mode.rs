@@ -50,7 +50,8 @@ pub enum Mode {
     Scrub,
     /// Check configuration and store without changing anything: key, production key kept apart,
     /// database, migrations, every credential decrypts, token endpoint (--check-endpoint),
-    /// production guard. Each finding with a fix; exit 1 if any check fails.
+    /// production guard. Each check is listed with its fix where it has one; exit 1 if any
+    /// check fails.
     Doctor,
     /// Remove the temporary rows that a mock, mock-all or worker-sim run with --database-url left
     /// when it was killed (kill -9): those of runs that are gone (same host, their pid not
