@@ -1,5 +1,5 @@
 //! The one vocabulary of checks: one check's result ([`Check`]), how it ended ([`Status`]),
-//! and the one rule that turns a run's checks into its exit code ([`exit_code`]). `doctor`,
+//! and the one rule that turns a run's checks into its exit code ([`exit_code()`]). `doctor`,
 //! `real`, `force-expire` and the application-store variants of them all report with it, so a
 //! run fails (exit 1) exactly when one of its checks is [`Status::Fail`], whatever the mode.
 

@@ -264,6 +264,8 @@ pub struct Cli {
 
     /// real, force-expire, worker-sim: the token endpoint [default: Google's,
     /// https://oauth2.googleapis.com/token; worker-sim: the embedded mock].
+    // The URL is shown as typed in --help, not as a link.
+    #[allow(rustdoc::bare_urls)]
     #[arg(
         long,
         env = "OAUTHTEST_TOKEN_URL",

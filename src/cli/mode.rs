@@ -123,7 +123,7 @@ impl Mode {
     ];
 
     /// The options this mode takes beyond [`COMMON_ARGS`], by their clap ids (the field names of
-    /// [`Cli`]). Any other option given on the command line is refused, naming the modes that
+    /// [`Cli`](super::Cli)). Any other option given on the command line is refused, naming the modes that
     /// take it; `--mode MODE --help` shows exactly these.
     pub fn takes(self) -> &'static [&'static str] {
         match self {

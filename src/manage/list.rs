@@ -86,6 +86,9 @@ pub struct ListReport {
 ///
 /// # Errors
 /// [`Error::Store`]; [`Error::NotFound`] for an unknown `--credential-id`.
+///
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::Store`]: crate::Error::Store
 pub async fn run(settings: &Settings, args: &ListArgs) -> Result<ListReport> {
     let store = settings.open_store_read_only().await?;
     let now = Utc::now();

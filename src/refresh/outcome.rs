@@ -85,7 +85,8 @@ impl From<DecryptError> for EngineError {
 }
 
 impl EngineError {
-    /// The outcome code for reports: the same vocabulary as [`Outcome::code`].
+    /// The outcome code for reports: the same vocabulary as
+    /// [`Outcome::code`](crate::exchange::Outcome::code).
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::NeedsReconnect { .. } | EngineError::NoRefreshToken(_) => {

@@ -62,6 +62,12 @@ impl ForceExpireReport {
 /// [`Error::Usage`] without `--credential-id`; [`Error::NotFound`]; [`Error::Config`] for the
 /// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`]. A failed step is a finding
 /// in the report (exit 1).
+///
+/// [`Error::Config`]: crate::Error::Config
+/// [`Error::Decrypt`]: crate::Error::Decrypt
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::Store`]: crate::Error::Store
+/// [`Error::Usage`]: crate::Error::Usage
 pub async fn run(settings: &Settings, args: &ForceExpireArgs) -> Result<ForceExpireReport> {
     let staging::Opened {
         id,

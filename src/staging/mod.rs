@@ -296,6 +296,11 @@ pub enum Access {
 /// [`Error::NotFound`]; [`Error::Config`] for the
 /// key; [`Error::Decrypt`] (the envelope or its payload); [`Error::Store`] (with [`Access::ReadOnly`],
 /// also when no oauthtest store exists at the URL).
+///
+/// [`Error::Config`]: crate::Error::Config
+/// [`Error::Decrypt`]: crate::Error::Decrypt
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::Store`]: crate::Error::Store
 pub async fn open_credential(
     settings: &Settings,
     id: CredentialId,
@@ -326,6 +331,10 @@ pub async fn open_credential(
 ///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Decrypt`], [`Error::Store`].
+///
+/// [`Error::Decrypt`]: crate::Error::Decrypt
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::Store`]: crate::Error::Store
 pub async fn snapshot(
     store: &Store,
     id: i64,

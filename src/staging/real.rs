@@ -50,6 +50,12 @@ impl RealReport {
 /// key; [`Error::Decrypt`] (the envelope or its payload) for a credential that cannot be read;
 /// [`Error::Store`]. A refresh or check that fails is a finding in the report (exit 1), not an
 /// error.
+///
+/// [`Error::Config`]: crate::Error::Config
+/// [`Error::Decrypt`]: crate::Error::Decrypt
+/// [`Error::NotFound`]: crate::Error::NotFound
+/// [`Error::Store`]: crate::Error::Store
+/// [`Error::Usage`]: crate::Error::Usage
 pub async fn run(settings: &Settings, args: &RealArgs) -> Result<RealReport> {
     let access = if args.dry_run {
         staging::Access::ReadOnly

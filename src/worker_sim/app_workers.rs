@@ -7,7 +7,7 @@
 //!    the application's table the application's way ([`AppStore::insert`]), each with its own
 //!    OAuth client and an expired access token, as temporary rows ([`crate::temp_rows`]: removed
 //!    afterwards on every path out of the run).
-//! 2. The commands run as [`super::commands`] says, with the mock's URLs, the row ids, the job
+//! 2. The commands run as `worker_sim::commands` says, with the mock's URLs, the row ids, the job
 //!    count and the worker count in `OAUTHTEST_*` variables.
 //! 3. The invariants: one refresh per credential per expiry, no token request after
 //!    `invalid_grant`, no superseded refresh token presented (the journal); the rows of the

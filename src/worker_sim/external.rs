@@ -1,7 +1,7 @@
 //! worker-sim on stored credentials against a token endpoint given by URL (`--token-url`: a
 //! running `serve`, or Google): oauthtest's own rows ([`run_external`], also a child process
 //! of a multi-process run) or the application's ([`super::app_rows::run`]). Both run the same
-//! workers over the same engine and are judged the same way ([`on_rows`]): from serve's
+//! workers over the same engine and are judged the same way (`on_rows`): from serve's
 //! journal when the endpoint is a serve, and from this process's own counts.
 
 use crate::error::{Error, Result};

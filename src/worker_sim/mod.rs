@@ -337,7 +337,7 @@ fn serialize_histogram(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
-/// Reads a histogram written by [`serialize_histogram`].
+/// Reads a histogram written by `serialize_histogram`.
 pub fn deserialize_histogram(s: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
     hdrhistogram::serialization::Deserializer::new()
