@@ -150,7 +150,7 @@ impl RefreshStore for AppRows {
     }
 
     fn secrets(&self, row: &AppRowState) -> Result<GoogleCredential, EngineError> {
-        Ok(row.cred.clone().secrets)
+        Ok(row.cred.secrets.clone())
     }
 
     async fn try_acquire_lease(

@@ -686,7 +686,7 @@ value = "reauth"
 }
 
 /// A FastAPI store on SQLite with one Fernet row, for the failing cases.
-async fn fernet_store(extra: &str) -> Option<(TestDb, App, AppStore, Cipher)> {
+pub(crate) async fn fernet_store(extra: &str) -> Option<(TestDb, App, AppStore, Cipher)> {
     if !available(Lib::Fernet) {
         return None;
     }

@@ -10,7 +10,9 @@ use crate::app_store::{
     FASTAPI_CONFIG,
 };
 use crate::on_both_backends;
-use crate::support::serve::{admin_get, admin_post, invariant, refresh, Serve};
+use crate::support::serve::{
+    admin_get, admin_post, assert_journal_judged_and_held, invariant, refresh, Serve,
+};
 use crate::support::*;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -151,18 +153,7 @@ async fn coordinated_run(db: TestDb) {
     );
     r.assert_code(0);
     let v = r.json();
-    assert_eq!(
-        v["judged_from"],
-        "the mock's journal (/__admin/requests) and this process's counts"
-    );
-    for name in [
-        "one refresh per credential per expiry",
-        "no token request after invalid_grant",
-        "no request presents a superseded refresh token",
-        "no job fails",
-    ] {
-        assert_eq!(invariant(&v, name)["held"], true, "{v}");
-    }
+    assert_journal_judged_and_held(&v);
     assert_eq!(v["jobs_succeeded"], 200, "{v}");
     assert_eq!(token_requests(&serve).await, (2, 2), "one per row: {v}");
 
@@ -340,31 +331,15 @@ async fn a_bad_application_row_id_is_exit_2_naming_it_and_nothing_is_written() {
 /// the application changed meanwhile is re-read, never overwritten blindly.
 #[tokio::test]
 async fn a_write_back_keeps_what_the_application_changed_meanwhile_and_never_its_newer_tokens() {
-    use oauthtest::app_store::{AppStore, Cipher, RowId, StoreConfig};
+    use oauthtest::app_store::RowId;
     use oauthtest::refresh::{AppRows, RefreshStore};
     use oauthtest::secret::AccessToken;
     use oauthtest::store::{CredentialState, HistoryEntry, RefreshWrite};
     use std::time::Duration;
 
-    if !available(Lib::Fernet) {
+    let Some((db, app, store, cipher)) = crate::app_store::fernet_store("").await else {
         return;
-    }
-    let db = TestDb::sqlite();
-    let key = fernet_key();
-    let app = App::new(Lib::Fernet, &[("APP_ENCRYPTION_KEY", &key)]);
-    fastapi_table(&db).await;
-    fastapi_row(
-        &db,
-        7,
-        "gmailOAuth2",
-        "Gmail",
-        &app.seal(&fastapi_payload()),
-    )
-    .await;
-    let cfg = StoreConfig::load(&db.write("app.toml", FASTAPI_CONFIG)).unwrap();
-    let lookup = |name: &str| (name == "APP_ENCRYPTION_KEY").then(|| key.clone());
-    let cipher = Cipher::from_config(&cfg, &lookup).unwrap();
-    let store = AppStore::connect(cfg, &db.url).await.unwrap();
+    };
     let rows = AppRows::new(store, cipher).await.unwrap();
     let (id, owner, ttl) = (RowId::from(1), "worker-a", Duration::from_secs(30));
     let history = HistoryEntry::new("worker-sim", "refresh", "refreshed", None);

@@ -2,7 +2,10 @@
 //! journal, every process that used it included, and a run whose every job fails failing.
 
 use crate::on_both_backends;
-use crate::support::serve::{admin_get, http, invariant, mint_authorized_user, refresh, Serve};
+use crate::support::serve::{
+    admin_get, assert_journal_judged_and_held, http, invariant, mint_authorized_user, refresh,
+    Serve,
+};
 use crate::support::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -73,18 +76,7 @@ async fn processes_on_one_serve_are_judged_together_from_its_journal(db: TestDb)
             String::from_utf8_lossy(&out.stderr)
         );
         let v: Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(
-            v["judged_from"],
-            "the mock's journal (/__admin/requests) and this process's counts"
-        );
-        for name in [
-            "one refresh per credential per expiry",
-            "no token request after invalid_grant",
-            "no request presents a superseded refresh token",
-            "no job fails",
-        ] {
-            assert_eq!(invariant(&v, name)["held"], true, "{v}");
-        }
+        assert_journal_judged_and_held(&v);
     }
     // Between them, one refresh per credential, as serve's journal counts them.
     let (_, journal) = admin_get(&serve, "requests?endpoint=token").await;

@@ -227,6 +227,23 @@ pub(crate) async fn api_status(serve: &Serve, access_token: &str) -> u16 {
         .as_u16()
 }
 
+/// A worker-sim JSON report against serve: judged from serve's journal, and every invariant
+/// of that judgement held.
+pub(crate) fn assert_journal_judged_and_held(v: &Value) {
+    assert_eq!(
+        v["judged_from"],
+        "the mock's journal (/__admin/requests) and this process's counts"
+    );
+    for name in [
+        "one refresh per credential per expiry",
+        "no token request after invalid_grant",
+        "no request presents a superseded refresh token",
+        "no job fails",
+    ] {
+        assert_eq!(invariant(v, name)["held"], true, "{v}");
+    }
+}
+
 /// The invariant named `name` in a worker-sim JSON report.
 pub(crate) fn invariant<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["invariants"]
